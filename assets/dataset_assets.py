@@ -1,0 +1,496 @@
+"""The asset graph of one configured dataset (DESIGN.md "Asset graph").
+
+::
+
+    source_meta ──► episode_frames[ep] ──► frames_table ──┐
+         │      └─► episode_videos[ep] ──► episodes_table ├─► lance_dataset
+         │      └─► episode_stats[ep]  ──► dataset_stats ─┘
+         └────────► source_videos ───────► videos_table
+
+Assets are thin: each calls one function of :mod:`lerobot_lance.convert` and
+turns its result into Dagster metadata and asset check results. Blocking
+checks are declared with the asset (``check_specs``) and evaluated from what
+the asset just computed, so no stage re-reads its own output to check it.
+"""
+
+
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    BackfillPolicy,
+    Backoff,
+    Config,
+    DynamicPartitionsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+    BetaWarning,
+    asset,
+)
+
+from lerobot_lance import convert
+from lerobot_lance.quality.result import CheckOutcome
+from lerobot_lance.staging import partition_key
+from pipelines.config import DatasetConfig
+from resources import LanceStorageResource, LeRobotSourceResource, ProgressReporter, VideoCodecResource
+
+# ``backfill_policy`` is beta in Dagster 1.13; we rely on it knowingly.
+warnings.filterwarnings("ignore", category=BetaWarning, message=".*backfill_policy.*")
+
+#: Transient failures (Hub network, object-store hiccups) are retried.
+RETRY = RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL)
+
+#: Named blocking checks per asset (one per quality rule; see lerobot_lance.quality).
+SOURCE_META_CHECKS = (
+    "supported_version",
+    "required_info_keys",
+    "features_well_formed",
+    "path_templates_safe",
+    "episode_ranges_tile",
+    "totals_agree",
+    "task_indices_exist",
+)
+SOURCE_FILE_CHECKS = (
+    "files_exist",
+    "files_non_empty",
+    "no_orphan_files",
+    "video_frames_cover_episodes",
+    "video_stream_matches_info",
+)
+EPISODE_FRAME_CHECKS = (
+    "row_count_matches_length",
+    "frame_index_sequence",
+    "episode_index_constant",
+    "index_contiguous",
+    "timestamps_monotonic",
+    "timestamps_match_fps",
+    "vector_widths",
+    "no_nan_inf",
+)
+EPISODE_VIDEO_CHECKS = ("segment_frame_count", "segment_endpoints_decode")
+CONTENT_CHECKS = (
+    "frozen_actuators",
+    "flatlined_sensors",
+    "clipped_values",
+    "action_jumps",
+    "zero_variance_dims",
+    "encoder_wraparound",
+    "near_duplicate_episodes",
+    "short_episodes",
+)
+OUTPUT_CHECKS = (
+    "table_row_counts",
+    "videos_sha256",
+    "frames_keys_unique",
+    "tables_share_tag",
+)
+
+
+def partitions_name(cfg: DatasetConfig) -> str:
+    return f"{cfg.name}_episodes"
+
+
+class SourceMetaConfig(Config):
+    """Run config of ``source_meta``.
+
+    Attributes:
+        episodes: episodes to convert and publish, e.g. ``"0-9,12"``; empty
+            means every episode of the source.
+    """
+
+    episodes: str = ""
+
+
+def parse_episode_ranges(text: str) -> list[int] | None:
+    """``"0-9,12"`` -> ``[0, ..., 9, 12]``; ``""`` -> ``None`` (all episodes).
+
+    Raises:
+        ValueError: a part is not ``N`` or ``N-M`` with ``N <= M``.
+    """
+    text = text.strip()
+    if not text:
+        return None
+    out: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        lo, _, hi = part.partition("-")
+        try:
+            a, b = int(lo), int(hi or lo)
+        except ValueError:
+            raise ValueError(f"episode range {part!r}: expected N or N-M") from None
+        if a > b or a < 0:
+            raise ValueError(f"episode range {part!r}: expected 0 <= N <= M")
+        out.update(range(a, b + 1))
+    return sorted(out)
+
+
+def check_results(
+    asset_key: AssetKey, outcomes: Iterable[CheckOutcome | dict[str, Any]], declared: Sequence[str]
+) -> list[AssetCheckResult]:
+    """One :class:`AssetCheckResult` per declared check name.
+
+    Outcomes of the same name (several batches) are merged; a declared check
+    with no outcome passes with a note saying it did not apply.
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    for o in outcomes:
+        d = o.to_dict() if isinstance(o, CheckOutcome) else o
+        m = merged.setdefault(
+            d["name"], {"passed": True, "severity": d.get("severity", "ERROR"), "n": 0, "offenders": [], "messages": []}
+        )
+        m["passed"] &= bool(d["passed"])
+        m["n"] += int(d.get("n_offenders", 0))
+        m["offenders"] += [str(_offender_text(x)) for x in d.get("offenders", [])]
+        if not d["passed"]:
+            m["messages"].append(d.get("message", ""))
+        for k, v in (d.get("metadata") or {}).items():
+            if isinstance(v, (int, float, str, bool)):
+                m.setdefault("meta", {})[k] = v
+    results = []
+    for name in declared:
+        m = merged.get(name)
+        if m is None:
+            results.append(
+                AssetCheckResult(asset_key=asset_key, check_name=name, passed=True, metadata={"note": "not applicable to this run"})
+            )
+            continue
+        metadata: dict[str, Any] = {"offenders": m["n"]}
+        if m["offenders"]:
+            metadata["first_offenders"] = MetadataValue.md("\n".join(f"- {t}" for t in m["offenders"][:10]))
+        if m["messages"]:
+            metadata["message"] = m["messages"][0][:1000]
+        metadata.update(m.get("meta", {}))
+        results.append(
+            AssetCheckResult(
+                asset_key=asset_key,
+                check_name=name,
+                passed=m["passed"],
+                severity=AssetCheckSeverity.WARN if m["severity"] == "WARN" else AssetCheckSeverity.ERROR,
+                metadata=metadata,
+            )
+        )
+    return results
+
+
+def _offender_text(x: Any) -> str:
+    if isinstance(x, dict):
+        where = x.get("file") or ""
+        if x.get("episode_index") is not None:
+            where += f" (episode {x['episode_index']})"
+        text = f"{where}: {x.get('detail', '')}"
+        if x.get("expected") is not None or x.get("found") is not None:
+            text += f" (expected {x.get('expected')}, found {x.get('found')})"
+        return text
+    return str(x)
+
+
+def _batch_check(asset_key: AssetKey, name: str, result: convert.BatchResult, description: str) -> AssetCheckResult:
+    return AssetCheckResult(
+        asset_key=asset_key,
+        check_name=name,
+        passed=not result.failed,
+        metadata={
+            "description": description,
+            "failed_episodes": MetadataValue.json({str(k): v for k, v in list(result.failed.items())[:20]}),
+            "n_failed": len(result.failed),
+            "n_ok": len(result.ok),
+        },
+    )
+
+
+def _specs(key: AssetKey, names: Iterable[str], blocking: bool = True) -> list[AssetCheckSpec]:
+    return [AssetCheckSpec(n, asset=key, blocking=blocking) for n in names]
+
+
+def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
+    """The assets and blocking checks of one dataset, keyed ``[<name>, <asset>]``
+    and grouped under ``<name>``."""
+    ds = cfg.name
+    group = ds
+    episodes = DynamicPartitionsDefinition(name=partitions_name(cfg))
+    backfill = BackfillPolicy.multi_run(max_partitions_per_run=cfg.backfill_batch_size)
+
+    def k(name: str) -> AssetKey:
+        return AssetKey([ds, name])
+
+    def conv_of(storage: LanceStorageResource, codec: VideoCodecResource | None = None) -> convert.Conversion:
+        return storage.conversion(cfg, codec)
+
+    @asset(
+        key=k("source_meta"),
+        group_name=group,
+        description="Resolve the source (meta/ only), parse it, pin its revision and register one partition per episode.",
+        check_specs=_specs(k("source_meta"), SOURCE_META_CHECKS),
+        retry_policy=RETRY,
+        kinds={"python"},
+    )
+    def source_meta(
+        context: AssetExecutionContext,
+        config: SourceMetaConfig,
+        lerobot_source: LeRobotSourceResource,
+        lance_storage: LanceStorageResource,
+    ) -> MaterializeResult:
+        from lerobot_lance.quality import check_source_meta
+
+        conv = conv_of(lance_storage)
+        src = lerobot_source.open(cfg.source, cfg.revision)
+        outcomes = check_source_meta(src.meta_root())
+        failed = [o for o in outcomes if not o.passed and o.severity == "ERROR"]
+        if failed:
+            # Record the failed checks, then stop: nothing downstream may run.
+            context.log.error("; ".join(f"{o.name}: {o.message}" for o in failed))
+        meta = convert.resolve_source(conv, src, episodes=parse_episode_ranges(config.episodes)) if not failed else None
+        if meta is not None:
+            keys = [partition_key(i) for i in meta.episode_indices]
+            existing = set(context.instance.get_dynamic_partitions(episodes.name))
+            new = [p for p in keys if p not in existing]
+            if new:
+                context.instance.add_dynamic_partitions(episodes.name, new)
+        md: dict[str, Any] = {"source": src.description}
+        if meta is not None:
+            md.update(
+                {
+                    "codebase_version": meta.codebase_version,
+                    "revision": conv.revision,
+                    "fps": meta.fps,
+                    "episodes": len(meta.episodes),
+                    "frames": meta.total_frames,
+                    "cameras": MetadataValue.json(meta.camera_keys),
+                    "tasks": MetadataValue.json({str(i): t for i, t in meta.tasks.items()}),
+                }
+            )
+        return MaterializeResult(metadata=md, check_results=check_results(k("source_meta"), outcomes, SOURCE_META_CHECKS))
+
+    @asset(
+        key=k("source_videos"),
+        group_name=group,
+        deps=[source_meta],
+        description="Check every source data and video file: present, non-empty, no orphans, containers covering their episodes.",
+        check_specs=_specs(k("source_videos"), SOURCE_FILE_CHECKS),
+        retry_policy=RETRY,
+    )
+    def source_videos(lance_storage: LanceStorageResource) -> MaterializeResult:
+        from lerobot_lance.quality import check_source_files
+
+        conv = conv_of(lance_storage)
+        meta = conv.meta
+        refs = [] if conv.options.skip_videos else meta.video_files()
+        root = conv.source.fetch([*meta.data_files(), *(r.relative_path for r in refs)])
+        outcomes = check_source_files(root, meta)
+        return MaterializeResult(
+            metadata={"video_files": len(refs), "data_files": len(meta.data_files())},
+            check_results=check_results(k("source_videos"), outcomes, SOURCE_FILE_CHECKS),
+        )
+
+    @asset(
+        key=k("episode_frames"),
+        group_name=group,
+        deps=[source_meta],
+        partitions_def=episodes,
+        backfill_policy=backfill,
+        description="Read, validate and stage each episode's frames rows.",
+        check_specs=[*_specs(k("episode_frames"), ["episodes_staged", *EPISODE_FRAME_CHECKS]), *_specs(k("episode_frames"), CONTENT_CHECKS, blocking=False)],
+        retry_policy=RETRY,
+    )
+    def episode_frames(context: AssetExecutionContext, lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
+        conv = conv_of(lance_storage)
+        eps = [int(p) for p in context.partition_keys]
+        result = convert.stage_episode_frames(conv, eps, progress.for_stage("episode_frames"))
+        content = convert.content_outcomes(conv, result.ok)
+        checks = [
+            _batch_check(k("episode_frames"), "episodes_staged", result, "every episode of the run read and staged"),
+            *check_results(k("episode_frames"), result.outcomes, EPISODE_FRAME_CHECKS),
+            *check_results(k("episode_frames"), content, CONTENT_CHECKS),
+        ]
+        return MaterializeResult(
+            metadata={"episodes": len(eps), "staged": len(result.ok), "failed": len(result.failed), "rows": result.rows, "bytes": result.bytes},
+            check_results=checks,
+        )
+
+    @asset(
+        key=k("episode_videos"),
+        group_name=group,
+        deps=[source_meta],
+        partitions_def=episodes,
+        backfill_policy=backfill,
+        description="Make each episode's standalone mp4 per camera: verbatim (v2.x), stream copy or lossless re-encode (v3.0).",
+        check_specs=_specs(k("episode_videos"), ["episodes_staged", *EPISODE_VIDEO_CHECKS]),
+        retry_policy=RETRY,
+    )
+    def episode_videos(
+        context: AssetExecutionContext,
+        lance_storage: LanceStorageResource,
+        video_codec: VideoCodecResource,
+        progress: ResourceParam[ProgressReporter],
+    ) -> MaterializeResult:
+        conv = conv_of(lance_storage, video_codec)
+        eps = [int(p) for p in context.partition_keys]
+        result = convert.stage_episode_videos(conv, eps, progress.for_stage("episode_videos"))
+        return MaterializeResult(
+            metadata={"episodes": len(eps), "segments": result.rows, "failed": len(result.failed), "bytes": result.bytes},
+            check_results=[
+                _batch_check(k("episode_videos"), "episodes_staged", result, "every episode's segments hold exactly its frames"),
+                *check_results(k("episode_videos"), result.outcomes, EPISODE_VIDEO_CHECKS),
+            ],
+        )
+
+    @asset(
+        key=k("episode_stats"),
+        group_name=group,
+        deps=[episode_frames, episode_videos],
+        partitions_def=episodes,
+        backfill_policy=backfill,
+        description="Per-episode statistics of every numeric feature and camera, compared with the source's own.",
+        check_specs=[*_specs(k("episode_stats"), ["episodes_staged"]), AssetCheckSpec("stats_match_source", asset=k("episode_stats"))],
+        retry_policy=RETRY,
+    )
+    def episode_stats(context: AssetExecutionContext, lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
+        conv = conv_of(lance_storage)
+        eps = [int(p) for p in context.partition_keys]
+        result = convert.stage_episode_stats(conv, eps, progress.for_stage("episode_stats"))
+        return MaterializeResult(
+            metadata={"episodes": len(eps), "staged": len(result.ok), "failed": len(result.failed)},
+            check_results=[
+                _batch_check(k("episode_stats"), "episodes_staged", result, "statistics computed for every episode"),
+                *check_results(k("episode_stats"), result.outcomes, ["stats_match_source"]),
+            ],
+        )
+
+    def _table_result(name: str, pending: Any, cov: convert.Coverage, expected_rows: int) -> MaterializeResult:
+        key = k(name)
+        return MaterializeResult(
+            metadata={
+                "rows": pending.rows,
+                "uri": pending.uri,
+                "fragments": len(pending.fragments),
+                "episodes": len(cov.included),
+                "missing_episodes": MetadataValue.json({str(e): why for e, why in list(cov.missing.items())[:50]}),
+            },
+            check_results=[
+                AssetCheckResult(
+                    asset_key=key,
+                    check_name="row_count",
+                    passed=pending.rows == expected_rows,
+                    metadata={"expected": expected_rows, "found": pending.rows},
+                )
+            ],
+        )
+
+    def _expected_frames(conv: convert.Conversion, eps: Sequence[int]) -> int:
+        return sum(conv.meta.episode(e).length for e in eps)
+
+    @asset(
+        key=k("frames_table"),
+        group_name=group,
+        deps=[episode_frames],
+        description="Stage frames.lance: every published episode's rows, in episode order (committed by lance_dataset).",
+        check_specs=_specs(k("frames_table"), ["row_count"]),
+        kinds={"lance"},
+    )
+    def frames_table(lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
+        conv = conv_of(lance_storage)
+        pending = convert.write_frames_table(conv)
+        cov = convert.publishable_episodes(conv)
+        progress.advance("frames_table")
+        return _table_result("frames_table", pending, cov, _expected_frames(conv, cov.included))
+
+    @asset(
+        key=k("episodes_table"),
+        group_name=group,
+        deps=[episode_videos, episode_frames, episode_stats],
+        description="Stage episodes.lance: one row per episode with trajectories, stats and per-camera mp4 segment blobs.",
+        check_specs=_specs(k("episodes_table"), ["row_count"]),
+        kinds={"lance"},
+    )
+    def episodes_table(lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
+        conv = conv_of(lance_storage)
+        pending = convert.write_episodes_table(conv)
+        cov = convert.publishable_episodes(conv)
+        progress.advance("episodes_table")
+        return _table_result("episodes_table", pending, cov, len(cov.included))
+
+    @asset(
+        key=k("videos_table"),
+        group_name=group,
+        deps=[source_videos, episode_videos],
+        description="Stage videos.lance: each source mp4 verbatim (blob) with its sha256.",
+        check_specs=_specs(k("videos_table"), ["row_count"]),
+        kinds={"lance"},
+    )
+    def videos_table(lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
+        conv = conv_of(lance_storage)
+        pending = convert.write_videos_table(conv)
+        cov = convert.publishable_episodes(conv)
+        progress.advance("videos_table")
+        return _table_result("videos_table", pending, cov, len(convert.source_video_files(conv)))
+
+    @asset(
+        key=k("dataset_stats"),
+        group_name=group,
+        deps=[episode_stats],
+        description="Dataset statistics aggregated over episodes like LeRobot (count-weighted mean, pooled variance).",
+        check_specs=[AssetCheckSpec("stats_match_source", asset=k("dataset_stats"))],
+    )
+    def dataset_stats(lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
+        conv = conv_of(lance_storage)
+        summary = convert.aggregate_dataset_stats(conv)
+        progress.advance("dataset_stats")
+        md: dict[str, Any] = {"features": len(summary.stats), "episodes": summary.episodes}
+        if summary.ranges_markdown:
+            md["ranges"] = MetadataValue.md(summary.ranges_markdown)
+        if summary.plot_path:
+            md["mean_std_plot"] = MetadataValue.md(summary.plot_markdown)
+        return MaterializeResult(
+            metadata=md, check_results=check_results(k("dataset_stats"), summary.outcomes, ["stats_match_source"])
+        )
+
+    @asset(
+        key=k("lance_dataset"),
+        group_name=group,
+        deps=[frames_table, episodes_table, videos_table, dataset_stats],
+        description="Publish: commit the three tables once each, index, tag them alike, write meta/.",
+        check_specs=_specs(k("lance_dataset"), OUTPUT_CHECKS),
+        kinds={"lance"},
+    )
+    def lance_dataset(context: AssetExecutionContext, lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
+        from lerobot_lance.quality import check_output
+
+        conv = conv_of(lance_storage)
+        result = convert.publish_dataset(conv, dataset_stats=convert.read_dataset_stats_json(conv))
+        cov = convert.coverage(conv, convert._kinds(conv))
+        progress.advance("lance_dataset")
+        outcomes = check_output(conv.output, conv.meta, conv.source.meta_root(), tag=result.tag, episodes=cov.included)
+        return MaterializeResult(
+            metadata={
+                "tag": result.tag,
+                "versions": MetadataValue.json(result.versions),
+                "rows": MetadataValue.json(result.rows),
+                "output": MetadataValue.path(conv.output),
+                "excluded_episodes": MetadataValue.json({str(e): w for e, w in cov.missing.items()}),
+                "open_with": MetadataValue.md(
+                    f"```python\nimport lancedb\ndb = lancedb.connect({conv.output!r})\nframes = db.open_table('frames', version={result.tag!r})\n```"
+                ),
+            },
+            check_results=check_results(k("lance_dataset"), outcomes, OUTPUT_CHECKS),
+        )
+
+    return [
+        source_meta,
+        source_videos,
+        episode_frames,
+        episode_videos,
+        episode_stats,
+        frames_table,
+        episodes_table,
+        videos_table,
+        dataset_stats,
+        lance_dataset,
+    ]

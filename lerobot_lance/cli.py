@@ -1,0 +1,157 @@
+"""``lerobot-lance``: convert, scan and doctor LeRobot datasets from a shell.
+
+``convert`` runs the same Dagster graph as the UI, in-process, with a progress
+bar per stage; with ``DAGSTER_HOME`` set its runs show in the UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from lerobot_lance.errors import LeRobotLanceError
+
+
+def parse_episodes(text: str) -> list[int]:
+    """``"0-9,12"`` -> ``[0, 1, ..., 9, 12]``.
+
+    Raises:
+        argparse.ArgumentTypeError: malformed ranges.
+    """
+    out: set[int] = set()
+    for part in text.split(","):
+        lo, _, hi = part.strip().partition("-")
+        try:
+            a, b = int(lo), int(hi or lo)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r}: expected N or N-M") from None
+        if a < 0 or a > b:
+            raise argparse.ArgumentTypeError(f"{part!r}: expected 0 <= N <= M")
+        out.update(range(a, b + 1))
+    return sorted(out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lerobot-lance", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("convert", help="convert a dataset (local dir or Hub id) to Lance tables through Dagster")
+    c.add_argument("source", help="local dataset directory or Hub dataset id (owner/name)")
+    c.add_argument("--output", "-o", required=True, help="output root (directory or object-store URI)")
+    c.add_argument("--revision", help="Hub branch, tag or commit")
+    c.add_argument("--episodes", type=parse_episodes, help="episodes to convert, e.g. 0-9,12 (default all)")
+    c.add_argument("--overwrite", action="store_true", help="replace existing tables (as a new Lance version)")
+    c.add_argument("--skip-videos", action="store_true", help="tabular-only conversion (no video segments, no videos table)")
+    c.add_argument("--exclude-failed-episodes", action="store_true", help="publish the sound episodes; record the excluded ones")
+    c.add_argument("--reencode", choices=["auto", "always", "never"], default="auto", help="v3.0 segment cutting (default auto)")
+    c.add_argument("--camera-stats-samples", type=int, help="decoded frames per episode and camera for camera stats (0: none)")
+    c.add_argument("--tolerance-s", type=float, help="timestamp tolerance in seconds (default 1e-4)")
+    c.add_argument("--batch-size", type=int, help="episodes per run (Dagster backfill batch, default 100)")
+    c.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
+    s = sub.add_parser("scan", help="describe a dataset from its metadata (downloads only meta/)")
+    s.add_argument("source")
+    s.add_argument("--revision")
+    s.add_argument("--json", action="store_true", help="print JSON")
+
+    d = sub.add_parser("doctor", help="run the source-side quality checks; exit code = failed checks")
+    d.add_argument("source")
+    d.add_argument("--revision")
+    d.add_argument("--json", action="store_true", help="print JSON")
+    return p
+
+
+def _print_scan(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    con.print(f"[bold]{report['source']}[/] @ {report['revision']}")
+    con.print(
+        f"LeRobot {report['codebase_version']} · {report['fps']} fps · {report['episodes']} episodes · "
+        f"{report['frames']} frames · robot {report.get('robot_type')}"
+    )
+    cams = Table("camera", "dtype", "codec", "resolution", "pix_fmt", title="cameras")
+    for k, c in report["cameras"].items():
+        cams.add_row(k, c["dtype"], str(c["codec"]), f"{c['width']}x{c['height']}", str(c.get("pix_fmt")))
+    con.print(cams)
+    feats = Table("feature", "dtype", "shape", title="features")
+    for k, f in report["features"].items():
+        feats.add_row(k, f["dtype"], str(tuple(f["shape"])))
+    con.print(feats)
+    for i, t in report["tasks"].items():
+        con.print(f"task {i}: {t}")
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from lerobot_lance.api import convert
+
+    options: dict[str, Any] = {"skip_videos": args.skip_videos, "exclude_failed_episodes": args.exclude_failed_episodes, "reencode": args.reencode}
+    if args.camera_stats_samples is not None:
+        options["camera_stats_samples"] = args.camera_stats_samples
+    if args.tolerance_s is not None:
+        options["tolerance_s"] = args.tolerance_s
+    if args.batch_size is not None:
+        options["backfill_batch_size"] = args.batch_size
+    con = Console(stderr=True)
+    bars = Progress(TextColumn("{task.description:<15}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=con, disable=args.quiet)
+    tasks: dict[str, Any] = {}
+
+    def on_stage(stage: str, total: int) -> None:
+        tasks[stage] = bars.add_task(stage, total=total)
+
+    def progress(stage: str, n: int) -> None:
+        if stage in tasks:
+            bars.advance(tasks[stage], n)
+
+    from pipelines.runner import run_conversion
+
+    with bars:
+        summary = run_conversion(
+            args.source, args.output, revision=args.revision, episodes=args.episodes, overwrite=args.overwrite,
+            options=options, progress=progress, on_stage=on_stage,
+        )
+    out = Console()
+    for w in summary.warnings:
+        out.print(f"[yellow]warning[/] {w}")
+    out.print(f"[green]published[/] {summary.output} tag {summary.tag}: " + ", ".join(f"{t} {n} rows" for t, n in summary.rows.items()))
+    out.print(f"open with: python -c \"import lancedb; db = lancedb.connect('{summary.output}'); print(db.open_table('frames').head(3))\"")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lerobot-lance`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "scan":
+            from lerobot_lance.api import scan
+
+            report = scan(args.source, args.revision)
+            if args.json:
+                print(json.dumps(report, indent=2))
+            else:
+                _print_scan(report)
+            return 0
+        if args.command == "doctor":
+            from lerobot_lance.quality.doctor import exit_code, format_report, run_doctor
+
+            outcomes = run_doctor(args.source, args.revision)
+            if args.json:
+                print(json.dumps([o.to_dict() for o in outcomes], indent=2, default=str))
+            else:
+                print(format_report(outcomes))
+            return exit_code(outcomes)
+        return _convert(args)
+    except LeRobotLanceError as e:
+        print(f"lerobot-lance: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,813 @@
+"""The conversion's stages as plain functions (no Dagster).
+
+The Dagster assets, the CLI and the Python API all call these, in this order::
+
+    resolve_source          -> <staging>/source.json, the pinned source revision
+    stage_episode_frames    -> per episode: frames rows (Arrow IPC) + record
+    stage_episode_videos    -> per episode and camera: the standalone segment + record
+    stage_episode_stats     -> per episode: statistics record
+    write_frames_table      -> pending fragments of frames.lance
+    write_episodes_table    -> pending fragments of episodes.lance
+    write_videos_table      -> pending fragments of videos.lance
+    publish_dataset         -> one commit per table, shared tag, meta/ copied
+
+Per-episode stages take any batch of episodes (a Dagster partition range) and
+never raise for one bad episode: its record says ``"status": "failed"`` with
+the located error, the other episodes are staged, and the table stages report
+which episodes are missing and why.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lerobot_lance import formats
+from lerobot_lance.errors import LeRobotLanceError, SourceDataError
+from lerobot_lance.frames import frames_schema, iter_episodes_rows, normalize_frames
+from lerobot_lance.lance_io import PendingTable, PublishResult, blob_field, publish, read_pending, table_uri, write_pending
+from lerobot_lance.model import DatasetMeta, EpisodeMeta
+from lerobot_lance.readers import read_dataset_meta
+from lerobot_lance.source import DatasetSource, open_source
+from lerobot_lance.staging import FRAMES, STATS, VIDEOS, Staging, read_json, write_json_atomic
+
+#: Scalar indexes built at publish (DESIGN.md "Output layout").
+INDEXES: dict[str, dict[str, str]] = {
+    formats.FRAMES_TABLE: {"episode_index": "BTREE", "task_index": "BITMAP"},
+    formats.EPISODES_TABLE: {"episode_index": "BTREE", "task_index": "BITMAP"},
+}
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Options of one conversion.
+
+    Attributes:
+        reencode: ``"auto"`` (stream copy when a v3.0 window starts on a
+            keyframe, lossless libx264 otherwise), ``"always"`` or ``"never"``.
+        skip_videos: tabular-only conversion: no segments, no ``videos`` rows.
+        exclude_failed_episodes: publish the sound episodes when some failed,
+            recording the exclusions; otherwise a failed episode stops the publish.
+        tolerance_s: timestamp tolerance in seconds (LeRobot's default 1e-4).
+        camera_stats_samples: decoded frames per episode and camera for camera
+            statistics; ``None`` uses LeRobot's sample size; ``0`` skips them.
+        deep_video_check: decode every frame of every segment (slow, opt-in).
+        workers: threads for per-episode video work.
+        storage_options: object-store options passed to Lance.
+    """
+
+    reencode: str = "auto"
+    skip_videos: bool = False
+    exclude_failed_episodes: bool = False
+    tolerance_s: float = formats.DEFAULT_TOLERANCE_S
+    camera_stats_samples: int | None = None
+    deep_video_check: bool = False
+    workers: int = 2
+    storage_options: dict[str, str] | None = None
+
+
+@dataclass
+class Conversion:
+    """One output root and the source it is converted from.
+
+    Attributes:
+        output: output root, a directory or an object-store URI.
+        staging: the staging area (``<output>/_staging`` for local outputs).
+        options: see :class:`ConvertOptions`.
+    """
+
+    output: str
+    staging: Staging
+    options: ConvertOptions = field(default_factory=ConvertOptions)
+    _source: DatasetSource | None = None
+    _meta: DatasetMeta | None = None
+
+    @classmethod
+    def at(cls, output: str | Path, staging_dir: str | Path | None = None, options: ConvertOptions | None = None) -> Conversion:
+        output = str(output)
+        if staging_dir is None:
+            if "://" in output and not output.startswith("file://"):
+                raise LeRobotLanceError(f"{output}: an object-store output needs a local staging_dir")
+            staging_dir = Path(output.removeprefix("file://")) / "_staging"
+        return cls(output=output, staging=Staging(Path(staging_dir)), options=options or ConvertOptions())
+
+    # --- the pinned source --------------------------------------------------
+    @property
+    def snapshot(self) -> dict[str, Any]:
+        """``source.json`` written by :func:`resolve_source`.
+
+        Raises:
+            LeRobotLanceError: the source has not been resolved for this output.
+        """
+        snap = read_json(self.staging.root / "source.json")
+        if not snap:
+            raise LeRobotLanceError(f"{self.staging.root}: no resolved source; run resolve_source (the source_meta asset) first")
+        return snap
+
+    @property
+    def revision(self) -> str:
+        return str(self.snapshot["revision"])
+
+    @property
+    def source(self) -> DatasetSource:
+        if self._source is None:
+            snap = self.snapshot
+            self._source = open_source(snap["source"], snap["revision"] if snap["kind"] == "hub" else None)
+        return self._source
+
+    @property
+    def meta(self) -> DatasetMeta:
+        if self._meta is None:
+            self._meta = read_dataset_meta(self.source.meta_root())
+        return self._meta
+
+    def selected(self) -> list[int]:
+        """Episodes this conversion publishes (all, or the ``--episodes`` selection)."""
+        sel = self.snapshot.get("selected")
+        return list(sel) if sel is not None else self.meta.episode_indices
+
+    def uri(self, table: str) -> str:
+        return table_uri(self.output, table)
+
+
+# --- source_meta -------------------------------------------------------------
+def resolve_source(
+    conv: Conversion,
+    source: DatasetSource | str,
+    revision: str | None = None,
+    episodes: Sequence[int] | None = None,
+) -> DatasetMeta:
+    """Resolve the source (download ``meta/`` only), parse it, pin its revision.
+
+    Writes ``<staging>/source.json`` so every later stage reads the same
+    revision. Staged episodes of another revision are then ignored.
+
+    Returns:
+        The normalized metadata.
+
+    Raises:
+        UnsupportedFormatError, SourceDataError, SourceNotFoundError.
+    """
+    src = open_source(source, revision) if isinstance(source, str) else source
+    meta = read_dataset_meta(src.meta_root())
+    rev = src.revision()
+    if episodes is not None:
+        unknown = sorted(set(episodes) - set(meta.episode_indices))
+        if unknown:
+            raise SourceDataError(
+                "meta/", f"requested episodes not in the dataset: {unknown[:10]}",
+                expected=f"episodes within {meta.episode_indices[:1]}..{meta.episode_indices[-1:]}",
+            )
+    kind = "hub" if src.__class__.__name__ == "HubSource" else "local"
+    conv.staging.root.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(
+        conv.staging.root / "source.json",
+        {
+            "source": getattr(src, "repo_id", None) or src.description,
+            "kind": kind,
+            "revision": rev,
+            "codebase_version": meta.codebase_version,
+            "episodes": meta.episode_indices,
+            "selected": sorted(episodes) if episodes is not None else None,
+            "resolved_at": datetime.now(timezone.utc).isoformat(),
+        },
+    )
+    conv._source, conv._meta = src, meta
+    return meta
+
+
+# --- per-episode stages ---------------------------------------------------------
+@dataclass
+class BatchResult:
+    """Outcome of a per-episode stage over a batch of episodes.
+
+    Attributes:
+        ok: episodes staged.
+        failed: episode -> located error message.
+        rows: frames staged (``stage_episode_frames``) or segments written.
+        bytes: bytes staged.
+        outcomes: quality outcomes per rule name (dicts of ``CheckOutcome.to_dict``).
+    """
+
+    ok: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+    rows: int = 0
+    bytes: int = 0
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _record_failure(conv: Conversion, kind: str, ep: int, message: str, result: BatchResult) -> None:
+    result.failed[ep] = message
+    conv.staging.write_record(kind, ep, {"episode_index": ep, "status": "failed", "revision": conv.revision, "error": message})
+
+
+ProgressCallback = Callable[[int], None]
+
+
+def stage_episode_frames(conv: Conversion, episodes: Sequence[int], on_progress: ProgressCallback | None = None) -> BatchResult:
+    """Read, validate and stage the frames rows of these episodes.
+
+    Each episode's rows are checked by the per-episode tabular rules
+    (:func:`lerobot_lance.quality.check_episode_frames`: one Great Expectations
+    validation for the whole batch) and normalized to the frames schema;
+    failing episodes are recorded as failed, the others staged.
+    """
+    meta, result = conv.meta, BatchResult()
+    eps = [meta.episode(i) for i in episodes]
+    root = conv.source.fetch(list(dict.fromkeys(e.data_path for e in eps)))
+    schema = frames_schema(meta)
+    rows_by_ep: dict[int, pa.Table] = {}
+    try:
+        for e, rows in iter_episodes_rows(root, eps):
+            rows_by_ep[e.episode_index] = rows
+    except SourceDataError as err:
+        for e in eps:
+            if e.episode_index not in rows_by_ep:
+                _record_failure(conv, FRAMES, e.episode_index, str(err), result)
+    bad: dict[int, list[str]] = {}
+    try:
+        from lerobot_lance.quality import check_episode_frames
+    except ImportError:  # quality package not available
+        check_episode_frames = None  # type: ignore[assignment]
+    if check_episode_frames is not None and rows_by_ep:
+        outcomes = check_episode_frames(meta, rows_by_ep, tolerance_s=conv.options.tolerance_s)
+        result.outcomes = [o.to_dict() for o in outcomes]
+        for o in outcomes:
+            if not o.passed and o.severity == "ERROR":
+                for off in o.offenders:
+                    if off.episode_index is not None:
+                        bad.setdefault(off.episode_index, []).append(f"{o.name}: {off}")
+                if not any(off.episode_index is not None for off in o.offenders):
+                    for ep in rows_by_ep:
+                        bad.setdefault(ep, []).append(f"{o.name}: {o.message}")
+    for ep, rows in rows_by_ep.items():
+        e = meta.episode(ep)
+        if ep in bad:
+            _record_failure(conv, FRAMES, ep, "; ".join(bad[ep]), result)
+            continue
+        try:
+            table = normalize_frames(rows, meta, e, schema)
+        except SourceDataError as err:
+            _record_failure(conv, FRAMES, ep, str(err), result)
+            continue
+        size = conv.staging.write_frames(ep, table)
+        conv.staging.write_record(
+            FRAMES, ep, {"episode_index": ep, "status": "ok", "revision": conv.revision, "rows": table.num_rows, "bytes": size}
+        )
+        result.ok.append(ep)
+        result.rows += table.num_rows
+        result.bytes += size
+        if on_progress:
+            on_progress(1)
+    return result
+
+
+def _stage_one_episode_videos(conv: Conversion, e: EpisodeMeta) -> dict[str, Any]:
+    from lerobot_lance import video
+
+    meta = conv.meta
+    root = conv.source.fetch([r.relative_path for r in e.videos.values()])
+    cams: dict[str, Any] = {}
+    for key, ref in e.videos.items():
+        src = root / ref.relative_path
+        if ref.whole_file:
+            probe = video.probe_video(src)
+            if probe.frame_count != e.length:
+                raise SourceDataError(
+                    ref.relative_path, f"video of camera {key!r} does not hold the episode's frames",
+                    episode_index=e.episode_index, expected=f"{e.length} frames", found=f"{probe.frame_count} frames",
+                )
+            path, method, frames, size = src, "copy", probe.frame_count, src.stat().st_size
+        else:
+            dst = conv.staging.segment_path(meta.features[key].column, e.episode_index)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            seg = video.cut_segment(src, ref.from_timestamp, ref.to_timestamp, e.length, dst, reencode=conv.options.reencode)
+            path, method, frames, size = dst, seg.method, seg.frame_count, seg.size_bytes
+        cams[key] = {
+            "path": str(path),
+            "source_path": ref.relative_path,
+            "from_timestamp": ref.from_timestamp,
+            "to_timestamp": ref.to_timestamp,
+            "method": method,
+            "frame_count": frames,
+            "size_bytes": size,
+        }
+    return cams
+
+
+def stage_episode_videos(conv: Conversion, episodes: Sequence[int], on_progress: ProgressCallback | None = None) -> BatchResult:
+    """Produce each episode's standalone segment per video camera.
+
+    v2.x: the episode file is the segment (verbatim; its packet count must
+    equal the episode length). v3.0: the window is cut from its shard by
+    stream copy, or re-encoded when it does not start on a keyframe
+    (:func:`lerobot_lance.video.cut_segment`); the segment must hold exactly
+    ``length`` frames, counted from packets. Runs ``options.workers`` episodes
+    at a time.
+    """
+    meta, result = conv.meta, BatchResult()
+    if conv.options.skip_videos or not meta.video_keys:
+        return result
+    eps = [meta.episode(i) for i in episodes]
+
+    def one(e: EpisodeMeta) -> tuple[int, dict[str, Any] | str]:
+        try:
+            return e.episode_index, _stage_one_episode_videos(conv, e)
+        except LeRobotLanceError as err:
+            return e.episode_index, str(err)
+
+    with ThreadPoolExecutor(max_workers=max(1, conv.options.workers)) as pool:
+        for ep, out in pool.map(one, eps):
+            if isinstance(out, str):
+                _record_failure(conv, VIDEOS, ep, out, result)
+                continue
+            conv.staging.write_record(VIDEOS, ep, {"episode_index": ep, "status": "ok", "revision": conv.revision, "cameras": out})
+            if on_progress:
+                on_progress(1)
+            result.ok.append(ep)
+            result.rows += len(out)
+            result.bytes += sum(c["size_bytes"] for c in out.values())
+    return result
+
+
+# --- table stages ----------------------------------------------------------------
+@dataclass
+class Coverage:
+    """Which selected episodes have current staged output, and why the others do not."""
+
+    included: list[int]
+    missing: dict[int, str]
+
+
+def coverage(conv: Conversion, kinds: Sequence[str]) -> Coverage:
+    """Episodes whose records of every kind in ``kinds`` are ``ok`` for the pinned revision."""
+    included, missing = [], {}
+    rev = conv.revision
+    for ep in conv.selected():
+        reasons = []
+        for kind in kinds:
+            if conv.staging.current(kind, ep, rev) is None:
+                rec = conv.staging.record(kind, ep)
+                if rec is None:
+                    reasons.append(f"{kind}: not staged")
+                elif rec.get("revision") != rev:
+                    reasons.append(f"{kind}: staged from another source revision")
+                else:
+                    reasons.append(f"{kind}: {rec.get('error', 'failed')}")
+        if reasons:
+            missing[ep] = "; ".join(reasons)
+        else:
+            included.append(ep)
+    return Coverage(included, missing)
+
+
+def _kinds(conv: Conversion) -> list[str]:
+    kinds = [FRAMES]
+    if conv.meta.video_keys and not conv.options.skip_videos:
+        kinds.append(VIDEOS)
+    return kinds
+
+
+def publishable_episodes(conv: Conversion) -> Coverage:
+    """The episodes the tables will hold.
+
+    Raises:
+        SourceDataError: some selected episodes are missing or failed and
+            ``options.exclude_failed_episodes`` is off; the message lists them
+            with their reasons.
+    """
+    cov = coverage(conv, _kinds(conv))
+    if cov.missing and not conv.options.exclude_failed_episodes:
+        lines = "; ".join(f"episode {ep}: {why}" for ep, why in list(cov.missing.items())[:10])
+        raise SourceDataError(
+            str(conv.staging.root), f"{len(cov.missing)} episode(s) not staged or failed: {lines}",
+            expected=f"{len(conv.selected())} episodes", found=f"{len(cov.included)} staged",
+        )
+    if not cov.included:
+        raise SourceDataError(str(conv.staging.root), "no episode staged", expected=">= 1 episode", found=0)
+    return cov
+
+
+def write_frames_table(conv: Conversion) -> PendingTable:
+    """Stream the staged frames of every publishable episode into pending
+    fragments of ``frames.lance``, in episode order (so ``index`` ascends and
+    a scan of one episode reads contiguous rows). One staged episode in memory
+    at a time."""
+    cov = publishable_episodes(conv)
+    schema = frames_schema(conv.meta)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for ep in cov.included:
+            yield from conv.staging.read_frames(ep).to_batches()
+
+    return write_pending(
+        conv.staging, formats.FRAMES_TABLE, conv.uri(formats.FRAMES_TABLE), schema, batches(),
+        episodes=cov.included, storage_options=conv.options.storage_options,
+    )
+
+
+_OUTCOME_COLUMNS = {"next.done": "done", "next.success": "success", "next.reward": "reward_sum"}
+
+
+def episodes_schema(meta: DatasetMeta, with_videos: bool = True, stats_type: pa.DataType | None = None) -> pa.Schema:
+    """Schema of the ``episodes`` table (DESIGN.md "Output layout").
+
+    ``episode_index``, ``task_index`` (int64), ``fps`` (int32), ``length``
+    (int64, frames), ``tasks`` (list<string>), ``dataset_from_index`` /
+    ``dataset_to_index`` (int64), ``timestamps`` (list<float32>),
+    ``actions`` and ``observation_state`` (lists of vectors), the other
+    per-frame features as lists under their underscored names, the outcome
+    (``done``, ``success``, ``reward_sum``) when ``next.*`` features exist,
+    and per video camera ``<camera>_video_blob`` (blob), ``<camera>_from_timestamp``
+    and ``<camera>_to_timestamp`` (float64, seconds in the source file).
+    """
+    fschema = frames_schema(meta)
+    fields = [
+        pa.field("episode_index", pa.int64()),
+        pa.field("task_index", pa.int64()),
+        pa.field("fps", pa.int32()),
+        pa.field("length", pa.int64()),
+        pa.field("tasks", pa.list_(pa.string())),
+        pa.field("dataset_from_index", pa.int64()),
+        pa.field("dataset_to_index", pa.int64()),
+        pa.field("timestamps", pa.list_(fschema.field("timestamp").type if "timestamp" in fschema.names else pa.float32())),
+    ]
+    for key in meta.frame_columns():
+        f = meta.features[key]
+        if key in formats.INDEX_COLUMNS or f.is_image:
+            continue
+        name = "actions" if key == "action" else f.column
+        fields.append(pa.field(name, pa.list_(fschema.field(f.column).type)))
+    for key, name in _OUTCOME_COLUMNS.items():
+        if key in meta.features:
+            fields.append(pa.field(name, pa.float64() if name == "reward_sum" else pa.bool_()))
+    if with_videos:
+        for key in meta.video_keys:
+            col = meta.features[key].column
+            fields += [blob_field(f"{col}_video_blob"), pa.field(f"{col}_from_timestamp", pa.float64()), pa.field(f"{col}_to_timestamp", pa.float64())]
+    if stats_type is not None:
+        fields.append(pa.field("stats", stats_type))
+    return pa.schema(fields)
+
+
+def _episode_row(conv: Conversion, ep: int, schema: pa.Schema, with_videos: bool) -> pa.RecordBatch:
+    meta = conv.meta
+    e = meta.episode(ep)
+    frames = conv.staging.read_frames(ep)
+    values: dict[str, Any] = {
+        "episode_index": [ep],
+        "task_index": [frames["task_index"][0].as_py() if "task_index" in frames.column_names and frames.num_rows else None],
+        "fps": [meta.fps],
+        "length": [frames.num_rows],
+        "tasks": [list(e.tasks)],
+        "dataset_from_index": [e.dataset_from_index],
+        "dataset_to_index": [e.dataset_to_index],
+    }
+    arrays: dict[str, pa.Array] = {}
+    for name in schema.names:
+        if name in values:
+            continue
+        if name == "timestamps":
+            arrays[name] = _as_list_array(frames["timestamp"], schema.field(name).type)
+        elif name == "actions":
+            arrays[name] = _as_list_array(frames["action"], schema.field(name).type)
+        elif name in ("done", "success"):
+            col = frames[meta.features[f"next.{name}"].column]
+            values[name] = [bool(pc.any(col).as_py()) if name == "success" else bool(col[-1].as_py())]
+        elif name == "reward_sum":
+            values[name] = [float(pc.sum(frames[meta.features["next.reward"].column]).as_py() or 0.0)]
+        elif name.endswith(("_video_blob", "_from_timestamp", "_to_timestamp")) and with_videos:
+            continue
+        elif name == "stats":
+            rec = conv.staging.current(STATS, ep, conv.revision)
+            values[name] = [rec["struct"] if rec else None]
+        else:
+            arrays[name] = _as_list_array(frames[name], schema.field(name).type)
+    if with_videos and meta.video_keys:
+        rec = conv.staging.current(VIDEOS, ep, conv.revision)
+        assert rec is not None  # guaranteed by publishable_episodes
+        for key in meta.video_keys:
+            col = meta.features[key].column
+            cam = rec["cameras"][key]
+            values[f"{col}_video_blob"] = [Path(cam["path"]).read_bytes()]
+            values[f"{col}_from_timestamp"] = [float(cam["from_timestamp"])]
+            values[f"{col}_to_timestamp"] = [float(cam["to_timestamp"])]
+    columns = [arrays[n] if n in arrays else pa.array(values[n], type=schema.field(n).type) for n in schema.names]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def _as_list_array(col: pa.ChunkedArray, list_type: pa.DataType) -> pa.Array:
+    values = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    return pa.ListArray.from_arrays(pa.array([0, len(values)], pa.int32()), values.cast(list_type.value_type), type=list_type)
+
+
+def episodes_stats_type(conv: Conversion) -> pa.DataType | None:
+    """Arrow type of the per-episode ``stats`` struct, or ``None`` when no stats are staged."""
+    for ep in conv.selected():
+        rec = conv.staging.current(STATS, ep, conv.revision)
+        if rec and rec.get("struct"):
+            return pa.array([rec["struct"]]).type
+    return None
+
+
+def write_episodes_table(conv: Conversion) -> PendingTable:
+    """Stream one row per publishable episode into pending fragments of
+    ``episodes.lance``. One episode's segments in memory at a time; row
+    groups of 8 rows bound Lance's buffer to a few segments."""
+    cov = publishable_episodes(conv)
+    with_videos = not conv.options.skip_videos
+    schema = episodes_schema(conv.meta, with_videos, episodes_stats_type(conv))
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for ep in cov.included:
+            yield _episode_row(conv, ep, schema, with_videos)
+
+    return write_pending(
+        conv.staging, formats.EPISODES_TABLE, conv.uri(formats.EPISODES_TABLE), schema, batches(),
+        episodes=cov.included, storage_options=conv.options.storage_options, max_rows_per_group=8,
+    )
+
+
+VIDEOS_SCHEMA = pa.schema(
+    [
+        pa.field("camera_angle", pa.string()),
+        pa.field("chunk_index", pa.int32()),
+        pa.field("file_index", pa.int32()),
+        pa.field("relative_path", pa.string()),
+        pa.field("filename", pa.string()),
+        pa.field("file_size_bytes", pa.int64()),
+        pa.field("sha256", pa.string()),
+        blob_field("video_blob"),
+    ]
+)
+
+
+def source_video_files(conv: Conversion) -> list[Any]:
+    """Source mp4s (one :class:`~lerobot_lance.model.VideoRef` per file) holding the published episodes."""
+    if conv.options.skip_videos:
+        return []
+    cov = publishable_episodes(conv)
+    keep = set(cov.included)
+    refs: dict[str, Any] = {}
+    for e in conv.meta.episodes:
+        if e.episode_index in keep:
+            for ref in e.videos.values():
+                refs.setdefault(ref.relative_path, ref)
+    order = {k: i for i, k in enumerate(conv.meta.video_keys)}
+    return sorted(refs.values(), key=lambda r: (order[r.video_key], r.chunk_index, r.file_index))
+
+
+def write_videos_table(conv: Conversion) -> PendingTable:
+    """Stream each source mp4, verbatim, with its sha256, into pending
+    fragments of ``videos.lance``; one file in memory at a time."""
+    import hashlib
+
+    refs = source_video_files(conv)
+    root = conv.source.fetch([r.relative_path for r in refs])
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for ref in refs:
+            data = (root / ref.relative_path).read_bytes()
+            yield pa.RecordBatch.from_pylist(
+                [
+                    {
+                        "camera_angle": ref.video_key,
+                        "chunk_index": ref.chunk_index,
+                        "file_index": ref.file_index,
+                        "relative_path": ref.relative_path,
+                        "filename": Path(ref.relative_path).name,
+                        "file_size_bytes": len(data),
+                        "sha256": hashlib.sha256(data).hexdigest(),
+                        "video_blob": data,
+                    }
+                ],
+                schema=VIDEOS_SCHEMA,
+            )
+
+    return write_pending(
+        conv.staging, formats.VIDEOS_TABLE, conv.uri(formats.VIDEOS_TABLE), VIDEOS_SCHEMA, batches(),
+        storage_options=conv.options.storage_options, max_rows_per_group=4,
+    )
+
+
+# --- publish ---------------------------------------------------------------------
+def publish_dataset(conv: Conversion, tag: str | None = None, dataset_stats: Mapping[str, Any] | None = None) -> PublishResult:
+    """Commit the three pending tables (one version each), index and tag them,
+    then write ``<output>/meta/`` (the source ``meta/``, ``info.json`` stamped
+    ``"storage_format": "lance"``, ``stats.json`` replaced by ``dataset_stats``
+    when given, and ``conversion.json`` recording the tag, revision and excluded
+    episodes).
+
+    Raises:
+        LeRobotLanceError: a table has nothing pending (its stage did not run).
+    """
+    pendings = {}
+    for t in formats.TABLE_NAMES:
+        p = read_pending(conv.staging, t)
+        if p is None:
+            raise LeRobotLanceError(f"{conv.staging.root}: table {t!r} has no staged fragments; materialize {t}_table first")
+        pendings[t] = p
+    cov = coverage(conv, _kinds(conv))
+    message = json.dumps({"source": conv.snapshot["source"], "revision": conv.revision, "excluded_episodes": cov.missing})
+    result = publish(conv.staging, pendings, tag=tag, indexes=INDEXES, commit_message=message, storage_options=conv.options.storage_options)
+    _write_output_meta(conv, result, cov, dataset_stats)
+    return result
+
+
+def _write_output_meta(conv: Conversion, result: PublishResult, cov: Coverage, dataset_stats: Mapping[str, Any] | None) -> None:
+    if "://" in conv.output and not conv.output.startswith("file://"):
+        return  # object-store outputs: meta/ upload is the storage resource's job
+    out_meta = Path(conv.output.removeprefix("file://")) / "meta"
+    tmp = out_meta.with_name(".meta.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(conv.source.meta_root() / "meta", tmp)
+    info = dict(conv.meta.info)
+    info["storage_format"] = formats.STORAGE_FORMAT
+    (tmp / "info.json").write_text(json.dumps(info, indent=4), encoding="utf-8")
+    if dataset_stats is not None:
+        (tmp / "stats.json").write_text(json.dumps(dataset_stats, indent=4), encoding="utf-8")
+    (tmp / "conversion.json").write_text(
+        json.dumps(
+            {
+                "tag": result.tag,
+                "versions": result.versions,
+                "rows": result.rows,
+                "source": conv.snapshot["source"],
+                "revision": conv.revision,
+                "codebase_version": conv.meta.codebase_version,
+                "episodes": cov.included,
+                "excluded_episodes": {str(k): v for k, v in cov.missing.items()},
+                "published_at": datetime.now(timezone.utc).isoformat(),
+            },
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+    old = out_meta.with_name(".meta.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out_meta.exists():
+        out_meta.rename(old)
+    tmp.rename(out_meta)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# --- statistics -------------------------------------------------------------------
+def _camera_frames(conv: Conversion, ep: int, length: int) -> dict[str, Any]:
+    """Sampled decoded frames (uint8 ``(n, H, W, 3)``) per video camera of one episode."""
+    import numpy as np
+
+    from lerobot_lance import stats as st
+    from lerobot_lance import video
+
+    samples = conv.options.camera_stats_samples
+    if samples == 0 or conv.options.skip_videos or not conv.meta.video_keys:
+        return {}
+    rec = conv.staging.current(VIDEOS, ep, conv.revision)
+    if rec is None:
+        return {}
+    idx = st.sample_frame_indices(length, samples)
+    out = {}
+    for key, cam in rec["cameras"].items():
+        frames = list(video.iter_frames_rgb(cam["path"], indices=idx))
+        if frames:
+            out[key] = np.stack(frames)
+    return out
+
+
+def stage_episode_stats(conv: Conversion, episodes: Sequence[int], on_progress: ProgressCallback | None = None) -> BatchResult:
+    """Per-episode statistics (LeRobot's layout, v3.0 quantiles included) of
+    every numeric feature, and per camera of a deterministic sample of decoded
+    frames; compared with the stats the source declares for that episode.
+
+    Reads the staged frames (``stage_episode_frames``) and segments
+    (``stage_episode_videos``); an episode missing either is recorded as failed.
+    """
+    from lerobot_lance import stats as st
+
+    meta, result = conv.meta, BatchResult()
+    outcomes = []
+    for ep in episodes:
+        if conv.staging.current(FRAMES, ep, conv.revision) is None:
+            _record_failure(conv, STATS, ep, "frames not staged (episode_frames failed or did not run)", result)
+            continue
+        try:
+            frames = conv.staging.read_frames(ep)
+            stats = st.compute_episode_stats(
+                frames, meta, _camera_frames(conv, ep, frames.num_rows), image_sample_size=conv.options.camera_stats_samples
+            )
+        except (ValueError, LeRobotLanceError) as err:
+            _record_failure(conv, STATS, ep, f"episode {ep}: statistics failed: {err}", result)
+            continue
+        cmp = st.compare_stats(stats, meta.episode(ep).declared_stats, episode_index=ep)
+        outcomes.append(_stats_outcome(cmp, f"episode {ep}", ep))
+        conv.staging.write_record(
+            STATS, ep,
+            {"episode_index": ep, "status": "ok", "revision": conv.revision, "stats": st.stats_to_json(stats),
+             "struct": st.episode_stats_to_struct(stats)},
+        )
+        result.ok.append(ep)
+        if on_progress:
+            on_progress(1)
+    result.outcomes = [o.to_dict() for o in outcomes]
+    return result
+
+
+def _stats_outcome(cmp: Any, where: str, ep: int | None) -> Any:
+    from lerobot_lance.quality.result import CheckOutcome, Offender
+
+    offenders = [
+        Offender(file=where, episode_index=ep, detail=f"{m.feature}/{m.stat} differs (max abs diff {m.max_abs_diff:.3g})",
+                 expected=_short_list(m.declared), found=_short_list(m.computed))
+        for m in cmp.mismatches
+    ]
+    return CheckOutcome.from_offenders(
+        "stats_match_source", offenders, severity="WARN",
+        description="recomputed statistics agree with the ones the source declares",
+        metadata={"compared": cmp.compared}, note=cmp.note,
+    )
+
+
+def _short_list(values: Any, limit: int = 4) -> str:
+    import numpy as np
+
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    return "[" + ", ".join(f"{x:.6g}" for x in flat[:limit]) + (", ...]" if flat.size > limit else "]")
+
+
+@dataclass
+class DatasetStatsSummary:
+    """What :func:`aggregate_dataset_stats` computed and wrote."""
+
+    stats: dict[str, Any]
+    episodes: int
+    outcomes: list[Any]
+    ranges_markdown: str = ""
+    plot_path: str | None = None
+    plot_markdown: str = ""
+
+
+def aggregate_dataset_stats(conv: Conversion) -> DatasetStatsSummary:
+    """Aggregate the staged per-episode stats of the published episodes like
+    LeRobot's ``aggregate_stats`` (count-weighted mean, pooled variance, global
+    min/max, summed counts, count-weighted quantiles), compare with the
+    source's ``meta/stats.json``, and stage the result as
+    ``<staging>/dataset_stats.json`` (LeRobot's stats.json layout), plus a
+    mean ± std plot of state and action."""
+    import base64
+
+    from lerobot_lance import stats as st
+
+    cov = coverage(conv, [*_kinds(conv), STATS])
+    per_episode = [st.stats_from_json(conv.staging.current(STATS, ep, conv.revision)["stats"]) for ep in cov.included]
+    if not per_episode:
+        raise SourceDataError(str(conv.staging.root), "no episode statistics staged", expected=">= 1 episode", found=0)
+    agg = st.aggregate_stats(per_episode)
+    as_json = st.stats_to_json(agg)
+    write_json_atomic(conv.staging.root / "dataset_stats.json", {"revision": conv.revision, "episodes": cov.included, "stats": as_json})
+    cmp = st.compare_stats(agg, conv.meta.declared_stats)
+    summary = DatasetStatsSummary(as_json, len(per_episode), [_stats_outcome(cmp, "meta/stats.json", None)], st.ranges_markdown(agg))
+    keys = [k for k in ("observation.state", "action") if k in agg]
+    if keys:
+        png = conv.staging.root / "dataset_stats.png"
+        st.plot_mean_std_png(agg, keys, png)
+        summary.plot_path = str(png)
+        summary.plot_markdown = f"![mean ± std](data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()})"
+    return summary
+
+
+def read_dataset_stats_json(conv: Conversion) -> dict[str, Any] | None:
+    """The staged dataset stats (LeRobot stats.json layout) if they are of the pinned revision."""
+    d = read_json(conv.staging.root / "dataset_stats.json")
+    return d["stats"] if d and d.get("revision") == conv.revision else None
+
+
+def content_outcomes(conv: Conversion, episodes: Sequence[int]) -> list[Any]:
+    """Non-blocking content checks (severity WARN) over these staged episodes:
+    frozen actuators, clipped values, action jumps, ... (see
+    :mod:`lerobot_lance.quality.content_rules`)."""
+    try:
+        from lerobot_lance.quality import check_content
+    except ImportError:
+        return []
+    if not episodes:
+        return []
+    return check_content(conv.meta, _source_named(conv, episodes))
+
+
+def _source_named(conv: Conversion, episodes: Sequence[int]) -> dict[int, pa.Table]:
+    """Staged frames of these episodes with their LeRobot (dotted) column names."""
+    names = {conv.meta.features[k].column: k for k in conv.meta.frame_columns()}
+    out = {}
+    for ep in episodes:
+        t = conv.staging.read_frames(ep)
+        out[ep] = t.rename_columns([names.get(n, n) for n in t.column_names])
+    return out

@@ -1,0 +1,70 @@
+"""Error types. Each message names the file, the episode and what was expected."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class LeRobotLanceError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class UnsupportedFormatError(LeRobotLanceError):
+    """``meta/info.json`` is missing, empty, invalid, or of an unsupported version.
+
+    Attributes:
+        path: the ``info.json`` path (or URI) that was read.
+        found: the ``codebase_version`` found, or a short description of what was
+            found instead (``"missing file"``, ``"empty file"``, ``"invalid JSON"``).
+        supported: the versions this converter reads.
+    """
+
+    def __init__(self, path: str, found: str, supported: Sequence[str], detail: str = "") -> None:
+        self.path = str(path)
+        self.found = found
+        self.supported = tuple(supported)
+        msg = (
+            f"{self.path}: unsupported LeRobot dataset format: found {found}, "
+            f"supported codebase_version: {', '.join(self.supported)}"
+        )
+        if detail:
+            msg += f" ({detail})"
+        super().__init__(msg)
+
+
+class SourceDataError(LeRobotLanceError):
+    """A source file does not hold what its metadata promises.
+
+    Attributes:
+        path: the offending file, relative to the source root when possible.
+        episode_index: the episode concerned, or ``None`` for dataset-level faults.
+        expected: what the metadata implies.
+        found: what the file holds.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        message: str,
+        *,
+        episode_index: int | None = None,
+        expected: object = None,
+        found: object = None,
+    ) -> None:
+        self.path = str(path)
+        self.episode_index = episode_index
+        self.expected = expected
+        self.found = found
+        where = self.path if episode_index is None else f"{self.path} (episode {episode_index})"
+        msg = f"{where}: {message}"
+        if expected is not None or found is not None:
+            msg += f"; expected {expected}, found {found}"
+        super().__init__(msg)
+
+
+class SourceNotFoundError(LeRobotLanceError):
+    """The source directory, Hub repository, revision or a file in it does not exist."""
+
+
+class OutputExistsError(LeRobotLanceError):
+    """The output root already holds tables and ``overwrite`` was not asked for."""

@@ -1,0 +1,107 @@
+"""The outcome of one quality rule, shared by the Dagster asset checks, the
+``doctor`` command and the Python API."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Severity = Literal["ERROR", "WARN"]
+
+#: How many offenders a result keeps (the count is always complete).
+MAX_OFFENDERS = 10
+
+
+@dataclass
+class Offender:
+    """One located violation.
+
+    Attributes:
+        file: the file concerned, relative to the source root (or a table name).
+        episode_index: the episode concerned, if any.
+        detail: what is wrong, in a few words.
+        expected: what the metadata or the rule implies.
+        found: what the data holds.
+    """
+
+    file: str | None = None
+    episode_index: int | None = None
+    detail: str = ""
+    expected: Any = None
+    found: Any = None
+
+    def __str__(self) -> str:
+        where = self.file or ""
+        if self.episode_index is not None:
+            where = f"{where} (episode {self.episode_index})" if where else f"episode {self.episode_index}"
+        text = f"{where}: {self.detail}" if where else self.detail
+        if self.expected is not None or self.found is not None:
+            text += f" (expected {self.expected}, found {self.found})"
+        return text
+
+
+@dataclass
+class CheckOutcome:
+    """Result of one named rule.
+
+    Attributes:
+        name: the rule's name, also the Dagster asset check name.
+        passed: False when at least one offender was found.
+        severity: ``"ERROR"`` for blocking gates, ``"WARN"`` for content checks.
+        description: what the rule asserts (one sentence).
+        offenders: the first :data:`MAX_OFFENDERS` violations.
+        n_offenders: how many violations in all.
+        metadata: counts and figures a person can act on (JSON-serializable).
+        note: optional remark (e.g. "source declares no stats").
+    """
+
+    name: str
+    passed: bool
+    severity: Severity = "ERROR"
+    description: str = ""
+    offenders: list[Offender] = field(default_factory=list)
+    n_offenders: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None
+
+    @classmethod
+    def from_offenders(
+        cls,
+        name: str,
+        offenders: list[Offender],
+        *,
+        description: str = "",
+        severity: Severity = "ERROR",
+        metadata: dict[str, Any] | None = None,
+        note: str | None = None,
+    ) -> CheckOutcome:
+        """Build an outcome that passes iff ``offenders`` is empty."""
+        return cls(
+            name=name,
+            passed=not offenders,
+            severity=severity,
+            description=description,
+            offenders=offenders[:MAX_OFFENDERS],
+            n_offenders=len(offenders),
+            metadata=dict(metadata or {}),
+            note=note,
+        )
+
+    @property
+    def message(self) -> str:
+        """One line: status, count and the first offenders."""
+        if self.passed:
+            return f"ok{' — ' + self.note if self.note else ''}"
+        first = "; ".join(str(o) for o in self.offenders[:3])
+        more = f" (+{self.n_offenders - 3} more)" if self.n_offenders > 3 else ""
+        return f"{self.n_offenders} problem(s): {first}{more}"
+
+    @property
+    def episodes(self) -> list[int]:
+        """Episode indices named by the kept offenders, sorted, without repeats."""
+        return sorted({o.episode_index for o in self.offenders if o.episode_index is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["message"] = self.message
+        return d

@@ -1,0 +1,216 @@
+"""Where a dataset comes from: a local directory or a Hugging Face Hub dataset repo.
+
+A :class:`DatasetSource` gives a local directory laid out like the dataset
+(``meta/``, ``data/``, ``videos/``) and fetches files into it on demand:
+
+* :class:`LocalSource` — the directory itself; nothing is fetched.
+* :class:`HubSource` — a ``repo_type="dataset"`` repository at a revision,
+  resolved once to a commit sha so every file of a conversion comes from the
+  same commit. ``meta/`` is downloaded first (``snapshot_download`` with
+  ``allow_patterns=["meta/**"]``); data and video files only when an episode
+  needs them (``hf_hub_download``). Authentication and caching are
+  huggingface_hub's: ``HF_TOKEN`` / the stored token, ``HF_HOME`` /
+  ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from pathlib import Path
+
+from lerobot_lance.errors import SourceDataError, SourceNotFoundError
+
+
+class DatasetSource(ABC):
+    """A LeRobot dataset readable from a local directory (see module docstring)."""
+
+    #: Human-readable description for logs and errors.
+    description: str
+
+    @abstractmethod
+    def meta_root(self) -> Path:
+        """Local directory whose ``meta/`` folder is present (downloads it if needed)."""
+
+    @abstractmethod
+    def fetch(self, relative_paths: Iterable[str]) -> Path:
+        """Make these files local (download when needed); return the local root.
+
+        Raises:
+            SourceDataError: a path escapes the dataset root.
+            SourceNotFoundError: a file does not exist in the source.
+        """
+
+    @abstractmethod
+    def revision(self) -> str:
+        """A string that changes whenever the source changes: the Hub commit sha,
+        or for a local directory a fingerprint of ``meta/`` and the file list."""
+
+    def local_path(self, relative_path: str) -> Path:
+        """Local path of one file, fetched if needed, checked to stay under the root."""
+        root = self.fetch([relative_path])
+        return safe_join(root, relative_path)
+
+
+def safe_join(root: Path, relative_path: str) -> Path:
+    """``root / relative_path``, refusing paths that escape ``root``.
+
+    Raises:
+        SourceDataError: ``relative_path`` is absolute or climbs out with ``..``.
+    """
+    rel = Path(relative_path)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise SourceDataError(str(relative_path), "path escapes the dataset root", expected=f"a path under {root}")
+    return root / rel
+
+
+class LocalSource(DatasetSource):
+    """A dataset directory on local disk (or any mounted file system)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.description = str(self.root)
+        if not self.root.is_dir():
+            raise SourceNotFoundError(f"{self.root}: dataset directory does not exist")
+
+    def meta_root(self) -> Path:
+        return self.root
+
+    def fetch(self, relative_paths: Iterable[str]) -> Path:
+        for rel in relative_paths:
+            safe_join(self.root, rel)
+        return self.root
+
+    def revision(self) -> str:
+        """sha256 over ``meta/`` file contents and every data/video file's path,
+        size and mtime (so a replaced file or a new episode changes it)."""
+        h = hashlib.sha256()
+        meta = self.root / "meta"
+        for p in sorted(meta.rglob("*")) if meta.is_dir() else []:
+            if p.is_file():
+                h.update(str(p.relative_to(self.root)).encode())
+                h.update(p.read_bytes())
+        for top in ("data", "videos"):
+            d = self.root / top
+            for p in sorted(d.rglob("*")) if d.is_dir() else []:
+                if p.is_file():
+                    st = p.stat()
+                    h.update(f"{p.relative_to(self.root)}:{st.st_size}:{st.st_mtime_ns}".encode())
+        return "local-" + h.hexdigest()[:16]
+
+
+class HubSource(DatasetSource):
+    """A dataset repository on the Hugging Face Hub, pinned to one commit.
+
+    Args:
+        repo_id: ``"owner/name"`` of a ``repo_type="dataset"`` repository.
+        revision: branch, tag or commit; ``None`` means ``"main"``.
+        cache_dir: huggingface_hub cache directory; ``None`` uses ``HF_HUB_CACHE``.
+        token: access token; ``None`` lets huggingface_hub use ``HF_TOKEN`` or
+            the stored login.
+
+    Raises:
+        SourceNotFoundError: the repository or revision does not exist, or the
+            Hub is unreachable and nothing is cached for that revision.
+    """
+
+    def __init__(
+        self,
+        repo_id: str,
+        revision: str | None = None,
+        cache_dir: str | None = None,
+        token: str | None = None,
+    ) -> None:
+        self.repo_id = repo_id
+        self.requested_revision = revision or "main"
+        self.cache_dir = cache_dir
+        self.token = token
+        self.description = f"hf://datasets/{repo_id}@{self.requested_revision}"
+        self._sha: str | None = None
+        self._root: Path | None = None
+
+    def revision(self) -> str:
+        if self._sha is None:
+            self._sha = self._resolve_sha()
+        return self._sha
+
+    def _resolve_sha(self) -> str:
+        from huggingface_hub import HfApi
+        from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+        try:
+            info = HfApi(token=self.token).dataset_info(self.repo_id, revision=self.requested_revision)
+            if info.sha:
+                return info.sha
+        except OfflineModeIsEnabled:
+            pass
+        except HfHubHTTPError as e:
+            raise SourceNotFoundError(f"{self.description}: {e}") from None
+        except OSError:
+            # Unreachable Hub: fall back to what the local cache knows of this revision.
+            pass
+        return self.meta_root().name  # snapshot folders are named by commit sha
+
+    def meta_root(self) -> Path:
+        if self._root is None:
+            from huggingface_hub import snapshot_download
+            from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+            try:
+                path = snapshot_download(
+                    self.repo_id,
+                    repo_type="dataset",
+                    revision=self._sha or self.requested_revision,
+                    allow_patterns=["meta/**"],
+                    cache_dir=self.cache_dir,
+                    token=self.token,
+                )
+            except (HfHubHTTPError, LocalEntryNotFoundError) as e:
+                raise SourceNotFoundError(f"{self.description}: cannot fetch meta/ ({e})") from None
+            self._root = Path(path)
+        return self._root
+
+    def fetch(self, relative_paths: Iterable[str]) -> Path:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+
+        root = self.meta_root()
+        for rel in relative_paths:
+            target = safe_join(root, rel)
+            if target.exists():
+                continue
+            try:
+                hf_hub_download(
+                    self.repo_id,
+                    rel,
+                    repo_type="dataset",
+                    revision=self.revision(),
+                    cache_dir=self.cache_dir,
+                    token=self.token,
+                )
+            except EntryNotFoundError:
+                raise SourceNotFoundError(f"{self.description}: {rel} does not exist in the repository") from None
+            except (HfHubHTTPError, LocalEntryNotFoundError) as e:
+                raise SourceNotFoundError(f"{self.description}: cannot fetch {rel} ({e})") from None
+        return root
+
+
+def open_source(
+    source: str, revision: str | None = None, *, cache_dir: str | None = None, token: str | None = None
+) -> DatasetSource:
+    """A :class:`LocalSource` if ``source`` is an existing directory, else a
+    :class:`HubSource` for ``source`` as a repo id (``hf://datasets/`` prefix allowed).
+
+    Raises:
+        SourceNotFoundError: ``source`` is neither a directory nor an ``owner/name`` id.
+    """
+    if source.startswith("hf://datasets/"):
+        return HubSource(source.removeprefix("hf://datasets/"), revision, cache_dir, token)
+    p = Path(source).expanduser()
+    if p.is_dir():
+        return LocalSource(p)
+    if source.count("/") == 1 and not source.startswith((".", "/", "~")):
+        return HubSource(source, revision, cache_dir, token)
+    raise SourceNotFoundError(f"{source}: not a directory and not a Hub dataset id (owner/name)")

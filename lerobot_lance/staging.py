@@ -1,0 +1,120 @@
+"""The staging area: per-episode output written by partitions, before any table commit.
+
+Layout under ``<staging>`` (by default ``<output>/_staging``)::
+
+    source.json                     the resolved source of the current conversion
+    frames/episode_000012.arrow     the episode's frames rows (Arrow IPC file)
+    frames/episode_000012.json      status record: rows, revision, or the error
+    videos/episode_000012.json      per camera: segment path, window, method, frames
+    videos/<camera>/episode_000012.mp4   v3.0 segments cut from their shard
+    stats/episode_000012.json       per-episode statistics
+    pending/<table>.json            fragments written for a table, not yet committed
+
+Every file is written to a temporary name and renamed into place
+(``os.replace``), so a killed partition leaves either the previous file or the
+new one, never half of one; rerunning a partition replaces its files, so rows
+are never duplicated. Records carry the source revision they were made from;
+records of another revision count as missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+FRAMES = "frames"
+VIDEOS = "videos"
+STATS = "stats"
+PENDING = "pending"
+
+
+def episode_stem(episode_index: int) -> str:
+    """``12`` -> ``"episode_000012"`` (LeRobot's v2.x file naming)."""
+    return f"episode_{episode_index:06d}"
+
+
+def partition_key(episode_index: int) -> str:
+    """Dagster partition key of an episode: its index zero-padded to 6 digits."""
+    return f"{episode_index:06d}"
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON to ``path`` via a temporary file and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=1, default=_json_default)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if hasattr(o, "item"):
+        return o.item()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def read_json(path: Path) -> Any | None:
+    """Parsed JSON of ``path``, or ``None`` if the file does not exist."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+
+
+@dataclass(frozen=True)
+class Staging:
+    """Paths of one output's staging area (see module docstring)."""
+
+    root: Path
+
+    def path(self, kind: str, episode_index: int, suffix: str) -> Path:
+        return self.root / kind / f"{episode_stem(episode_index)}{suffix}"
+
+    def segment_path(self, camera_column: str, episode_index: int) -> Path:
+        return self.root / VIDEOS / camera_column / f"{episode_stem(episode_index)}.mp4"
+
+    def record(self, kind: str, episode_index: int) -> dict[str, Any] | None:
+        return read_json(self.path(kind, episode_index, ".json"))
+
+    def write_record(self, kind: str, episode_index: int, record: dict[str, Any]) -> None:
+        write_json_atomic(self.path(kind, episode_index, ".json"), record)
+
+    def write_frames(self, episode_index: int, table: pa.Table) -> int:
+        """Write the episode's frames rows as an Arrow IPC file; return its size in bytes."""
+        path = self.path(FRAMES, episode_index, ".arrow")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        os.replace(tmp, path)
+        return path.stat().st_size
+
+    def read_frames(self, episode_index: int) -> pa.Table:
+        """The staged frames rows of one episode (memory-mapped, zero-copy)."""
+        with pa.memory_map(str(self.path(FRAMES, episode_index, ".arrow"))) as source:
+            return ipc.open_file(source).read_all()
+
+    def current(self, kind: str, episode_index: int, revision: str) -> dict[str, Any] | None:
+        """The episode's record if it succeeded for this source revision, else ``None``."""
+        rec = self.record(kind, episode_index)
+        if rec and rec.get("status") == "ok" and rec.get("revision") == revision:
+            return rec
+        return None
+
+    def clear(self) -> None:
+        """Delete the whole staging area."""
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Dagster code location: Definitions, jobs, schedules, sensors, dataset config."""

@@ -1,0 +1,94 @@
+"""Dataset configuration: which datasets the code location converts.
+
+``datasets.yaml`` (path from ``LEROBOT_LANCE_DATASETS``, default the repo's
+``datasets.yaml``) lists one entry per dataset::
+
+    datasets:
+      - name: g1_sample                # asset group and key prefix
+        source: examples/g1_sample     # local directory, or a Hub id "owner/name"
+        revision: null                 # Hub branch, tag or commit
+        output: out/g1_sample          # output root (directory or object-store URI)
+        schedule: null                 # cron for full re-conversion, off by default
+        options:                       # see lerobot_lance.convert.ConvertOptions
+          reencode: auto
+          skip_videos: false
+          exclude_failed_episodes: false
+          backfill_batch_size: 100
+
+Relative ``source`` and ``output`` paths are resolved against the YAML file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = REPO_ROOT / "datasets.yaml"
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """One configured dataset (see module docstring for the YAML keys)."""
+
+    name: str
+    source: str
+    output: str
+    revision: str | None = None
+    schedule: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def backfill_batch_size(self) -> int:
+        """Episodes per run in a backfill (Dagster ``BackfillPolicy.multi_run``)."""
+        return int(self.options.get("backfill_batch_size", 100))
+
+
+def load_dataset_configs(path: str | os.PathLike[str] | None = None) -> list[DatasetConfig]:
+    """Parse the datasets YAML.
+
+    Raises:
+        ValueError: missing keys, a name that is not a Python identifier, or a
+            name used twice; the message names the file and the entry.
+    """
+    path = Path(path or os.environ.get("LEROBOT_LANCE_DATASETS") or DEFAULT_CONFIG)
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    entries = doc.get("datasets") or []
+    out: list[DatasetConfig] = []
+    base = path.resolve().parent
+    for i, d in enumerate(entries):
+        missing = [k for k in ("name", "source", "output") if not d.get(k)]
+        if missing:
+            raise ValueError(f"{path}: dataset entry {i} lacks {missing}")
+        if not _NAME.match(d["name"]):
+            raise ValueError(f"{path}: dataset name {d['name']!r} must be a Python identifier (letters, digits, _)")
+        out.append(
+            DatasetConfig(
+                name=d["name"],
+                source=_resolve(base, d["source"], hub_ok=True),
+                output=_resolve(base, d["output"]),
+                revision=d.get("revision"),
+                schedule=d.get("schedule"),
+                options=dict(d.get("options") or {}),
+            )
+        )
+    names = [c.name for c in out]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise ValueError(f"{path}: dataset names used twice: {sorted(dup)}")
+    return out
+
+
+def _resolve(base: Path, value: str, hub_ok: bool = False) -> str:
+    if "://" in value or Path(value).is_absolute():
+        return value
+    candidate = base / value
+    if hub_ok and not candidate.exists() and value.count("/") == 1:
+        return value  # a Hub dataset id
+    return str(candidate)

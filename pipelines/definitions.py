@@ -1,0 +1,50 @@
+"""The code location: one Definitions object built from ``datasets.yaml``.
+
+Each configured dataset contributes its asset group, jobs, schedule and
+sensor; resources are shared. ``dagster dev`` (via ``workspace.yaml``) and the
+CLI both load :data:`defs`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dagster import Definitions, EnvVar, ResourceDefinition
+
+from assets import build_dataset_assets
+from pipelines.config import DatasetConfig, load_dataset_configs
+from pipelines.jobs import build_jobs
+from resources import LanceStorageResource, LeRobotSourceResource, ProgressReporter, VideoCodecResource
+
+
+def default_resources() -> dict[str, object]:
+    """Resources of the code location; the Hub token comes from ``HF_TOKEN`` at launch."""
+    return {
+        "lerobot_source": LeRobotSourceResource(
+            hf_token=EnvVar("HF_TOKEN") if os.environ.get("HF_TOKEN") else None,
+            cache_dir=os.environ.get("HF_HUB_CACHE"),
+        ),
+        "lance_storage": LanceStorageResource(staging_root=os.environ.get("LEROBOT_LANCE_STAGING")),
+        "video_codec": VideoCodecResource(),
+        "progress": ResourceDefinition.hardcoded_resource(ProgressReporter(), "Progress sink (the CLI's bars); no-op here."),
+    }
+
+
+def build_definitions(configs: list[DatasetConfig], resources: dict[str, object] | None = None) -> Definitions:
+    """Definitions for these datasets (every asset, job, schedule and sensor)."""
+    assets, jobs, schedules, sensors = [], [], [], []
+    for cfg in configs:
+        assets += build_dataset_assets(cfg)
+        jobs += build_jobs(cfg)
+        try:
+            from pipelines.automation import build_schedules, build_sensors
+        except ImportError:
+            continue
+        schedules += build_schedules(cfg)
+        sensors += build_sensors(cfg)
+    return Definitions(
+        assets=assets, jobs=jobs, schedules=schedules, sensors=sensors, resources=resources or default_resources()
+    )
+
+
+defs = build_definitions(load_dataset_configs())

@@ -1,0 +1,183 @@
+"""Run the Dagster graph of one dataset in-process (what the CLI and the Python API use).
+
+A conversion is three kinds of runs of the same jobs the UI launches:
+``<name>__resolve_source`` (registers the episode partitions),
+``<name>__convert_episodes`` over contiguous ranges of partitions (one run
+per ``backfill_batch_size`` episodes, like a backfill with
+``BackfillPolicy.multi_run``), then ``<name>__publish``. With ``DAGSTER_HOME``
+set the runs go to that instance and show in the UI; otherwise to a throwaway
+one.
+"""
+
+import os
+import re
+import shutil
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dagster import DagsterInstance, Definitions, ResourceDefinition
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from lerobot_lance.errors import LeRobotLanceError, OutputExistsError
+from lerobot_lance.formats import TABLE_NAMES
+from lerobot_lance.staging import partition_key
+from pipelines.config import DatasetConfig
+from pipelines.definitions import build_definitions, default_resources
+from pipelines.jobs import episodes_job_name, publish_job_name, source_job_name
+
+
+class ConversionFailed(LeRobotLanceError):
+    """A run of the conversion failed or a blocking check did not pass.
+
+    Attributes:
+        failures: ``"<asset> / <check>: <message>"`` lines, one per failed step or check.
+    """
+
+    def __init__(self, failures: list[str]) -> None:
+        self.failures = failures
+        super().__init__("conversion failed:\n  " + "\n  ".join(failures))
+
+
+@dataclass
+class ConversionSummary:
+    """What an in-process conversion did.
+
+    Attributes:
+        output: the output root.
+        tag: the shared tag of the published tables.
+        runs: Dagster run ids, in order.
+        rows: table -> rows published.
+        warnings: failed non-blocking (WARN) checks, one line each.
+    """
+
+    output: str
+    tag: str | None = None
+    runs: list[str] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def dataset_name_for(output: str) -> str:
+    """A Dagster-safe dataset name derived from the output root's last path part."""
+    base = re.sub(r"[^A-Za-z0-9_]", "_", Path(output.rstrip("/")).name) or "dataset"
+    return base if not base[0].isdigit() else f"d_{base}"
+
+
+def contiguous_ranges(values: Sequence[int], max_len: int) -> list[tuple[int, int]]:
+    """Split sorted episode indices into runs of consecutive values, each at most ``max_len`` long."""
+    out: list[tuple[int, int]] = []
+    for v in sorted(values):
+        if out and v == out[-1][1] + 1 and v - out[-1][0] < max_len:
+            out[-1] = (out[-1][0], v)
+        else:
+            out.append((v, v))
+    return out
+
+
+def _instance(stack: ExitStack) -> DagsterInstance:
+    if os.environ.get("DAGSTER_HOME"):
+        return DagsterInstance.get()
+    return stack.enter_context(DagsterInstance.ephemeral())
+
+
+def _failures(result: Any) -> tuple[list[str], list[str]]:
+    """(blocking failures, warnings) of one in-process run."""
+    failed, warns = [], []
+    for ev in result.all_events:
+        if ev.event_type_value == "STEP_FAILURE":
+            err = ev.event_specific_data.error
+            failed.append(f"{ev.step_key}: {err.message.strip() if err else 'failed'}")
+        elif ev.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = ev.event_specific_data
+            if not data.passed:
+                md = data.metadata
+                msg = md["message"].value if "message" in md else (md["first_offenders"].value if "first_offenders" in md else "")
+                line = f"{data.asset_key.to_user_string()} / {data.check_name}: {msg}".strip()
+                (warns if data.severity.value == "WARN" else failed).append(line)
+    return failed, warns
+
+
+def run_conversion(
+    source: str,
+    output: str,
+    *,
+    revision: str | None = None,
+    episodes: Sequence[int] | None = None,
+    overwrite: bool = False,
+    options: dict[str, Any] | None = None,
+    name: str | None = None,
+    progress: Callable[[str, int], Any] | None = None,
+    on_stage: Callable[[str, int], Any] | None = None,
+    resources: dict[str, Any] | None = None,
+) -> ConversionSummary:
+    """Convert ``source`` into ``output`` by running the dataset's Dagster graph in-process.
+
+    Args:
+        source: local directory or Hub dataset id.
+        output: output root (directory or object-store URI).
+        revision: Hub branch, tag or commit.
+        episodes: episode indices to convert and publish (default all).
+        overwrite: allow replacing existing tables (a new version; history is kept).
+        options: :class:`~lerobot_lance.convert.ConvertOptions` fields and ``backfill_batch_size``.
+        name: dataset/group name (default derived from ``output``).
+        progress: ``(stage, n)`` callback, called as episodes and tables finish.
+        on_stage: ``(stage, total)`` callback, called when a stage's total is known.
+        resources: override the code location's resources.
+
+    Returns:
+        A :class:`ConversionSummary`.
+
+    Raises:
+        OutputExistsError: ``output`` already holds tables and ``overwrite`` is False.
+        ConversionFailed: a step or blocking check failed; lists each failure.
+    """
+    local_out = None if ("://" in output and not output.startswith("file://")) else Path(output.removeprefix("file://"))
+    if local_out is not None and not overwrite and any((local_out / f"{t}.lance").exists() for t in TABLE_NAMES):
+        raise OutputExistsError(f"{output}: already holds Lance tables; pass --overwrite to replace them (a new version)")
+    if local_out is not None and overwrite:
+        shutil.rmtree(local_out / "_staging", ignore_errors=True)
+    cfg = DatasetConfig(name=name or dataset_name_for(output), source=source, output=output, revision=revision, options=dict(options or {}))
+    from resources import ProgressReporter
+
+    res = dict(resources or default_resources())
+    res["progress"] = ResourceDefinition.hardcoded_resource(ProgressReporter(progress))
+    defs: Definitions = build_definitions([cfg], res)
+    summary = ConversionSummary(output=output)
+    stage = on_stage or (lambda s, n: None)
+    with ExitStack() as stack:
+        instance = _instance(stack)
+
+        def run(job_name: str, **kw: Any) -> None:
+            result = defs.resolve_job_def(job_name).execute_in_process(instance=instance, raise_on_error=False, **kw)
+            summary.runs.append(result.run_id)
+            failed, warns = _failures(result)
+            summary.warnings += warns
+            if failed or not result.success:
+                raise ConversionFailed(failed or [f"run {result.run_id} of {job_name} failed"])
+
+        ep_text = ",".join(str(e) for e in episodes) if episodes is not None else ""
+        stage("source_meta", 1)
+        run(source_job_name(cfg), run_config={"ops": {f"{cfg.name}__source_meta": {"config": {"episodes": ep_text}}}})
+        from assets import partitions_name
+
+        registered = [int(k) for k in instance.get_dynamic_partitions(partitions_name(cfg))]
+        selected = sorted(episodes) if episodes is not None else sorted(registered)
+        for s in ("episode_frames", "episode_videos", "episode_stats"):
+            stage(s, len(selected))
+        for lo, hi in contiguous_ranges(selected, cfg.backfill_batch_size):
+            run(
+                episodes_job_name(cfg),
+                tags={ASSET_PARTITION_RANGE_START_TAG: partition_key(lo), ASSET_PARTITION_RANGE_END_TAG: partition_key(hi)},
+            )
+        for s in ("frames_table", "episodes_table", "videos_table", "dataset_stats", "lance_dataset"):
+            stage(s, 1)
+        run(publish_job_name(cfg))
+    if local_out is not None:
+        import json
+
+        info = json.loads((local_out / "meta" / "conversion.json").read_text())
+        summary.tag, summary.rows = info["tag"], info["rows"]
+    return summary

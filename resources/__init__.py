@@ -1,0 +1,85 @@
+"""Dagster resources: source resolution, Lance storage, codec settings, progress.
+
+Each resource is a thin configurable wrapper over the core package
+(:mod:`lerobot_lance`); secrets come from ``EnvVar`` at launch.
+"""
+
+
+from collections.abc import Callable
+from typing import Any
+
+from dagster import ConfigurableResource
+
+from lerobot_lance.convert import Conversion, ConvertOptions
+from lerobot_lance.source import DatasetSource, open_source
+from pipelines.config import DatasetConfig
+
+
+class LeRobotSourceResource(ConfigurableResource):
+    """Opens dataset sources: local directories, or Hub repos via huggingface_hub.
+
+    Attributes:
+        hf_token: Hub token; set it from ``EnvVar("HF_TOKEN")`` (hidden in the
+            UI); ``None`` lets huggingface_hub find ``HF_TOKEN`` or a stored login.
+        cache_dir: huggingface_hub cache; ``None`` uses ``HF_HUB_CACHE``.
+    """
+
+    hf_token: str | None = None
+    cache_dir: str | None = None
+
+    def open(self, source: str, revision: str | None = None) -> DatasetSource:
+        return open_source(source, revision, cache_dir=self.cache_dir, token=self.hf_token)
+
+
+class LanceStorageResource(ConfigurableResource):
+    """Where tables and staged per-episode output go.
+
+    Attributes:
+        staging_root: local folder for staging; ``None`` stages under each
+            output root (``<output>/_staging``), required for object-store outputs.
+        storage_options: Lance object-store options (credentials via ``EnvVar``).
+    """
+
+    staging_root: str | None = None
+    storage_options: dict[str, str] | None = None
+
+    def conversion(self, cfg: DatasetConfig, codec: "VideoCodecResource | None" = None) -> Conversion:
+        staging = f"{self.staging_root}/{cfg.name}" if self.staging_root else None
+        opts = {k: v for k, v in cfg.options.items() if k in ConvertOptions.__dataclass_fields__}
+        if codec is not None:
+            opts.setdefault("reencode", codec.reencode)
+            opts.setdefault("workers", codec.workers)
+        opts["storage_options"] = self.storage_options
+        return Conversion.at(cfg.output, staging, ConvertOptions(**opts))
+
+
+class VideoCodecResource(ConfigurableResource):
+    """Video handling defaults (a dataset's ``options`` override them).
+
+    Attributes:
+        reencode: ``"auto"`` (stream copy when a v3.0 window starts on a
+            keyframe, else lossless libx264), ``"always"`` or ``"never"``.
+        workers: episodes whose segments are cut concurrently in one run.
+    """
+
+    reencode: str = "auto"
+    workers: int = 2
+
+
+class ProgressReporter:
+    """Receives progress per stage; the CLI passes one that drives rich bars.
+
+    Plain Python object used as a Dagster resource in-process; ``advance`` is
+    called with the stage (asset) name and how many more episodes or tables it
+    finished.
+    """
+
+    def __init__(self, callback: Callable[[str, int], Any] | None = None) -> None:
+        self.callback = callback
+
+    def advance(self, stage: str, n: int = 1) -> None:
+        if self.callback is not None:
+            self.callback(stage, n)
+
+    def for_stage(self, stage: str) -> Callable[[int], None]:
+        return lambda n: self.advance(stage, n)

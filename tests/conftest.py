@@ -1,0 +1,78 @@
+"""Shared fixtures: the real samples in ../shared/datasets and conversions of them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "datasets"
+if not SHARED.is_dir():  # a clone next to the workspace's shared/
+    SHARED = Path(os.environ.get("LEROBOT_LANCE_SHARED", "/work/shared/datasets"))
+
+SAMPLES = ("g1_v20", "g1_v21", "g1_v30", "g1_v30_h264_gop30", "g1_image_v30", "g1_multicam_v30")
+EPISODE_LENGTHS = (393, 343, 357, 368, 410, 445)
+
+
+def sample(name: str) -> Path:
+    path = SHARED / name
+    assert path.is_dir(), f"shared sample {path} missing"
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    return SHARED
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_dagster_home() -> None:
+    """In-process conversions use a throwaway Dagster instance unless a test sets one."""
+    os.environ.pop("DAGSTER_HOME", None)
+
+
+@pytest.fixture(scope="session")
+def converted(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``converted(name)`` -> output root of the sample converted once through
+    the Dagster graph (in-process), shared by every test of the session."""
+    from pipelines.runner import run_conversion
+
+    cache: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in cache:
+            out = tmp_path_factory.mktemp("out") / name
+            run_conversion(str(sample(name)), str(out))
+            cache[name] = out
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture()
+def sample_copy(tmp_path: Path) -> Callable[[str], Path]:
+    """``sample_copy(name)`` -> a writable copy of a shared sample (videos hard-linked
+    when possible; tests replace, never edit, the files they change)."""
+
+    def make(name: str) -> Path:
+        dst = tmp_path / name
+        shutil.copytree(sample(name), dst, copy_function=_link_or_copy)
+        for p in dst.rglob("*"):
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        return dst
+
+    return make
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    if src.endswith(".mp4"):
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    shutil.copy2(src, dst)
