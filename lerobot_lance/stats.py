@@ -1,0 +1,839 @@
+"""Per-episode and dataset statistics, computed and aggregated the way LeRobot does.
+
+Three layers, each a small numpy function built on the one before:
+
+1. :func:`feature_stats` / :func:`image_stats`: the statistics of one feature over
+   the frames of one episode (``min``, ``max``, ``mean``, ``std``, ``count`` and the
+   quantiles ``q01``, ``q10``, ``q50``, ``q90``, ``q99``);
+   :func:`compute_episode_stats` applies them to every numeric feature and camera
+   of one episode's rows.
+2. :func:`aggregate_stats`: the dataset statistics from the per-episode ones
+   (``meta/stats.json``).
+3. :func:`compare_stats`: recomputed statistics against the ones a source
+   declares (v2.0 ``meta/stats.json``, v2.1 ``meta/episodes_stats.jsonl``,
+   v3.0 ``stats/<feature>/<stat>`` episode columns and ``meta/stats.json``).
+
+Format facts, checked against ``lerobot/datasets/compute_stats.py`` and
+``lerobot/datasets/lerobot_dataset.py`` of lerobot 0.4.4 and against the samples
+in ``../shared/datasets``:
+
+- ``std`` is the population standard deviation (ddof=0).
+- ``count`` has shape ``(1,)``: the number of frames for a numeric feature, the
+  number of *sampled* frames for a camera.
+- Vector features have stats of the feature's shape; scalar columns get shape ``(1,)``.
+  Cameras get per-channel stats of shape ``(3, 1, 1)`` of pixels scaled to
+  ``[0, 1]``, over a deterministic sample of frames (:func:`sample_frame_indices`);
+  frames whose larger side is >= 300 px are first subsampled by an integer
+  stride so that side comes to about 150 px (:func:`downsample_frames`).
+- Quantiles (v3.0 only; v2.x sources declare none) come from a 5000-bin
+  histogram spanning ``[min, max]`` with linear interpolation inside the bin
+  that reaches ``q * count``; with fewer than 2 values every quantile is the mean.
+- ``min``/``max`` keep the feature's dtype (integers stay integers in
+  ``stats.json``); ``mean``, ``std`` and the quantiles are float64; ``count`` int64.
+
+Where this module deliberately differs from lerobot 0.4.4:
+
+- Numeric ``mean`` and ``std`` are computed in float64, two-pass; LeRobot computes
+  float32 features in float32 as ``sqrt(E[x^2] - E[x]^2)``, so on float32 data the
+  two agree to float32 precision (relative ~1e-7 for the mean, ~1e-4 at worst for
+  the std of a dimension whose std is small next to its mean).
+- Camera ``std`` is the true per-channel std. LeRobot 0.4.4 squares the uint8
+  pixels without widening them, so ``E[x^2]`` wraps modulo 256, the variance
+  comes out negative and is clipped: every per-episode camera ``std`` it writes is
+  ``0.0`` (see ``g1_image_v30/meta/episodes``), and its dataset-level camera std is
+  only the spread of the episode means. v2.0/v2.1 camera std (older LeRobot,
+  ``np.std``) is correct and agrees with this module.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from lerobot_lance.formats import QUANTILE_NAMES, STAT_NAMES, column_name
+from lerobot_lance.model import DatasetMeta, Feature
+
+__all__ = [
+    "DOWNSAMPLE_TARGET_SIZE",
+    "DOWNSAMPLE_THRESHOLD",
+    "EpisodeStats",
+    "QUANTILES",
+    "QUANTILE_BINS",
+    "StatsComparison",
+    "StatsMismatch",
+    "aggregate_stats",
+    "compare_stats",
+    "compute_episode_stats",
+    "downsample_frames",
+    "episode_stats_to_struct",
+    "estimate_num_samples",
+    "feature_stats",
+    "image_stats",
+    "plot_mean_std_png",
+    "ranges_markdown",
+    "sample_frame_indices",
+    "stats_from_json",
+    "stats_to_json",
+    "write_stats_json",
+]
+
+#: feature key (LeRobot key, with dots) -> stat name -> array.
+EpisodeStats = dict[str, dict[str, np.ndarray]]
+
+#: Quantile name -> probability (lerobot 0.4.4 ``DEFAULT_QUANTILES``).
+QUANTILES: dict[str, float] = dict(zip(QUANTILE_NAMES, (0.01, 0.10, 0.50, 0.90, 0.99), strict=True))
+#: Histogram bins of the quantile estimate (lerobot 0.4.4 ``RunningQuantileStats``).
+QUANTILE_BINS = 5000
+#: Padding of the histogram range below ``min`` and above ``max`` (lerobot 0.4.4).
+_HISTOGRAM_PAD = 1e-10
+#: Camera sample size heuristic (lerobot 0.4.4 ``estimate_num_samples`` defaults).
+_MIN_SAMPLES, _MAX_SAMPLES, _SAMPLE_POWER = 100, 10_000, 0.75
+#: Frames whose larger side reaches this many pixels are subsampled before stats
+#: (lerobot 0.4.4 ``auto_downsample_height_width``).
+DOWNSAMPLE_THRESHOLD = 300
+#: ... by the integer stride that brings the larger side to about this many pixels.
+DOWNSAMPLE_TARGET_SIZE = 150
+
+_ALL_STATS: tuple[str, ...] = STAT_NAMES + QUANTILE_NAMES
+_IMAGE_STAT_SHAPE = (3, 1, 1)
+
+
+# --------------------------------------------------------------------------- per feature
+
+
+def _histogram_quantiles(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict[str, np.ndarray]:
+    """Histogram quantiles of each column of ``values`` (n, d); float64 arrays of shape (d,).
+
+    Bin edges span ``[lo - 1e-10, hi + 1e-10]`` in 5000 equal bins, computed in the
+    values' own floating dtype (so for float32 data the padding vanishes and the edges
+    are float32), in float64 for integer data: the arithmetic LeRobot 0.4.4 does, which
+    is what makes the results agree with its stored quantiles to float32 precision.
+    """
+    n, d = values.shape
+    out = {name: np.empty(d, dtype=np.float64) for name in QUANTILES}
+    small_ints = values.dtype in (np.uint8, np.int8, np.bool_)
+    for j in range(d):
+        col = values[:, j]
+        edges = np.linspace(lo[j] - _HISTOGRAM_PAD, hi[j] + _HISTOGRAM_PAD, QUANTILE_BINS + 1)
+        if small_ints:  # count the (at most 256) distinct values once, then bin them
+            offset = int(col.min())
+            counts = np.bincount((col.astype(np.int64) - offset), minlength=1)
+            points = np.arange(counts.size) + offset
+            keep = counts > 0
+            points, weights = points[keep], counts[keep]
+        else:
+            points, weights = col, None
+        # bin i holds edges[i] <= x < edges[i+1]; the last bin also holds x == edges[-1]
+        idx = np.searchsorted(edges, points, side="right") - 1
+        idx[points == edges[-1]] = QUANTILE_BINS - 1
+        inside = (idx >= 0) & (idx < QUANTILE_BINS)
+        hist = np.bincount(
+            idx[inside], weights=None if weights is None else weights[inside], minlength=QUANTILE_BINS
+        ).astype(np.float64)
+        cum = np.cumsum(hist)
+        edges64 = edges.astype(np.float64)
+        for name, q in QUANTILES.items():
+            target = q * n
+            k = int(np.searchsorted(cum, target, side="left"))
+            if k == 0:
+                out[name][j] = edges64[0]
+            elif k >= QUANTILE_BINS:
+                out[name][j] = edges64[-1]
+            else:
+                before = cum[k - 1]
+                frac = (target - before) / (cum[k] - before)
+                out[name][j] = edges64[k] + frac * (edges64[k + 1] - edges64[k])
+    return out
+
+
+def feature_stats(values: np.ndarray, *, quantiles: bool = True) -> dict[str, np.ndarray]:
+    """Statistics of one numeric feature over the frames of one episode.
+
+    Args:
+        values: shape ``(n_frames, *feature_shape)``, any integer, float or bool dtype;
+            a 1-D array is a scalar feature (``feature_shape`` taken as ``(1,)``).
+            Bools are counted as 0/1.
+        quantiles: also compute ``q01``, ``q10``, ``q50``, ``q90``, ``q99``.
+
+    Returns:
+        ``{"min", "max", "mean", "std", "count"[, "q01", ..., "q99"]}``: ``min``/``max``
+        of ``values``' dtype (int64 for bools), ``mean``/``std``/quantiles float64, all of
+        shape ``feature_shape``; ``count`` int64 of shape ``(1,)`` = ``n_frames``.
+        ``std`` is the population std (ddof=0, as lerobot 0.4.4). Quantiles follow
+        lerobot 0.4.4 ``RunningQuantileStats``: a 5000-bin histogram over ``[min, max]``,
+        linear interpolation within the bin reaching ``q * n``; with ``n_frames < 2``
+        every quantile is the mean (lerobot 0.4.4 ``_compute_basic_stats``).
+
+    Raises:
+        ValueError: ``values`` is 0-dimensional, has no frames, is not numeric, or
+            holds NaN or infinity.
+    """
+    arr = np.asarray(values)
+    if arr.ndim == 0:
+        raise ValueError(f"values must have a frame axis, but have shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"cannot compute statistics of 0 frames (values of shape {arr.shape})")
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.int64)
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise ValueError(f"values must be integer, float or bool, but are of dtype {arr.dtype}")
+    n = arr.shape[0]
+    feature_shape = arr.shape[1:] if arr.ndim > 1 else (1,)
+    flat = arr.reshape(n, -1)
+    if np.issubdtype(flat.dtype, np.floating) and not np.isfinite(flat).all():
+        bad = int(np.size(flat) - np.isfinite(flat).sum())
+        raise ValueError(f"values hold {bad} NaN or infinite entries; statistics are undefined")
+
+    lo = flat.min(axis=0)
+    hi = flat.max(axis=0)
+    as64 = flat.astype(np.float64)
+    mean = as64.mean(axis=0)
+    std = np.sqrt(np.mean((as64 - mean) ** 2, axis=0))
+    stats: dict[str, np.ndarray] = {
+        "min": lo.reshape(feature_shape),
+        "max": hi.reshape(feature_shape),
+        "mean": mean.reshape(feature_shape),
+        "std": std.reshape(feature_shape),
+        "count": np.array([n], dtype=np.int64),
+    }
+    if quantiles:
+        if n < 2:
+            qs = {name: mean.copy() for name in QUANTILES}
+        else:
+            qs = _histogram_quantiles(flat, lo, hi)
+        for name, value in qs.items():
+            stats[name] = value.reshape(feature_shape)
+    return stats
+
+
+# --------------------------------------------------------------------------- cameras
+
+
+def estimate_num_samples(length: int) -> int:
+    """How many frames of an episode of ``length`` frames LeRobot samples for camera stats.
+
+    ``max(min(100, length), min(int(length ** 0.75), 10_000))``: every frame up to 100,
+    100 up to ~464 frames, then growing as ``length ** 0.75`` (lerobot 0.4.4
+    ``compute_stats.estimate_num_samples`` defaults).
+
+    Raises:
+        ValueError: ``length`` is negative.
+    """
+    if length < 0:
+        raise ValueError(f"length must be >= 0, but is {length}")
+    return max(min(_MIN_SAMPLES, length), min(int(length**_SAMPLE_POWER), _MAX_SAMPLES))
+
+
+def sample_frame_indices(length: int, sample_size: int | None = None) -> list[int]:
+    """Deterministic, evenly spread frame positions (0-based, within the episode) for camera stats.
+
+    ``round(linspace(0, length - 1, k))`` with numpy's round-half-to-even, ``k`` =
+    ``sample_size`` (capped at ``length``) or, by default, :func:`estimate_num_samples`
+    (lerobot 0.4.4 ``compute_stats.sample_indices``). Positions are sorted and may
+    repeat only if ``k`` exceeds ``length`` (it cannot: ``k`` is capped).
+
+    Raises:
+        ValueError: ``length`` is negative or ``sample_size`` is < 1.
+    """
+    if length < 0:
+        raise ValueError(f"length must be >= 0, but is {length}")
+    if sample_size is not None and sample_size < 1:
+        raise ValueError(f"sample_size must be >= 1 or None, but is {sample_size}")
+    if length == 0:
+        return []
+    k = estimate_num_samples(length) if sample_size is None else min(sample_size, length)
+    return [int(i) for i in np.round(np.linspace(0, length - 1, k)).astype(np.int64)]
+
+
+def downsample_frames(frames: np.ndarray) -> np.ndarray:
+    """Subsample frames ``(n, H, W, C)`` the way LeRobot does before camera stats.
+
+    Frames whose larger side is < 300 px are returned as they are; otherwise every
+    ``s``-th row and column is kept, ``s = int(larger_side / 150)`` (the width when
+    ``W > H``, else the height), as lerobot 0.4.4 ``auto_downsample_height_width``.
+    A view, no copy.
+    """
+    height, width = frames.shape[1], frames.shape[2]
+    if max(height, width) < DOWNSAMPLE_THRESHOLD:
+        return frames
+    stride = int(width / DOWNSAMPLE_TARGET_SIZE) if width > height else int(height / DOWNSAMPLE_TARGET_SIZE)
+    return frames[:, ::stride, ::stride]
+
+
+def image_stats(frames: np.ndarray, *, downsample: bool = True, quantiles: bool = True) -> dict[str, np.ndarray]:
+    """Per-channel statistics of sampled camera frames, pixels scaled to ``[0, 1]``.
+
+    Args:
+        frames: uint8 RGB frames, shape ``(n, H, W, 3)`` (channels last, as decoded),
+            already sampled (see :func:`sample_frame_indices`).
+        downsample: first apply :func:`downsample_frames` (LeRobot's convention; turn
+            off only when the caller already did).
+        quantiles: also compute ``q01`` ... ``q99``.
+
+    Returns:
+        ``min``, ``max``, ``mean``, ``std`` (population) and quantiles as float64 of
+        shape ``(3, 1, 1)`` (lerobot 0.4.4 ``compute_episode_stats``: stats over axes
+        (frames, height, width), divided by 255); ``count`` int64 ``(1,)`` = ``n``.
+        Quantiles are computed on the 0..255 values as in :func:`feature_stats`
+        (edges in float64) and then divided by 255, as LeRobot does. See the module
+        docstring for why ``std`` differs from what lerobot 0.4.4 writes.
+
+    Raises:
+        ValueError: ``frames`` is not uint8 of shape ``(n, H, W, 3)`` with ``n >= 1``.
+    """
+    arr = np.asarray(frames)
+    if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] != 3 or arr.shape[0] < 1:
+        raise ValueError(f"frames must be uint8 of shape (n>=1, H, W, 3), but are {arr.dtype} of shape {arr.shape}")
+    if downsample:
+        arr = downsample_frames(arr)
+    pixels = arr.reshape(-1, 3)
+    # Exact integer moments from the 256-bin value counts of each channel.
+    counts = np.stack([np.bincount(pixels[:, c], minlength=256) for c in range(3)]).astype(np.float64)
+    levels = np.arange(256, dtype=np.float64)
+    total = counts.sum(axis=1)
+    mean = counts @ levels / total
+    var = counts @ (levels**2) / total - mean**2  # exact sums of integers, no cancellation issue at this scale
+    lo = np.array([levels[c > 0].min() for c in counts])
+    hi = np.array([levels[c > 0].max() for c in counts])
+    stats: dict[str, np.ndarray] = {
+        "min": (lo / 255.0).reshape(_IMAGE_STAT_SHAPE),
+        "max": (hi / 255.0).reshape(_IMAGE_STAT_SHAPE),
+        "mean": (mean / 255.0).reshape(_IMAGE_STAT_SHAPE),
+        "std": (np.sqrt(np.maximum(var, 0.0)) / 255.0).reshape(_IMAGE_STAT_SHAPE),
+        "count": np.array([arr.shape[0]], dtype=np.int64),
+    }
+    if quantiles:
+        if pixels.shape[0] < 2:
+            qs = {name: mean.copy() for name in QUANTILES}
+        else:
+            qs = _histogram_quantiles(pixels, pixels.min(axis=0), pixels.max(axis=0))
+        for name, value in qs.items():
+            stats[name] = (value / 255.0).reshape(_IMAGE_STAT_SHAPE)
+    return stats
+
+
+def _decode_image(data: bytes, key: str, position: int) -> np.ndarray:
+    from PIL import Image  # pillow is only needed for image-dtype cameras
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except Exception as exc:  # PIL raises several unrelated types for bad bytes
+        raise ValueError(f"frame {position} of camera {key!r}: cannot decode image bytes ({exc})") from exc
+
+
+def _image_bytes(column: pa.ChunkedArray | pa.Array, key: str, positions: Sequence[int]) -> list[bytes]:
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_struct(arr.type):
+        if arr.type.get_field_index("bytes") < 0:
+            raise ValueError(f"camera column {key!r}: expected struct<bytes, path>, found {arr.type}")
+        arr = arr.field("bytes")
+    if not (pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type)):
+        raise ValueError(f"camera column {key!r}: expected binary or struct<bytes, path>, found {arr.type}")
+    out = []
+    for p in positions:
+        value = arr[p].as_py()
+        if value is None:
+            raise ValueError(f"frame {p} of camera {key!r}: no embedded image bytes (null)")
+        out.append(value)
+    return out
+
+
+# --------------------------------------------------------------------------- per episode
+
+
+def _find_column(table: pa.Table, key: str) -> str | None:
+    for name in (key, column_name(key)):
+        if name in table.column_names:
+            return name
+    return None
+
+
+def _column_values(column: pa.ChunkedArray, feature: Feature) -> np.ndarray:
+    """Arrow column of one feature -> numpy ``(n, *shape)`` (or ``(n,)`` for a scalar column)."""
+    arr = column.combine_chunks()
+    n = len(arr)
+    if arr.null_count:
+        raise ValueError(f"feature {feature.key!r}: {arr.null_count} null values of {n}; statistics are undefined")
+    if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type) or pa.types.is_fixed_size_list(arr.type):
+        flat = arr.flatten()
+        if flat.null_count:
+            raise ValueError(f"feature {feature.key!r}: {flat.null_count} null vector entries")
+        if len(flat) != n * feature.width:
+            raise ValueError(
+                f"feature {feature.key!r}: expected {feature.width} values per frame "
+                f"(shape {feature.shape}), found {len(flat)} values in {n} frames"
+            )
+        return flat.to_numpy(zero_copy_only=False).reshape((n, *feature.shape))
+    return arr.to_numpy(zero_copy_only=False)
+
+
+def compute_episode_stats(
+    table: pa.Table,
+    meta: DatasetMeta,
+    camera_frames: Mapping[str, np.ndarray] | None = None,
+    *,
+    image_sample_size: int | None = None,
+    quantiles: bool = True,
+) -> EpisodeStats:
+    """Statistics of every numeric feature and camera of one episode.
+
+    Args:
+        table: the episode's rows, in frame order. Columns may be named by LeRobot
+            key (``observation.state``, as in the source parquet) or by output column
+            name (``observation_state``); vectors as ``list`` / ``fixed_size_list``.
+            Other columns are ignored.
+        meta: the dataset; numeric features are ``meta.numeric_keys`` (state, action,
+            ``timestamp``, ``frame_index``, ``episode_index``, ``index``, ``task_index``,
+            every other int/float/bool feature), cameras ``meta.camera_keys``.
+        camera_frames: camera key -> uint8 frames ``(n, H, W, 3)`` already sampled by
+            the caller (decoded video frames at :func:`sample_frame_indices`). Used
+            for any camera it names, video or image; otherwise image-dtype cameras are
+            decoded from their column (``struct<bytes, path>`` or binary PNG/JPEG) at
+            :func:`sample_frame_indices` positions, and video cameras without frames
+            are left out.
+        image_sample_size: sample size for cameras decoded here (default LeRobot's,
+            :func:`estimate_num_samples`: 100 frames for episodes up to ~464 frames).
+        quantiles: also compute ``q01`` ... ``q99`` (v3.0 layout).
+
+    Returns:
+        feature key -> stats as :func:`feature_stats` / :func:`image_stats` give them,
+        in ``info.json`` feature order.
+
+    Raises:
+        ValueError: a numeric feature has no column, has nulls, has the wrong number of
+            values per frame, a non-numeric type or non-finite values; an image column
+            cannot be decoded; ``camera_frames`` names a non-camera or holds frames that
+            are not uint8 ``(n, H, W, 3)``; ``table`` has no rows.
+    """
+    if table.num_rows == 0:
+        raise ValueError("cannot compute statistics of an episode with 0 rows")
+    camera_frames = camera_frames or {}
+    unknown = [k for k in camera_frames if k not in meta.camera_keys]
+    if unknown:
+        raise ValueError(f"camera_frames names {unknown}, which are not cameras; cameras: {meta.camera_keys}")
+    numeric_keys = set(meta.numeric_keys)
+    out: EpisodeStats = {}
+    for key, feature in meta.features.items():
+        if feature.is_camera:
+            if key in camera_frames:
+                try:
+                    out[key] = image_stats(np.asarray(camera_frames[key]), quantiles=quantiles)
+                except ValueError as exc:
+                    raise ValueError(f"camera_frames[{key!r}]: {exc}") from exc
+            elif feature.is_image and (name := _find_column(table, key)) is not None:
+                positions = sample_frame_indices(table.num_rows, image_sample_size)
+                encoded = _image_bytes(table[name], key, positions)
+                images = [_decode_image(b, key, p) for b, p in zip(encoded, positions, strict=True)]
+                shapes = {img.shape for img in images}
+                if len(shapes) != 1:
+                    raise ValueError(f"camera {key!r}: sampled frames differ in shape: {sorted(shapes)}")
+                out[key] = image_stats(np.stack(images), quantiles=quantiles)
+            continue
+        if key not in numeric_keys:
+            continue
+        name = _find_column(table, key)
+        if name is None:
+            raise ValueError(
+                f"numeric feature {key!r} has no column: expected {key!r} or {feature.column!r}, "
+                f"found {table.column_names}"
+            )
+        try:
+            out[key] = feature_stats(_column_values(table[name], feature), quantiles=quantiles)
+        except ValueError as exc:
+            if str(exc).startswith("feature "):
+                raise
+            raise ValueError(f"feature {key!r} (column {name!r}): {exc}") from exc
+    return out
+
+
+# --------------------------------------------------------------------------- dataset
+
+
+def _validate(episodes: Sequence[EpisodeStats]) -> None:
+    problems: list[str] = []
+    for i, ep in enumerate(episodes):
+        for key, stats in ep.items():
+            for stat, value in stats.items():
+                arr = np.asarray(value)
+                if arr.ndim == 0:
+                    problems.append(f"episode stats #{i}, {key!r}/{stat!r}: must be at least 1-D, is 0-D")
+                elif stat == "count" and arr.shape != (1,):
+                    problems.append(f"episode stats #{i}, {key!r}: shape of 'count' must be (1,), is {arr.shape}")
+            if "count" not in stats or "mean" not in stats or "std" not in stats:
+                problems.append(f"episode stats #{i}, {key!r}: needs 'mean', 'std' and 'count', has {sorted(stats)}")
+    if problems:
+        raise ValueError("invalid episode statistics:\n" + "\n".join(problems))
+
+
+def aggregate_stats(episodes: Sequence[EpisodeStats]) -> EpisodeStats:
+    """Dataset statistics from per-episode statistics, with LeRobot's semantics.
+
+    For every feature present in at least one episode (over the episodes that have it):
+
+    - ``count`` = sum of counts (int64, shape ``(1,)``);
+    - ``mean`` = count-weighted mean of the episode means;
+    - ``std`` = sqrt of the pooled population variance:
+      ``sum(count_i * (std_i**2 + (mean_i - mean)**2)) / count``, i.e. the within-episode
+      variance plus the spread of the episode means;
+    - ``min`` / ``max`` = element-wise min / max over episodes (dtype kept);
+    - each quantile present in *every* episode = count-weighted average of the
+      episodes' quantiles. This is how lerobot 0.4.4 (v3.0) combines quantiles
+      (``aggregate_feature_stats``); it is an approximation, not the quantile of the
+      pooled data.
+
+    Source: lerobot 0.4.4 ``lerobot/datasets/compute_stats.py`` ``aggregate_stats``.
+    Feature order is first appearance; an empty sequence gives ``{}``.
+
+    Raises:
+        ValueError: a stat is 0-D, a ``count`` is not of shape ``(1,)``, a feature lacks
+            ``mean``/``std``/``count`` (all problems listed at once), or a stat's shape
+            differs between episodes.
+    """
+    _validate(episodes)
+    keys = list(dict.fromkeys(k for ep in episodes for k in ep))
+    out: EpisodeStats = {}
+    for key in keys:
+        items = [ep[key] for ep in episodes if key in ep]
+        shapes = {np.asarray(s["mean"]).shape for s in items}
+        if len(shapes) != 1:
+            raise ValueError(f"feature {key!r}: 'mean' shapes differ between episodes: {sorted(shapes)}")
+        counts = np.array([int(np.asarray(s["count"])[0]) for s in items], dtype=np.int64)
+        total = int(counts.sum())
+        means = np.stack([np.asarray(s["mean"], dtype=np.float64) for s in items])
+        stds = np.stack([np.asarray(s["std"], dtype=np.float64) for s in items])
+        w = counts.astype(np.float64).reshape((-1,) + (1,) * (means.ndim - 1))
+        mean = (means * w).sum(axis=0) / total
+        var = ((stds**2 + (means - mean) ** 2) * w).sum(axis=0) / total
+        agg: dict[str, np.ndarray] = {}
+        if all("min" in s for s in items):
+            agg["min"] = np.min(np.stack([np.asarray(s["min"]) for s in items]), axis=0)
+        if all("max" in s for s in items):
+            agg["max"] = np.max(np.stack([np.asarray(s["max"]) for s in items]), axis=0)
+        agg["mean"] = mean
+        agg["std"] = np.sqrt(var)
+        agg["count"] = np.array([total], dtype=np.int64)
+        for q in QUANTILE_NAMES:
+            if all(q in s for s in items):
+                agg[q] = (np.stack([np.asarray(s[q], dtype=np.float64) for s in items]) * w).sum(axis=0) / total
+        out[key] = agg
+    return out
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def stats_to_json(stats: EpisodeStats) -> dict[str, dict[str, Any]]:
+    """LeRobot's ``meta/stats.json`` layout: ``{feature: {stat: nested list}}``.
+
+    Arrays become nested lists of Python numbers (ints stay ints, so ``index`` min/max
+    read ``[0]`` as in lerobot's files; camera stats ``[[[x]], [[y]], [[z]]]``). Stats
+    in the order ``min, max, mean, std, count, q01 ... q99``, then any others.
+    Serialize with ``json.dump(..., indent=4)`` as lerobot does (:func:`write_stats_json`).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for key, feature in stats.items():
+        order = [s for s in _ALL_STATS if s in feature] + [s for s in feature if s not in _ALL_STATS]
+        out[key] = {s: np.asarray(feature[s]).tolist() for s in order}
+    return out
+
+
+def write_stats_json(stats: EpisodeStats, path: str | PathLike[str]) -> Path:
+    """Write ``stats`` to ``path`` (a file, or a dataset root whose ``meta/stats.json`` is meant).
+
+    Same layout and indentation (4) as lerobot 0.4.4 ``write_stats``. Returns the file path.
+    """
+    target = Path(path)
+    if target.suffix != ".json":
+        target = target / "meta" / "stats.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(stats_to_json(stats), indent=4, ensure_ascii=False) + "\n")
+    return target
+
+
+def stats_from_json(obj: Mapping[str, Any]) -> EpisodeStats:
+    """Parse statistics in LeRobot's layout into arrays.
+
+    Accepts the nested layout of ``meta/stats.json`` / ``episodes_stats.jsonl``
+    (``{feature: {stat: list}}``) and the flat one of v3.0 episode rows
+    (``{"stats/<feature>/<stat>": list}`` or ``{"<feature>/<stat>": list}``; other
+    flat keys are ignored), and a whole v2.1 ``episodes_stats.jsonl`` line
+    (``{"episode_index": ..., "stats": {...}}``). Integer lists give int64 arrays, others float64;
+    ``count`` is always int64.
+
+    Raises:
+        ValueError: a stat value is not a (nested) list of numbers.
+    """
+    if isinstance(obj.get("stats"), Mapping) and "episode_index" in obj:
+        obj = obj["stats"]  # a whole episodes_stats.jsonl line
+    out: EpisodeStats = {}
+    for key, value in obj.items():
+        if isinstance(value, Mapping):
+            items = [(key, stat, v) for stat, v in value.items()]
+        elif "/" in key:
+            flat = key[len("stats/"):] if key.startswith("stats/") else key
+            feature, _, stat = flat.rpartition("/")
+            if not feature or stat not in _ALL_STATS:
+                continue
+            items = [(feature, stat, value)]
+        else:
+            continue
+        for feature, stat, v in items:
+            if v is None:
+                continue
+            try:
+                arr = np.asarray(v)
+                if arr.dtype == object or not (arr.dtype.kind in "iufb"):
+                    raise TypeError(arr.dtype)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"stats of {feature!r}/{stat!r}: expected a nested list of numbers, found {str(v)[:80]}"
+                ) from exc
+            if arr.ndim == 0:
+                arr = arr.reshape(1)
+            if stat == "count":
+                arr = arr.astype(np.int64)
+            elif arr.dtype.kind in "iub":
+                arr = arr.astype(np.int64)
+            else:
+                arr = arr.astype(np.float64)
+            out.setdefault(feature, {})[stat] = arr
+    return out
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+@dataclass
+class StatsMismatch:
+    """One statistic that disagrees between recomputed and declared values.
+
+    Attributes:
+        feature: LeRobot feature key.
+        stat: ``min``, ``max``, ``mean``, ``std``, ``count`` or ``qNN``.
+        episode_index: the episode, or ``None`` for dataset-level stats.
+        declared: the source's value, as a nested list.
+        computed: the recomputed value, as a nested list.
+        max_abs_diff: largest absolute element difference (``inf`` when shapes differ).
+    """
+
+    feature: str
+    stat: str
+    episode_index: int | None
+    declared: list
+    computed: list
+    max_abs_diff: float
+
+    def __str__(self) -> str:
+        where = "dataset" if self.episode_index is None else f"episode {self.episode_index}"
+        return (
+            f"{where}: {self.feature}/{self.stat} declared {_short(self.declared)}, "
+            f"computed {_short(self.computed)} (max abs diff {self.max_abs_diff:.3g})"
+        )
+
+
+@dataclass
+class StatsComparison:
+    """Result of :func:`compare_stats`.
+
+    Attributes:
+        mismatches: every feature/stat that disagrees beyond the tolerances.
+        compared: how many feature/stat pairs were compared.
+        note: why fewer pairs were compared than one might expect (no declared stats,
+            features missing on one side, cameras skipped), or ``None``.
+    """
+
+    mismatches: list[StatsMismatch] = field(default_factory=list)
+    compared: int = 0
+    note: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when no compared statistic disagrees (also when nothing was declared)."""
+        return not self.mismatches
+
+
+def _short(values: list, limit: int = 6) -> str:
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    text = ", ".join(f"{x:.6g}" for x in flat[:limit])
+    return f"[{text}{', ...' if flat.size > limit else ''}]"
+
+
+def _is_camera_stats(stats: Mapping[str, np.ndarray]) -> bool:
+    mean = stats.get("mean")
+    return mean is not None and np.asarray(mean).shape == _IMAGE_STAT_SHAPE
+
+
+def compare_stats(
+    computed: EpisodeStats,
+    declared: Mapping[str, Any] | None,
+    *,
+    episode_index: int | None = None,
+    rtol: float = 1e-5,
+    atol: float = 1e-6,
+    features: Iterable[str] | None = None,
+    stats: Iterable[str] | None = None,
+) -> StatsComparison:
+    """Compare recomputed statistics with the ones a source declares.
+
+    Args:
+        computed: :func:`compute_episode_stats` (one episode) or :func:`aggregate_stats`
+            (dataset) output.
+        declared: the source's stats in any layout :func:`stats_from_json` reads (v2.0
+            ``meta/stats.json``, one v2.1 ``episodes_stats.jsonl`` ``"stats"`` object,
+            the ``stats/<feature>/<stat>`` columns of one v3.0 episode row, v3.0
+            ``meta/stats.json``, or ``EpisodeMeta.declared_stats`` /
+            ``DatasetMeta.declared_stats``); ``None`` or empty when it declares none.
+        episode_index: recorded in each mismatch (``None`` for dataset-level stats).
+        rtol, atol: element-wise ``|computed - declared| <= atol + rtol * |declared|``.
+            The defaults hold for float32 features at float32 precision.
+        features: feature keys to compare. Default: every non-camera feature present
+            on both sides (cameras, whose stats come from sampled and, for videos,
+            decoded frames, are compared only when named here).
+        stats: stat names to compare (default: every stat present on both sides).
+
+    Only stats present on both sides are compared: v2.x sources declare no quantiles.
+    A source that declares nothing gives an ``ok`` result with a note.
+
+    Tolerances met on the shared samples (see ``tests/test_stats.py``): the defaults
+    for every numeric stat of v2.0, v2.1 and the v3.0 sample converted from v2.1;
+    for v3.0 files written by lerobot 0.4.4 itself, the defaults except ``std``, which
+    LeRobot computes in float32 as ``sqrt(E[x^2] - E[x]^2)`` (needs ``atol=1e-4``), and
+    camera ``std``, which it writes as 0 (see the module docstring). Camera stats of
+    video decoded by PyAV agree with declared ones only to about 5e-3 (the declared
+    ones come from the frames before encoding).
+
+    Raises:
+        ValueError: ``declared`` is not in a layout :func:`stats_from_json` reads.
+    """
+    if not declared:
+        return StatsComparison([], 0, "the source declares no statistics; nothing compared")
+    decl = stats_from_json(declared)
+    wanted_stats = None if stats is None else set(stats)
+    notes: list[str] = []
+    if features is None:
+        keys = [k for k in computed if k in decl and not _is_camera_stats(computed[k])]
+        skipped = [k for k in computed if k in decl and _is_camera_stats(computed[k])]
+        if skipped:
+            notes.append(f"camera stats not compared (name them in features to compare): {', '.join(skipped)}")
+    else:
+        wanted = list(dict.fromkeys(features))
+        keys = [k for k in wanted if k in computed and k in decl]
+        missing_c = [k for k in wanted if k not in computed]
+        missing_d = [k for k in wanted if k not in decl]
+        if missing_c:
+            notes.append(f"not computed: {', '.join(missing_c)}")
+        if missing_d:
+            notes.append(f"not declared: {', '.join(missing_d)}")
+    only_declared = [k for k in decl if k not in computed]
+    if features is None and only_declared:
+        notes.append(f"declared but not computed: {', '.join(only_declared)}")
+
+    mismatches: list[StatsMismatch] = []
+    compared = 0
+    for key in keys:
+        for stat in [s for s in computed[key] if s in decl[key] and (wanted_stats is None or s in wanted_stats)]:
+            c = np.asarray(computed[key][stat])
+            d = np.asarray(decl[key][stat])
+            compared += 1
+            if c.shape != d.shape and c.size == d.size:
+                d = d.reshape(c.shape)
+            if c.shape != d.shape:
+                diff = math.inf
+                bad = True
+            else:
+                c64, d64 = c.astype(np.float64), d.astype(np.float64)
+                bad = not np.allclose(c64, d64, rtol=rtol, atol=atol, equal_nan=True)
+                diff = float(np.nanmax(np.abs(c64 - d64))) if c.size else 0.0
+            if bad:
+                mismatches.append(StatsMismatch(key, stat, episode_index, d.tolist(), c.tolist(), diff))
+    if compared == 0 and not notes:
+        notes.append("no feature/stat present on both sides")
+    return StatsComparison(mismatches, compared, "; ".join(notes) or None)
+
+
+# --------------------------------------------------------------------------- presentation
+
+
+def episode_stats_to_struct(stats: EpisodeStats) -> dict[str, dict[str, list[float] | None]]:
+    """One episode's stats as a plain dict for one row of a pyarrow struct column.
+
+    Keys are output column names (dots -> underscores); each value has every field
+    ``min, max, mean, std, count, q01, q10, q50, q90, q99`` as a flat list of Python
+    floats (float64; camera stats flattened from ``(3, 1, 1)`` to 3 values), or
+    ``None`` for a stat that was not computed, so every row has the same struct type.
+    """
+    out: dict[str, dict[str, list[float] | None]] = {}
+    for key, feature in stats.items():
+        out[column_name(key)] = {
+            s: (np.asarray(feature[s], dtype=np.float64).ravel().tolist() if s in feature else None)
+            for s in _ALL_STATS
+        }
+    return out
+
+
+def plot_mean_std_png(stats: EpisodeStats, keys: Sequence[str], path: str | PathLike[str]) -> None:
+    """Save a PNG with one subplot per key: per-dimension mean +- std, min and max marked.
+
+    Uses matplotlib's Agg canvas directly (no global backend change, no display).
+
+    Raises:
+        KeyError: a key is not in ``stats``.
+        ValueError: ``keys`` is empty.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not keys:
+        raise ValueError("keys must name at least one feature to plot")
+    missing = [k for k in keys if k not in stats]
+    if missing:
+        raise KeyError(f"no stats for {missing}; have {list(stats)}")
+    fig = Figure(figsize=(max(6.0, 0.35 * max(np.asarray(stats[k]["mean"]).size for k in keys)), 2.6 * len(keys)))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(keys), 1, squeeze=False)[:, 0]
+    for ax, key in zip(axes, keys):
+        s = stats[key]
+        mean = np.asarray(s["mean"], dtype=np.float64).ravel()
+        std = np.asarray(s["std"], dtype=np.float64).ravel()
+        x = np.arange(mean.size)
+        ax.errorbar(x, mean, yerr=std, fmt="o", ms=3, capsize=2, label="mean ± std")
+        if "min" in s and "max" in s:
+            ax.plot(x, np.asarray(s["min"], dtype=np.float64).ravel(), "v", ms=3, alpha=0.5, label="min")
+            ax.plot(x, np.asarray(s["max"], dtype=np.float64).ravel(), "^", ms=3, alpha=0.5, label="max")
+        count = int(np.asarray(s.get("count", [0])).ravel()[0])
+        ax.set_title(f"{key} (count {count})", fontsize=9)
+        ax.set_xlabel("dimension", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(Path(path), format="png", dpi=100)
+
+
+def ranges_markdown(stats: EpisodeStats) -> str:
+    """A Markdown table: feature, dims, min..max range, mean of means, count.
+
+    ``dims`` is the number of values per stat (26 for a 26-vector, 3 for a camera);
+    the range is the smallest ``min`` to the largest ``max`` over dimensions; numbers
+    with 4 significant digits.
+    """
+    lines = ["| feature | dims | range (min .. max) | mean of means | count |", "|---|---:|---|---:|---:|"]
+    for key, s in stats.items():
+        mean = np.asarray(s["mean"], dtype=np.float64)
+        rng = "n/a"
+        if "min" in s and "max" in s:
+            lo = float(np.min(np.asarray(s["min"], dtype=np.float64)))
+            hi = float(np.max(np.asarray(s["max"], dtype=np.float64)))
+            rng = f"{lo:.4g} .. {hi:.4g}"
+        count = int(np.asarray(s["count"]).ravel()[0]) if "count" in s else 0
+        lines.append(f"| `{key}` | {mean.size} | {rng} | {float(mean.mean()):.4g} | {count} |")
+    return "\n".join(lines) + "\n"
