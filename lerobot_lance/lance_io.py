@@ -107,6 +107,9 @@ def write_pending(
     Memory stays bounded by what Lance buffers for one row group (plus one
     batch): callers yield small batches (one episode, or one video file).
 
+    Nothing is committed: the returned transaction is dropped and only its
+    fragments and canonical schema are kept.
+
     Returns:
         The :class:`PendingTable`, also saved to ``<staging>/pending/<table>.json``
         (replacing what an earlier attempt staged).
@@ -122,15 +125,22 @@ def write_pending(
     reader = pa.RecordBatchReader.from_batches(schema, counted())
     if _is_local(uri):
         Path(uri.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
-    frags: list[FragmentMetadata] = write_fragments(
+    # ``return_transaction`` gives Lance's canonical schema: blob columns become
+    # ``lance.blob.v2`` structs whose children take field ids, so committing
+    # with the plain Arrow schema fails for a blob column that is not last.
+    tx = write_fragments(
         reader,
         uri,
         schema=schema,
+        mode="overwrite",
+        return_transaction=True,
         max_rows_per_file=1 << 40,
         max_rows_per_group=max_rows_per_group,
         storage_options=storage_options,
     )
-    pending = PendingTable(table, uri, schema, tuple(json.dumps(f.to_json()) for f in frags), rows, tuple(episodes))
+    frags: list[FragmentMetadata] = list(tx.operation.fragments)
+    canonical = tx.operation.new_schema.to_pyarrow()
+    pending = PendingTable(table, uri, canonical, tuple(json.dumps(f.to_json()) for f in frags), rows, tuple(episodes))
     write_json_atomic(staging.root / PENDING / f"{table}.json", pending.to_json())
     return pending
 

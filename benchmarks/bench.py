@@ -1,0 +1,139 @@
+"""Benchmark: wall time and peak memory of converting the shared samples and a
+300-episode dataset through the Dagster graph (in-process, like the CLI).
+
+    python benchmarks/bench.py                     # every shared sample + 300 episodes
+    python benchmarks/bench.py --samples g1_v30    # one sample
+    python benchmarks/bench.py --big-only --repeat 50
+
+Each conversion runs in a fresh subprocess (``/usr/bin/time``-style: wall
+clock and ``ru_maxrss`` of the child), so figures include interpreter start
+and imports, as a user's shell command would. It prints a table; nothing is
+asserted (speed and memory targets are figures, not tests).
+
+The 300-episode dataset is built from ``g1_v21`` by repeating its six episodes
+50 times (115,800 frames, ~1.1 GB of mp4): parquet rows rewritten with new
+``episode_index``/``index``, mp4s hard-linked, metadata regenerated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "datasets"
+SAMPLES = ("g1_v20", "g1_v21", "g1_v30", "g1_v30_h264_gop30", "g1_image_v30", "g1_multicam_v30")
+
+
+def build_repeated_v21(dst: Path, repeat: int = 50, src: Path = SHARED / "g1_v21") -> Path:
+    """A v2.1 dataset of ``6 * repeat`` episodes made by repeating ``src``'s episodes."""
+    if (dst / "meta" / "info.json").exists():
+        return dst
+    info = json.loads((src / "meta" / "info.json").read_text())
+    episodes = [json.loads(line) for line in (src / "meta" / "episodes.jsonl").read_text().splitlines() if line.strip()]
+    stats = [json.loads(line) for line in (src / "meta" / "episodes_stats.jsonl").read_text().splitlines() if line.strip()]
+    n_src = len(episodes)
+    chunks_size = info["chunks_size"]
+    (dst / "meta").mkdir(parents=True, exist_ok=True)
+    shutil.copy(src / "meta" / "tasks.jsonl", dst / "meta" / "tasks.jsonl")
+    index = 0
+    ep_lines, stat_lines = [], []
+    video_key = next(k for k, f in info["features"].items() if f["dtype"] == "video")
+    for new in range(n_src * repeat):
+        old = new % n_src
+        chunk = new // chunks_size
+        t = pq.read_table(src / info["data_path"].format(episode_chunk=0, episode_index=old))
+        n = t.num_rows
+        t = t.set_column(t.schema.get_field_index("episode_index"), "episode_index", pa.array([new] * n, pa.int64()))
+        t = t.set_column(t.schema.get_field_index("index"), "index", pc.add(pa.array(range(n), pa.int64()), index))
+        data_path = dst / info["data_path"].format(episode_chunk=chunk, episode_index=new)
+        data_path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(t, data_path)
+        vsrc = src / info["video_path"].format(episode_chunk=0, video_key=video_key, episode_index=old)
+        vdst = dst / info["video_path"].format(episode_chunk=chunk, video_key=video_key, episode_index=new)
+        vdst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(vsrc, vdst)
+        except OSError:
+            shutil.copy(vsrc, vdst)
+        ep_lines.append(json.dumps({**episodes[old], "episode_index": new}))
+        s = json.loads(json.dumps(stats[old]))
+        s["episode_index"] = new
+        for key, lo, hi in (("episode_index", new, new), ("index", index, index + n - 1)):
+            s["stats"][key].update(min=[lo], max=[hi], mean=[(lo + hi) / 2])
+        stat_lines.append(json.dumps(s))
+        index += n
+    info.update(total_episodes=n_src * repeat, total_frames=index, total_videos=n_src * repeat,
+                total_chunks=(n_src * repeat - 1) // chunks_size + 1, splits={"train": f"0:{n_src * repeat}"})
+    (dst / "meta" / "info.json").write_text(json.dumps(info, indent=4))
+    (dst / "meta" / "episodes.jsonl").write_text("\n".join(ep_lines) + "\n")
+    (dst / "meta" / "episodes_stats.jsonl").write_text("\n".join(stat_lines) + "\n")
+    return dst
+
+
+def measure(source: Path, out: Path, extra: list[str] | None = None) -> dict[str, float]:
+    """Convert in a child process through the CLI; return wall seconds and peak RSS (MB)."""
+    shutil.rmtree(out, ignore_errors=True)
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    cmd = [sys.executable, "-m", "lerobot_lance.cli", "convert", str(source), "--output", str(out), "--quiet", *(extra or [])]
+    t0 = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if proc.returncode != 0:
+        raise RuntimeError(f"conversion of {source} failed:\n{proc.stderr[-3000:]}")
+    # ru_maxrss of children is the max over all children so far: report it only when it grew.
+    return {"wall_s": wall, "peak_rss_mb": max(peak, before) / 1024, "grew": peak > before}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--samples", nargs="*", default=list(SAMPLES))
+    ap.add_argument("--big-only", action="store_true", help="only the repeated dataset")
+    ap.add_argument("--repeat", type=int, default=50, help="repetitions of the 6 sample episodes (50 -> 300 episodes)")
+    ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="extra CLI flags for convert")
+    ap.add_argument("--workdir", type=Path, default=None)
+    args = ap.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="lerobot-lance-bench-"))
+    rows = []
+    if not args.big_only:
+        for name in args.samples:
+            # each sample in its own child: ru_maxrss of children is a running max, so run
+            # the smallest first and report per child via a fresh measurement process
+            r = _isolated(SHARED / name, work / "out" / name, args.extra)
+            rows.append((name, r))
+    big = build_repeated_v21(work / f"g1_v21_x{args.repeat}", args.repeat)
+    rows.append((f"g1_v21 x{args.repeat} ({6 * args.repeat} episodes)", _isolated(big, work / "out" / "big", args.extra)))
+    print(f"{'dataset':<36} {'wall s':>8} {'peak RSS MB':>12}")
+    for name, r in rows:
+        print(f"{name:<36} {r['wall_s']:>8.2f} {r['peak_rss_mb']:>12.0f}")
+    print(f"(work dir: {work})")
+
+
+def _isolated(source: Path, out: Path, extra: list[str]) -> dict[str, float]:
+    """Run :func:`measure` inside a fresh Python so ``RUSAGE_CHILDREN`` covers one conversion."""
+    code = (
+        "import json,sys; sys.path.insert(0, %r); from benchmarks.bench import measure; "
+        "from pathlib import Path; print(json.dumps(measure(Path(%r), Path(%r), %r)))"
+    ) % (str(REPO), str(source), str(out), extra)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    main()
