@@ -324,17 +324,24 @@ def _decode_at(
     path: PathLike,
     targets: Sequence[int],
     keyframes: Sequence[int],
+    *,
+    threaded: bool = True,
 ) -> Iterator[tuple[int, VideoFrame]]:
     """Decode the frames whose pts are ``targets`` (ascending), yielding (pts, frame).
 
     Seeks to the keyframe before a target when that saves decoding more than
     ``_SEEK_GAP_FRAMES`` frames; otherwise decodes forward. A seek that lands
     after its target (decode-timestamp seeking with B-frames) falls back to
-    decoding from the start of the file.
+    decoding from the start of the file. ``threaded=False`` decodes on one
+    thread: faster when every target needs its own seek (frame threading
+    pays a pipeline fill after each seek).
     """
     with _open(path) as container:
         stream = _video_stream(container, path)
-        stream.thread_type = "AUTO"
+        if threaded:
+            stream.thread_type = "AUTO"
+        else:
+            stream.codec_context.thread_count = 1
         tb = stream.time_base
         assert tb is not None
         frame_ticks = 2.0 * _half_frame_s(stream) / float(tb)  # one frame, in pts ticks
@@ -853,3 +860,43 @@ def sha256_file(path: PathLike, chunk_bytes: int = 1 << 20) -> str:
     except OSError as exc:
         raise SourceDataError(str(path), f"cannot read file: {exc.strerror or exc}") from exc
     return h.hexdigest()
+
+
+def sample_frames_rgb(
+    path: PathLike,
+    n: int,
+    from_timestamp: float | None = None,
+    to_timestamp: float | None = None,
+) -> np.ndarray:
+    """Decode a deterministic sample of ``n`` frames of a window, cheaply.
+
+    The sample is ``n`` positions spread evenly over the window (first and last
+    included), each snapped to the nearest keyframe at or before it, so every
+    sampled frame decodes on its own: one seek and one decoded frame per
+    sample (about 5 ms for 640x480 AV1), instead of decoding from a keyframe
+    up to an arbitrary frame. Windows with fewer keyframes than ``n`` use the
+    exact positions instead (decoding forward from the previous keyframe).
+    Used for camera statistics, where LeRobot also samples frames
+    (``sample_indices`` in ``lerobot/datasets/compute_stats.py``).
+
+    Returns:
+        ``uint8`` array of shape ``(k, height, width, 3)``, RGB, ``k <= n``
+        distinct frames in presentation order (``k == 0`` for an empty window).
+
+    Raises:
+        SourceDataError: missing/unreadable file or a frame that fails to decode.
+    """
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        scan = _scan_window(container, stream, path, from_timestamp, to_timestamp)
+    if not scan.pts or n <= 0:
+        return np.zeros((0, 0, 0, 3), dtype=np.uint8)
+    positions = sorted({round(float(x)) for x in np.linspace(0, len(scan.pts) - 1, min(n, len(scan.pts)))})
+    lo, hi = scan.pts[0], scan.pts[-1]
+    window_keys = [k for k in scan.keyframes if lo <= k <= hi]
+    if len(window_keys) >= len(positions):
+        targets = sorted({window_keys[max(0, bisect.bisect_right(window_keys, scan.pts[p]) - 1)] for p in positions})
+    else:
+        targets = [scan.pts[p] for p in positions]
+    frames = [f.to_ndarray(format="rgb24") for _, f in _decode_at(path, targets, scan.keyframes, threaded=False)]
+    return np.stack(frames)

@@ -25,6 +25,7 @@ from lerobot_lance.video import (
     first_last_frames_decode,
     iter_frames_rgb,
     probe_video,
+    sample_frames_rgb,
     sha256_file,
     window_packet_count,
 )
@@ -408,3 +409,17 @@ def test_copy_of_shard_is_read_only_safe(tmp_path: Path) -> None:
     cut_segment(src, a, b, n, tmp_path / "out" / "ep2.mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "shard.mp4"]
     assert sha256_file(src) == "c5cd8d4108db6cf7b8d07aa63cecf1f2014f195398d598922ae7cab9d57254db"
+
+
+def test_sample_frames_rgb_are_keyframe_frames_of_the_window() -> None:
+    """The camera-stats sample: 10 distinct frames, each equal to the decoded frame
+    at its (keyframe) position of the v3.0 window, deterministic across calls."""
+    frm, to, n = v30_windows("g1_v30")[1]
+    sample = sample_frames_rgb(v30_shard("g1_v30", 1), 10, frm, to)
+    assert sample.shape == (10, 480, 640, 3) and sample.dtype == np.uint8
+    assert np.array_equal(sample, sample_frames_rgb(v30_shard("g1_v30", 1), 10, frm, to))
+    full = list(iter_frames_rgb(v21_episode(1)))
+    assert len(full) == n
+    for frame in sample:
+        assert any(np.array_equal(frame, f) for f in full)
+    assert np.array_equal(sample[0], full[0])
