@@ -14,6 +14,7 @@ the asset just computed, so no stage re-reads its own output to check it.
 """
 
 
+import dataclasses
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -31,13 +32,15 @@ from dagster import (
     DynamicPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
+    ResourceParam,
     RetryPolicy,
     BetaWarning,
     asset,
 )
 
-from lerobot_lance import convert
+import lerobot_lance.convert as convert  # the module, not the API function lerobot_lance.convert
 from lerobot_lance.quality.result import CheckOutcome
+from lerobot_lance.source import LocalSource
 from lerobot_lance.staging import partition_key
 from pipelines.config import DatasetConfig
 from resources import LanceStorageResource, LeRobotSourceResource, ProgressReporter, VideoCodecResource
@@ -282,6 +285,11 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
 
         conv = conv_of(lance_storage)
         meta = conv.meta
+        if not isinstance(conv.source, LocalSource):
+            # Hub: fetch and check only the selected episodes' files (the local
+            # snapshot holds nothing else, so nothing else can be checked there).
+            keep = set(conv.selected())
+            meta = dataclasses.replace(meta, episodes=tuple(e for e in meta.episodes if e.episode_index in keep))
         refs = [] if conv.options.skip_videos else meta.video_files()
         root = conv.source.fetch([*meta.data_files(), *(r.relative_path for r in refs)])
         outcomes = check_source_files(root, meta)
