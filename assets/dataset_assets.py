@@ -398,7 +398,9 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     @asset(
         key=k("frames_table"),
         group_name=group,
-        deps=[episode_frames],
+        # episode_stats too: which episodes a table holds depends on every per-episode
+        # stage (convert.publishable_episodes), so no table may run before the last one.
+        deps=[episode_frames, episode_stats],
         description="Stage frames.lance: every published episode's rows, in episode order (committed by lance_dataset).",
         check_specs=_specs(k("frames_table"), ["row_count"]),
         kinds={"lance"},
@@ -428,7 +430,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     @asset(
         key=k("videos_table"),
         group_name=group,
-        deps=[source_videos, episode_videos],
+        deps=[source_videos, episode_videos, episode_stats],  # see frames_table
         description="Stage videos.lance: each source mp4 verbatim (blob) with its sha256.",
         check_specs=_specs(k("videos_table"), ["row_count"]),
         kinds={"lance"},

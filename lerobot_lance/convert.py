@@ -334,13 +334,17 @@ def stage_episode_frames(conv: Conversion, episodes: Sequence[int], on_progress:
     root = conv.source.fetch(list(dict.fromkeys(e.data_path for e in eps)))
     schema = frames_schema(meta)
     rows_by_ep: dict[int, pa.Table] = {}
-    try:
-        for e, rows in iter_episodes_rows(root, eps):
-            rows_by_ep[e.episode_index] = rows
-    except SourceDataError as err:
-        for e in eps:
-            if e.episode_index not in rows_by_ep:
-                _record_failure(conv, FRAMES, e.episode_index, str(err), result)
+    by_file: dict[str, list[EpisodeMeta]] = {}
+    for e in eps:
+        by_file.setdefault(e.data_path, []).append(e)
+    for group in by_file.values():  # an unreadable file fails only the episodes it holds
+        try:
+            for e, rows in iter_episodes_rows(root, group):
+                rows_by_ep[e.episode_index] = rows
+        except SourceDataError as err:
+            for e in group:
+                if e.episode_index not in rows_by_ep:
+                    _record_failure(conv, FRAMES, e.episode_index, str(err), result)
     bad: dict[int, list[str]] = {}
     try:
         from lerobot_lance.quality import check_episode_frames
@@ -479,9 +483,13 @@ def coverage(conv: Conversion, kinds: Sequence[str]) -> Coverage:
 
 
 def _kinds(conv: Conversion) -> list[str]:
+    """Staged record kinds a published episode needs. Statistics are one of
+    them: the episodes table carries them, so an episode whose stats stage did
+    not run (its batch stopped at a blocking check) is not publishable yet."""
     kinds = [FRAMES]
     if conv.meta.video_keys and not conv.options.skip_videos:
         kinds.append(VIDEOS)
+    kinds.append(STATS)
     return kinds
 
 
@@ -904,7 +912,7 @@ def aggregate_dataset_stats(conv: Conversion) -> DatasetStatsSummary:
 
     from lerobot_lance import stats as st
 
-    cov = coverage(conv, [*_kinds(conv), STATS])
+    cov = coverage(conv, _kinds(conv))
     per_episode = [st.stats_from_json(conv.staging.current(STATS, ep, conv.revision)["stats"]) for ep in cov.included]
     if not per_episode:
         raise SourceDataError(str(conv.staging.root), "no episode statistics staged", expected=">= 1 episode", found=0)

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +75,10 @@ class PendingTable:
     fragments: tuple[str, ...]
     rows: int
     episodes: tuple[int, ...] = ()
+    lance_schema: bytes | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        d = {
             "table": self.table,
             "uri": self.uri,
             "schema": self.schema.serialize().to_pybytes().hex(),
@@ -84,11 +86,20 @@ class PendingTable:
             "rows": self.rows,
             "episodes": list(self.episodes),
         }
+        if self.lance_schema is not None:
+            d["lance_schema"] = self.lance_schema.hex()
+        return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> PendingTable:
         schema = pa.ipc.read_schema(pa.py_buffer(bytes.fromhex(d["schema"])))
-        return cls(d["table"], d["uri"], schema, tuple(d["fragments"]), int(d["rows"]), tuple(d.get("episodes", ())))
+        lance_schema = bytes.fromhex(d["lance_schema"]) if d.get("lance_schema") else None
+        return cls(d["table"], d["uri"], schema, tuple(d["fragments"]), int(d["rows"]), tuple(d.get("episodes", ())), lance_schema)
+
+    def commit_schema(self) -> Any:
+        """What to commit the fragments with: the writer's Lance schema (the field
+        ids its data files use) when recorded, else the Arrow schema."""
+        return pickle.loads(self.lance_schema) if self.lance_schema is not None else self.schema
 
 
 def write_pending(
@@ -140,7 +151,13 @@ def write_pending(
     )
     frags: list[FragmentMetadata] = list(tx.operation.fragments)
     canonical = tx.operation.new_schema.to_pyarrow()
-    pending = PendingTable(table, uri, canonical, tuple(json.dumps(f.to_json()) for f in frags), rows, tuple(episodes))
+    # Over an existing table the writer numbers fields after the stored schema
+    # (blob children get new ids at the end), which the canonical Arrow schema
+    # does not carry: keep the Lance schema itself (pickled) and commit with it.
+    pending = PendingTable(
+        table, uri, canonical, tuple(json.dumps(f.to_json()) for f in frags), rows, tuple(episodes),
+        lance_schema=pickle.dumps(tx.operation.new_schema),
+    )
     write_json_atomic(staging.root / PENDING / f"{table}.json", pending.to_json())
     return pending
 
@@ -209,7 +226,7 @@ def publish(
     write_json_atomic(journal, {"tag": tag, "before": before, "uris": {t: p.uri for t, p in pendings.items()}})
     versions: dict[str, int] = {}
     for t, p in pendings.items():
-        op = lance.LanceOperation.Overwrite(p.schema, _fragments(p))
+        op = lance.LanceOperation.Overwrite(p.commit_schema(), _fragments(p))
         ds = lance.LanceDataset.commit(
             p.uri, op, read_version=before[t], storage_options=storage_options, commit_message=commit_message
         )
@@ -226,7 +243,37 @@ def publish(
     journal.unlink(missing_ok=True)
     for t in pendings:
         (staging.root / PENDING / f"{t}.json").unlink(missing_ok=True)
+    for p in pendings.values():
+        remove_unreferenced_files(p.uri, storage_options)
     return PublishResult(tag=tag, versions=versions, rows={t: p.rows for t, p in pendings.items()})
+
+
+#: ``older_than`` that keeps every version: cleanup then only deletes files no version references.
+_KEEP_ALL_VERSIONS = timedelta(days=365 * 100)
+
+
+def remove_unreferenced_files(uri: str, storage_options: dict[str, str] | None = None) -> int:
+    """Delete data, index and deletion files of the table that no version references.
+
+    These are what killed runs leave: fragments written by a table stage (or a
+    publish) that never committed them. Every version and tag stays readable:
+    this is Lance's ``cleanup_old_versions`` with ``older_than`` far in the
+    past, so no version is old enough to be removed, and
+    ``delete_unverified=True``, so unreferenced files are removed at once
+    instead of after Lance's 7-day grace period (checked on pylance 14.0.2:
+    only the uncommitted data file goes; all versions, tags and their data
+    stay). Safe only when no other writer is staging fragments for this table,
+    which holds inside a publish (one publish per dataset at a time).
+
+    Returns:
+        Number of files removed.
+    """
+    try:
+        ds = lance.dataset(uri, storage_options=storage_options)
+    except (ValueError, FileNotFoundError, OSError):
+        return 0
+    stats = ds.cleanup_old_versions(older_than=_KEEP_ALL_VERSIONS, delete_unverified=True, error_if_tagged_old_versions=False)
+    return int(stats.data_files_removed + stats.index_files_removed + stats.deletion_files_removed)
 
 
 def _tag_all(versions_by_uri: Mapping[str, int], tag: str, storage_options: dict[str, str] | None) -> None:

@@ -1,0 +1,694 @@
+"""Helpers for the orchestration tests: datasets built from the real samples,
+in-process execution of what sensors and backfills request, table comparison,
+and real servers (dagster-webserver + dagster-daemon, PostgreSQL, headless
+Chromium) bound to 127.0.0.1 with every wait bounded in time.
+
+Also a small command line for the kill-safety test's child process::
+
+    python -m tests.helpers_dagster convert DATASETS_YAML NAME
+    python -m tests.helpers_dagster scheduled-reconversion DATASETS_YAML NAME
+    python -m tests.helpers_dagster bench-backfill N_EPISODES [BATCH]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+DEPLOY_YAML = REPO / "deploy" / "dagster.yaml"
+
+
+# --- datasets ------------------------------------------------------------------------
+def make_v2_dataset(src: Path, dst: Path, n_episodes: int) -> Path:
+    """Write (or grow in place) a LeRobot v2.x dataset of ``n_episodes`` episodes
+    at ``dst`` built from the v2.x sample ``src``: episode ``i`` is the source's
+    episode ``i % n_src``.
+
+    Episodes the sample has are copied as they are (``copy2``: same bytes and
+    mtime); repeated ones get their parquet rewritten with the new
+    ``episode_index`` and a contiguous global ``index``, and their mp4
+    hard-linked. ``meta/`` (``info.json`` totals, ``episodes.jsonl``,
+    ``episodes_stats.jsonl`` with the index columns' stats recomputed) is
+    rewritten whole. Files of episodes already present at ``dst`` are left
+    untouched, so growing a copy from 4 to 6 episodes changes only what a
+    real append changes.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    info = json.loads((src / "meta" / "info.json").read_text())
+    if not info["codebase_version"].startswith("v2"):
+        raise ValueError(f"{src}: make_v2_dataset needs a v2.x sample, found {info['codebase_version']}")
+    src_eps = [json.loads(line) for line in (src / "meta" / "episodes.jsonl").read_text().splitlines() if line.strip()]
+    stats_path = src / "meta" / "episodes_stats.jsonl"
+    src_stats = (
+        {d["episode_index"]: d for d in map(json.loads, stats_path.read_text().splitlines())} if stats_path.exists() else None
+    )
+    video_keys = [k for k, f in info["features"].items() if f["dtype"] == "video"]
+    chunks = info.get("chunks_size", 1000)
+    (dst / "meta").mkdir(parents=True, exist_ok=True)
+    for extra in ("LICENSE", "README.md"):
+        if (src / extra).exists() and not (dst / extra).exists():
+            shutil.copy2(src / extra, dst / extra)
+    episodes, stats_lines, offset = [], [], 0
+    for i in range(n_episodes):
+        base = src_eps[i % len(src_eps)]
+        j, length = base["episode_index"], base["length"]
+        rel = info["data_path"].format(episode_chunk=i // chunks, episode_index=i)
+        out = dst / rel
+        if not out.exists():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            src_rel = info["data_path"].format(episode_chunk=j // chunks, episode_index=j)
+            if i == j:
+                shutil.copy2(src / src_rel, out)
+            else:
+                t = pq.read_table(src / src_rel)
+                t = t.set_column(t.schema.get_field_index("episode_index"), "episode_index", pa.array([i] * t.num_rows, t.schema.field("episode_index").type))
+                idx = pc.add(t["frame_index"], offset).cast(t.schema.field("index").type)
+                t = t.set_column(t.schema.get_field_index("index"), "index", idx)
+                pq.write_table(t, out)
+            for key in video_keys:
+                vrel = info["video_path"].format(episode_chunk=i // chunks, video_key=key, episode_index=i)
+                vsrc = src / info["video_path"].format(episode_chunk=j // chunks, video_key=key, episode_index=j)
+                (dst / vrel).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(vsrc, dst / vrel)
+                except OSError:
+                    shutil.copy2(vsrc, dst / vrel)
+        episodes.append({**base, "episode_index": i})
+        if src_stats is not None:
+            st = json.loads(json.dumps(src_stats[j]))
+            st["episode_index"] = i
+            rng = list(range(offset, offset + length))
+            mean = sum(rng) / length
+            std = (sum((x - mean) ** 2 for x in rng) / length) ** 0.5
+            for name, (lo, hi, m, s) in {"episode_index": (i, i, float(i), 0.0), "index": (rng[0], rng[-1], mean, std)}.items():
+                if name in st["stats"]:
+                    st["stats"][name].update({"min": [lo], "max": [hi], "mean": [m], "std": [s], "count": [length]})
+            stats_lines.append(json.dumps(st))
+        offset += length
+    for name in ("tasks.jsonl", "stats.json"):
+        if (src / "meta" / name).exists():
+            shutil.copy2(src / "meta" / name, dst / "meta" / name)
+    if stats_lines:
+        (dst / "meta" / "episodes_stats.jsonl").write_text("\n".join(stats_lines) + "\n")
+    (dst / "meta" / "episodes.jsonl").write_text("".join(json.dumps(e) + "\n" for e in episodes))
+    info.update(
+        total_episodes=n_episodes,
+        total_frames=offset,
+        total_videos=n_episodes * len(video_keys),
+        total_chunks=(n_episodes - 1) // chunks + 1,
+        splits={"train": f"0:{n_episodes}"},
+    )
+    (dst / "meta" / "info.json").write_text(json.dumps(info, indent=4))
+    return dst
+
+
+def write_datasets_yaml(path: Path, entries: Sequence[dict[str, Any]]) -> Path:
+    path.write_text(yaml.safe_dump({"datasets": list(entries)}, sort_keys=False))
+    return path
+
+
+# --- running what Dagster would run ------------------------------------------------------
+@dataclass
+class RunLog:
+    """Runs executed in-process: ``(job name, partition keys or None, success)``."""
+
+    runs: list[tuple[str, list[str] | None, bool]] = field(default_factory=list)
+    results: list[Any] = field(default_factory=list)
+    on_start: Any = None  # called with the job name before each run
+
+    def episode_runs(self) -> list[list[str]]:
+        return [keys for job, keys, _ in self.runs if keys is not None]
+
+
+def _execute(defs: Any, job: str, instance: Any, log: RunLog, keys: list[str] | None = None, **kw: Any) -> Any:
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    tags = dict(kw.pop("tags", {}) or {})
+    if log.on_start is not None:
+        log.on_start(job)
+    if keys:
+        tags.update({ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]})
+    result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False, tags=tags, **kw)
+    log.runs.append((job, keys, result.success))
+    log.results.append(result)
+    return result
+
+
+def partition_batches(instance: Any, partitions_def_name: str, keys: Sequence[str], batch: int) -> list[list[str]]:
+    """Split keys into ranges contiguous in the dynamic partitions' order, at most
+    ``batch`` long: the runs ``BackfillPolicy.multi_run(batch)`` makes."""
+    order = {k: i for i, k in enumerate(instance.get_dynamic_partitions(partitions_def_name))}
+    out: list[list[str]] = []
+    for k in sorted(keys, key=order.__getitem__):
+        if out and order[k] == order[out[-1][-1]] + 1 and len(out[-1]) < batch:
+            out[-1].append(k)
+        else:
+            out.append([k])
+    return out
+
+
+def run_conversion_jobs(defs: Any, cfg: Any, instance: Any, keys: Sequence[str] | None = None, *, resolve: bool = True,
+                        publish: bool = True, log: RunLog | None = None) -> RunLog:
+    """Run the dataset's jobs in-process like a backfill: resolve, the episode
+    partitions ``keys`` (default all registered) in batches, then publish."""
+    from pipelines.jobs import episodes_job_name, publish_job_name, source_job_name
+
+    log = log or RunLog()
+    name = f"{cfg.name}_episodes"
+    if resolve:
+        _execute(defs, source_job_name(cfg), instance, log)
+    keys = list(instance.get_dynamic_partitions(name)) if keys is None else list(keys)
+    for batch in partition_batches(instance, name, keys, cfg.backfill_batch_size) if keys else []:
+        _execute(defs, episodes_job_name(cfg), instance, log, batch)
+    if publish:
+        _execute(defs, publish_job_name(cfg), instance, log)
+    return log
+
+
+def execute_backfill_request(defs: Any, cfg: Any, request: Any, instance: Any, dynamic_requests: Sequence[Any] = ()) -> RunLog:
+    """Do in-process what the daemon does with a sensor's backfill request: apply
+    its dynamic partition requests, then run ``source_meta``, the requested
+    episode partitions in ``backfill_batch_size`` batches and the table assets,
+    in that order (the asset graph's order)."""
+    from dagster import AddDynamicPartitionsRequest
+
+    for req in dynamic_requests:
+        if isinstance(req, AddDynamicPartitionsRequest):
+            instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+        else:
+            for k in req.partition_keys:
+                instance.delete_dynamic_partition(req.partitions_def_name, k)
+    subset = request.asset_graph_subset
+    by_asset: dict[str, set[str | None]] = {}
+    for ap in subset.iterate_asset_partitions():
+        by_asset.setdefault(ap.asset_key.path[-1], set()).add(ap.partition_key)
+    keys = sorted(k for k in by_asset.get("episode_frames", set()) if k is not None)
+    return run_conversion_jobs(defs, cfg, instance, keys, resolve="source_meta" in by_asset, publish="lance_dataset" in by_asset)
+
+
+# --- comparing outputs ---------------------------------------------------------------------
+def table_digest(out: Path | str, version: int | str | None = None) -> dict[str, Any]:
+    """Content of the three tables (at ``version``, a number or tag; default the
+    heads), order-independent: per table the sorted rows of every non-blob
+    column and a sha256 per blob; asserts key uniqueness (no duplicated
+    episodes or frames)."""
+    import lance
+
+    out = Path(out)
+    digest: dict[str, Any] = {}
+    for table, key in (("frames", "index"), ("episodes", "episode_index"), ("videos", "relative_path")):
+        ds = lance.dataset(str(out / f"{table}.lance"), version=version)
+        blobs = [f.name for f in ds.schema if (f.metadata or {}).get(b"lance-encoding:blob") == b"true"]
+        plain = [n for n in ds.schema.names if n not in blobs]
+        t = ds.to_table(columns=plain, with_row_id=True)
+        rows = sorted(zip(t[key].to_pylist(), t["_rowid"].to_pylist()), key=lambda r: r[0])
+        keys = [r[0] for r in rows]
+        assert len(keys) == len(set(keys)), f"{table}: duplicated {key}"
+        t = t.sort_by(key).drop_columns(["_rowid"])
+        hashes = {}
+        for b in blobs:
+            files = ds.take_blobs(b, ids=[r[1] for r in rows])
+            hashes[b] = []
+            for f in files:
+                with f as fh:
+                    hashes[b].append(hashlib.sha256(fh.read()).hexdigest())
+        digest[table] = {"rows": t.num_rows, "columns": t.to_pydict(), "blobs": hashes}
+    return digest
+
+
+def assert_same_tables(a: Path | str, b: Path | str) -> None:
+    da, db = table_digest(a), table_digest(b)
+    for table in da:
+        assert da[table]["rows"] == db[table]["rows"], (table, da[table]["rows"], db[table]["rows"])
+        assert sorted(da[table]["columns"]) == sorted(db[table]["columns"]), table
+        for col, values in da[table]["columns"].items():
+            assert values == db[table]["columns"][col], (table, col)
+        assert da[table]["blobs"] == db[table]["blobs"], table
+
+
+# --- servers ------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate: Any, timeout_s: float, what: str, interval_s: float = 0.5) -> Any:
+    """Poll ``predicate`` until it returns a truthy value; raise after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as e:  # noqa: BLE001 - keep polling; report the last error
+            last_error = e
+        time.sleep(interval_s)
+    raise TimeoutError(f"{what}: not within {timeout_s:.0f} s" + (f" (last error: {last_error})" if last_error else ""))
+
+
+def instance_yaml(*, postgres: bool) -> dict[str, Any]:
+    """``deploy/dagster.yaml`` as a dict; without Postgres its ``storage``
+    section is dropped (SQLite under DAGSTER_HOME) and everything else kept."""
+    doc = yaml.safe_load(DEPLOY_YAML.read_text())
+    if not postgres:
+        doc.pop("storage", None)
+    return doc
+
+
+def _popen(cmd: list[str], env: dict[str, str], log: Path, cwd: Path = REPO) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
+    """SIGTERM the process group this helper started, then SIGKILL after ``timeout_s``."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout_s)
+    except (subprocess.TimeoutExpired, ProcessLookupError):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+
+@dataclass
+class DagsterServers:
+    """A running dagster-webserver and dagster-daemon on 127.0.0.1."""
+
+    home: Path
+    port: int
+    env: dict[str, str]
+    procs: list[subprocess.Popen[bytes]]
+    logs: list[Path]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def graphql(self, query: str, variables: dict[str, Any] | None = None, timeout_s: float = 60) -> dict[str, Any]:
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        req = urllib.request.Request(f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=timeout_s) as r:
+            doc = json.loads(r.read())
+        if doc.get("errors"):
+            raise RuntimeError(f"GraphQL errors: {doc['errors']}")
+        return doc["data"]
+
+    def log_tail(self, n: int = 4000) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-n:]}" for p in self.logs if p.exists())
+
+
+@contextmanager
+def dagster_servers(datasets_yaml: Path, workdir: Path, *, extra_env: dict[str, str] | None = None,
+                    instance: dict[str, Any] | None = None, startup_timeout_s: float = 150) -> Iterator[DagsterServers]:
+    """Start dagster-daemon and dagster-webserver on the project's ``workspace.yaml``
+    with a fresh DAGSTER_HOME under ``workdir`` (instance config: ``instance``,
+    default ``deploy/dagster.yaml`` on SQLite) and the datasets of ``datasets_yaml``.
+    Both bind to 127.0.0.1 only; both are stopped on exit."""
+    home = workdir / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text(yaml.safe_dump(instance if instance is not None else instance_yaml(postgres=False)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_")}
+    env.update(
+        DAGSTER_HOME=str(home),
+        LEROBOT_LANCE_DATASETS=str(datasets_yaml),
+        DAGSTER_DISABLE_TELEMETRY="1",
+        PYTHONUNBUFFERED="1",
+        **(extra_env or {}),
+    )
+    bindir = Path(sys.executable).parent
+    port = free_port()
+    logs = [workdir / "daemon.log", workdir / "webserver.log"]
+    procs = [
+        _popen([str(bindir / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")], env, logs[0]),
+        _popen([str(bindir / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")], env, logs[1]),
+    ]
+    servers = DagsterServers(home, port, env, procs, logs)
+    try:
+        def ready() -> bool:
+            for p in procs:
+                if p.poll() is not None:
+                    raise RuntimeError(f"a server exited with {p.returncode}:\n{servers.log_tail()}")
+            data = servers.graphql("{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
+                                   "locationOrLoadError { __typename ... on PythonError { message } } } } } }", timeout_s=10)
+            entries = data["workspaceOrError"]["locationEntries"]
+            for e in entries:
+                if e["locationOrLoadError"] and e["locationOrLoadError"]["__typename"] == "PythonError":
+                    raise RuntimeError(f"code location failed to load: {e['locationOrLoadError']['message']}")
+            return bool(entries) and all(e["loadStatus"] == "LOADED" and e["locationOrLoadError"] for e in entries)
+
+        wait_until(ready, startup_timeout_s, "dagster-webserver serving the code location", interval_s=1)
+        yield servers
+    finally:
+        for p in reversed(procs):
+            stop_process(p)
+
+
+# --- GraphQL operations -------------------------------------------------------------------
+REPO_QUERY = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }"
+
+LAUNCH_RUN = """
+mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
+  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message stack }
+  ... on RunConfigValidationInvalid { errors { message } } ... on InvalidSubsetError { message } } }"""
+
+LAUNCH_BACKFILL = """
+mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
+  __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message stack }
+  ... on PartitionSetNotFoundError { message } ... on InvalidSubsetError { message } ... on UnauthorizedError { message } } }"""
+
+BACKFILL_STATUS = """
+query($id: String!) { partitionBackfillOrError(backfillId: $id) { __typename
+  ... on PartitionBackfill { id status numPartitions error { message }
+    runs(limit: 1000) { runId status tags { key value } } } ... on PythonError { message } } }"""
+
+RUN_STATUS = "query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } ... on PythonError { message } } }"
+
+PARTITIONS_QUERY = """
+query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { __typename
+  ... on AssetNode { partitionKeys partitionDefinition { name type } } } }"""
+
+INSTIGATORS_QUERY = """
+query($sel: RepositorySelector!) { repositoryOrError(repositorySelector: $sel) { __typename
+  ... on Repository { sensors { name sensorState { status } } schedules { name cronSchedule scheduleState { status } } } } }"""
+
+
+def repository_selector(servers: DagsterServers) -> dict[str, str]:
+    nodes = servers.graphql(REPO_QUERY)["repositoriesOrError"]["nodes"]
+    return {"repositoryName": nodes[0]["name"], "repositoryLocationName": nodes[0]["location"]["name"]}
+
+
+def launch_job(servers: DagsterServers, job: str, run_config: dict[str, Any] | None = None) -> str:
+    sel = repository_selector(servers)
+    params = {"selector": {**sel, "jobName": job}, "runConfigData": run_config or {}, "mode": "default"}
+    res = servers.graphql(LAUNCH_RUN, {"p": params})["launchRun"]
+    if res["__typename"] != "LaunchRunSuccess":
+        raise RuntimeError(f"launchRun {job}: {res}")
+    return str(res["run"]["runId"])
+
+
+def wait_run(servers: DagsterServers, run_id: str, timeout_s: float) -> str:
+    def done() -> str | None:
+        st = servers.graphql(RUN_STATUS, {"id": run_id})["runOrError"]["status"]
+        return st if st in ("SUCCESS", "FAILURE", "CANCELED") else None
+
+    return str(wait_until(done, timeout_s, f"run {run_id}", interval_s=1))
+
+
+def launch_asset_backfill(servers: DagsterServers, partitioned: Sequence[list[str]], unpartitioned: Sequence[list[str]],
+                          start: str, end: str, title: str = "") -> str:
+    """``launchPartitionBackfill`` of the partition range [start, end] of the
+    ``partitioned`` assets plus the ``unpartitioned`` ones (asset key paths)."""
+    by_assets = [{"assetKey": {"path": p}, "partitions": {"range": {"start": start, "end": end}}} for p in partitioned]
+    by_assets += [{"assetKey": {"path": p}, "partitions": None} for p in unpartitioned]
+    res = servers.graphql(LAUNCH_BACKFILL, {"p": {"partitionsByAssets": by_assets, "title": title}})["launchPartitionBackfill"]
+    if res["__typename"] != "LaunchBackfillSuccess":
+        raise RuntimeError(f"launchPartitionBackfill: {res}")
+    return str(res["backfillId"])
+
+
+def wait_backfill(servers: DagsterServers, backfill_id: str, timeout_s: float) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        b = servers.graphql(BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+        if b["__typename"] != "PartitionBackfill":
+            raise RuntimeError(str(b))
+        return b if b["status"] not in ("REQUESTED", "CANCELING") else None
+
+    return dict(wait_until(done, timeout_s, f"backfill {backfill_id}", interval_s=2))
+
+
+# --- headless Chromium ----------------------------------------------------------------------
+def chromium_binary() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def chromium(url: str, workdir: Path, *, screenshot: Path | None = None, dump_dom: bool = False,
+             budget_ms: int = 15000, timeout_s: float = 90) -> str:
+    """Load ``url`` in headless Chromium (no network but loopback in practice:
+    background networking, sync and component updates are off); save a
+    screenshot and/or return the DOM after ``budget_ms`` of virtual time."""
+    binary = chromium_binary()
+    if binary is None:
+        raise FileNotFoundError("chromium is not installed (Debian: apt-get install -y chromium)")
+    profile = Path(tempfile.mkdtemp(prefix="chromium-", dir=workdir))
+    cmd = [
+        binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1600,1000",
+        f"--virtual-time-budget={budget_ms}",
+    ]
+    if screenshot is not None:
+        cmd.append(f"--screenshot={screenshot}")
+    if dump_dom:
+        cmd.append("--dump-dom")
+    cmd.append(url)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise TimeoutError(f"chromium did not finish {url} within {timeout_s} s") from None
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"chromium exited {proc.returncode}: {err.decode(errors='replace')[-2000:]}")
+    return out.decode(errors="replace")
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+def postgres_bindir() -> Path | None:
+    """Debian's PostgreSQL server binaries (``initdb``, ``pg_ctl``), newest major version."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).resolve().parent if initdb else None
+
+
+@dataclass
+class Postgres:
+    host: str
+    port: int
+    user: str
+    password: str
+    db: str
+
+    def env(self) -> dict[str, str]:
+        return {
+            "DAGSTER_PG_HOST": self.host, "DAGSTER_PG_PORT": str(self.port), "DAGSTER_PG_USERNAME": self.user,
+            "DAGSTER_PG_PASSWORD": self.password, "DAGSTER_PG_DB": self.db,
+        }
+
+
+@contextmanager
+def postgres_cluster(workdir: Path, timeout_s: float = 60) -> Iterator[Postgres]:
+    """A throwaway PostgreSQL cluster listening on 127.0.0.1 at a random port,
+    stopped and deleted on exit. As root it runs as the ``postgres`` user in a
+    fresh directory under the system temp dir (pytest's are root-only)."""
+    bindir = postgres_bindir()
+    if bindir is None:
+        raise FileNotFoundError("PostgreSQL server binaries not found (Debian: apt-get install -y postgresql)")
+    as_root = os.geteuid() == 0
+    base = Path(tempfile.mkdtemp(prefix="lerobot-lance-pg-")) if as_root else workdir
+    as_user = ["runuser", "-u", "postgres", "--"] if as_root else []
+    data, sock, pwfile, log = base / "pgdata", base / "sock", base / "pgpass", base / "postgres.log"
+    password = hashlib.sha256(os.urandom(16)).hexdigest()[:24]
+    sock.mkdir(parents=True, exist_ok=True)
+    pwfile.write_text(password + "\n")
+    log.touch()
+    if as_root:
+        base.chmod(0o755)
+        for p in (base, sock, pwfile, log):
+            shutil.chown(p, "postgres", "postgres")
+
+    def run(*cmd: str) -> None:
+        proc = subprocess.run([*as_user, *cmd], capture_output=True, text=True, timeout=timeout_s)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {proc.stdout[-1500:]}{proc.stderr[-1500:]}")
+
+    port = free_port()
+    run(str(bindir / "initdb"), "-D", str(data), "-U", "dagster", f"--pwfile={pwfile}", "-A", "scram-sha-256", "--no-sync", "-E", "UTF8")
+    opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", opts, "-w", "-t", str(int(timeout_s)), "start")
+    try:
+        yield Postgres("127.0.0.1", port, "dagster", password, "postgres")
+    finally:
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                       capture_output=True, timeout=timeout_s)
+        if as_root:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+# --- child process for the kill-safety test -------------------------------------------------
+def _main(argv: list[str]) -> int:
+    if len(argv) == 3 and argv[0] == "convert":
+        from dagster import DagsterInstance
+
+        from pipelines.config import load_dataset_configs
+        from pipelines.definitions import build_definitions
+
+        cfgs = [c for c in load_dataset_configs(argv[1]) if c.name == argv[2]]
+        defs = build_definitions(cfgs)
+        pause = os.environ.get("HELPERS_PAUSE_AFTER_COMMIT_S")
+        if pause:  # test instrumentation: announce each table commit, then hold (a window to kill in)
+            import lance
+
+            commit = lance.LanceDataset.commit
+
+            def announced(*args: Any, **kwargs: Any) -> Any:
+                ds = commit(*args, **kwargs)
+                print(f"COMMITTED {args[0]}", flush=True)
+                time.sleep(float(pause))
+                return ds
+
+            lance.LanceDataset.commit = staticmethod(announced)  # type: ignore[method-assign]
+
+        def mark(job: str) -> None:
+            print(f"START {job.split('__')[-1]} {time.monotonic():.3f}", flush=True)
+
+        with DagsterInstance.ephemeral() as instance:
+            log = run_conversion_jobs(defs, cfgs[0], instance, log=RunLog(on_start=mark))
+        print("DONE " + json.dumps(log.runs), flush=True)
+        return 0 if all(ok for _, _, ok in log.runs) else 1
+    if len(argv) == 3 and argv[0] == "scheduled-reconversion":
+        return _scheduled_reconversion(argv[1], argv[2])
+    if len(argv) in (2, 3) and argv[0] == "bench-backfill":
+        print(json.dumps(bench_backfill(int(argv[1]), int(argv[2]) if len(argv) == 3 else 100), indent=1), flush=True)
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+#: Run config selecting the multiprocess executor (two step processes at a time).
+MULTIPROCESS = {"execution": {"config": {"multiprocess": {"max_concurrent": 2}}}}
+
+
+def _scheduled_reconversion(datasets_yaml: str, name: str) -> int:
+    """Against the instance of ``$DAGSTER_HOME``: evaluate the dataset's
+    reconversion schedule, then execute the run it requests with the
+    multiprocess executor (each step in its own process). Prints the run id."""
+    os.environ["LEROBOT_LANCE_DATASETS"] = datasets_yaml  # before the code location is imported
+    from dagster import DagsterInstance, build_schedule_context, execute_job
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    from pipelines.automation import reconvert_job_name, schedule_name
+    from pipelines.config import load_dataset_configs
+    from pipelines.definitions import default_resources, defs
+
+    cfg = next(c for c in load_dataset_configs(datasets_yaml) if c.name == name)
+    with DagsterInstance.get() as instance:
+        repo = defs.get_repository_def()
+        context = build_schedule_context(instance=instance, repository_def=repo, resources=default_resources())
+        request = repo.get_schedule_def(schedule_name(cfg)).evaluate_tick(context).run_requests[0]
+        job = ReconstructableRepository.for_module("pipelines.definitions", "defs", str(REPO)).get_reconstructable_job(
+            reconvert_job_name(cfg)
+        )
+        result = execute_job(job, instance, run_config=MULTIPROCESS, tags=request.tags)
+        print(json.dumps({"run_id": result.run_id, "success": result.success}), flush=True)
+        return 0 if result.success else 1
+
+
+
+def bench_backfill(n_episodes: int, batch: int = 100) -> dict[str, Any]:
+    """Backfill an ``n_episodes`` dataset (the g1_v21 sample's episodes repeated)
+    through GraphQL against a real webserver + daemon, and the same conversion
+    as plain function calls without Dagster; report runs, wall times and the
+    orchestration overhead per episode and per run."""
+    from tests.conftest import sample
+
+    work = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
+    src = make_v2_dataset(sample("g1_v21"), work / "src", n_episodes)
+    name = "bench"
+    yml = write_datasets_yaml(work / "datasets.yaml", [{"name": name, "source": str(src), "output": str(work / "out"),
+                                                        "options": {"backfill_batch_size": batch}}])
+    report: dict[str, Any] = {"episodes": n_episodes, "batch": batch, "frames": json.loads((src / "meta" / "info.json").read_text())["total_frames"]}
+    t0 = time.monotonic()
+    with dagster_servers(yml, work) as servers:
+        report["servers_start_s"] = round(time.monotonic() - t0, 1)
+        t = time.monotonic()
+        run_id = launch_job(servers, f"{name}__resolve_source")
+        assert wait_run(servers, run_id, 600) == "SUCCESS"
+        report["resolve_run_s"] = round(time.monotonic() - t, 1)
+        keys = servers.graphql(PARTITIONS_QUERY, {"key": {"path": [name, "episode_frames"]}})["assetNodeOrError"]["partitionKeys"]
+        t = time.monotonic()
+        bid = launch_asset_backfill(
+            servers, [[name, a] for a in ("episode_frames", "episode_videos", "episode_stats")],
+            [[name, a] for a in ("source_videos", "frames_table", "episodes_table", "videos_table", "dataset_stats", "lance_dataset")],
+            keys[0], keys[-1],
+        )
+        b = wait_backfill(servers, bid, 7200)
+        report["backfill_s"] = round(time.monotonic() - t, 1)
+        report["backfill_status"] = b["status"]
+        detail = servers.graphql(
+            "query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { "
+            "runs(limit: 1000) { runId status startTime endTime tags { key value } } } } }", {"id": bid}
+        )["partitionBackfillOrError"]["runs"]
+        report["runs"] = [
+            {"status": r["status"], "seconds": round((r["endTime"] or 0) - (r["startTime"] or 0), 1),
+             "range": [tg["value"] for tg in r["tags"] if tg["key"].startswith("dagster/asset_partition_range")]}
+            for r in detail
+        ]
+    # The same work as plain calls of the core package (no Dagster, no processes).
+    import lerobot_lance.convert as convert
+
+    conv = convert.Conversion.at(work / "out_plain")
+    t = time.monotonic()
+    meta = convert.resolve_source(conv, str(src))
+    eps = meta.episode_indices
+    phases: dict[str, float] = {}
+    for stage in (convert.stage_episode_frames, convert.stage_episode_videos, convert.stage_episode_stats):
+        ts = time.monotonic()
+        for i in range(0, len(eps), batch):
+            stage(conv, eps[i:i + batch])
+        phases[stage.__name__] = round(time.monotonic() - ts, 1)
+    ts = time.monotonic()
+    convert.write_frames_table(conv)
+    convert.write_episodes_table(conv)
+    convert.write_videos_table(conv)
+    convert.aggregate_dataset_stats(conv)
+    convert.publish_dataset(conv, dataset_stats=convert.read_dataset_stats_json(conv))
+    phases["tables_and_publish"] = round(time.monotonic() - ts, 1)
+    report["plain_calls_s"] = round(time.monotonic() - t, 1)
+    report["plain_phases_s"] = phases
+    dagster_total = report["resolve_run_s"] + report["backfill_s"]
+    n_runs = len(report["runs"]) + 1
+    report["dagster_total_s"] = round(dagster_total, 1)
+    report["overhead_per_episode_s"] = round((dagster_total - report["plain_calls_s"]) / n_episodes, 3)
+    report["overhead_per_run_s"] = round((dagster_total - report["plain_calls_s"]) / n_runs, 1)
+    shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
