@@ -7,7 +7,7 @@
          │      └─► episode_stats[ep]  ──► dataset_stats ─┘
          └────────► source_videos ───────► videos_table
 
-Assets are thin: each calls one function of :mod:`lerobot_lance.convert` and
+Assets are thin: each calls one function of :mod:`lerobot_lance.conversion` and
 turns its result into Dagster metadata and asset check results. Blocking
 checks are declared with the asset (``check_specs``) and evaluated from what
 the asset just computed, so no stage re-reads its own output to check it.
@@ -15,8 +15,9 @@ the asset just computed, so no stage re-reads its own output to check it.
 
 
 import dataclasses
+import functools
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from dagster import (
@@ -30,6 +31,7 @@ from dagster import (
     Backoff,
     Config,
     DynamicPartitionsDefinition,
+    Failure,
     MaterializeResult,
     MetadataValue,
     ResourceParam,
@@ -38,8 +40,21 @@ from dagster import (
     asset,
 )
 
-import lerobot_lance.convert as convert  # the module, not the API function lerobot_lance.convert
-from lerobot_lance.quality.result import CheckOutcome
+import lerobot_lance.conversion as convert
+from lerobot_lance.errors import LeRobotLanceError, SourceNotFoundError
+from lerobot_lance.quality import (
+    CONTENT_RULES,
+    EPISODE_FRAME_RULES,
+    EPISODE_VIDEO_RULES,
+    OUTPUT_RULES,
+    SOURCE_FILE_RULES,
+    SOURCE_META_RULES,
+    CheckOutcome,
+    check_output,
+    check_source_files,
+    check_source_meta,
+)
+from lerobot_lance.quality.source_rules import source_listing
 from lerobot_lance.source import LocalSource
 from lerobot_lance.staging import partition_key
 from pipelines.config import DatasetConfig
@@ -51,50 +66,13 @@ warnings.filterwarnings("ignore", category=BetaWarning, message=".*backfill_poli
 #: Transient failures (Hub network, object-store hiccups) are retried.
 RETRY = RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL)
 
-#: Named blocking checks per asset (one per quality rule; see lerobot_lance.quality).
-SOURCE_META_CHECKS = (
-    "supported_version",
-    "required_info_keys",
-    "features_well_formed",
-    "path_templates_safe",
-    "episode_ranges_tile",
-    "totals_agree",
-    "task_indices_exist",
-)
-SOURCE_FILE_CHECKS = (
-    "files_exist",
-    "files_non_empty",
-    "no_orphan_files",
-    "video_frames_cover_episodes",
-    "video_stream_matches_info",
-)
-EPISODE_FRAME_CHECKS = (
-    "row_count_matches_length",
-    "frame_index_sequence",
-    "episode_index_constant",
-    "index_contiguous",
-    "timestamps_monotonic",
-    "timestamps_match_fps",
-    "vector_widths",
-    "no_nan_inf",
-)
-EPISODE_VIDEO_CHECKS = ("segment_frame_count", "segment_endpoints_decode")
-CONTENT_CHECKS = (
-    "frozen_actuators",
-    "flatlined_sensors",
-    "clipped_values",
-    "action_jumps",
-    "zero_variance_dims",
-    "encoder_wraparound",
-    "near_duplicate_episodes",
-    "short_episodes",
-)
-OUTPUT_CHECKS = (
-    "table_row_counts",
-    "videos_sha256",
-    "frames_keys_unique",
-    "tables_share_tag",
-)
+#: Named checks per asset: one per quality rule (see lerobot_lance.quality).
+SOURCE_META_CHECKS = SOURCE_META_RULES
+SOURCE_FILE_CHECKS = SOURCE_FILE_RULES
+EPISODE_FRAME_CHECKS = EPISODE_FRAME_RULES
+EPISODE_VIDEO_CHECKS = EPISODE_VIDEO_RULES
+CONTENT_CHECKS = CONTENT_RULES  # severity WARN: non-blocking
+OUTPUT_CHECKS = OUTPUT_RULES
 
 
 def partitions_name(cfg: DatasetConfig) -> str:
@@ -151,6 +129,8 @@ def check_results(
         )
         m["passed"] &= bool(d["passed"])
         m["n"] += int(d.get("n_offenders", 0))
+        if d.get("note"):
+            m["note"] = d["note"]
         m["offenders"] += [str(_offender_text(x)) for x in d.get("offenders", [])]
         if not d["passed"]:
             m["messages"].append(d.get("message", ""))
@@ -166,6 +146,8 @@ def check_results(
             )
             continue
         metadata: dict[str, Any] = {"offenders": m["n"]}
+        if m.get("note"):
+            metadata["note"] = m["note"]
         if m["offenders"]:
             metadata["first_offenders"] = MetadataValue.md("\n".join(f"- {t}" for t in m["offenders"][:10]))
         if m["messages"]:
@@ -203,10 +185,30 @@ def _batch_check(asset_key: AssetKey, name: str, result: convert.BatchResult, de
         metadata={
             "description": description,
             "failed_episodes": MetadataValue.json({str(k): v for k, v in list(result.failed.items())[:20]}),
+            "failed_episode_indices": MetadataValue.json(sorted(result.failed)),
             "n_failed": len(result.failed),
             "n_ok": len(result.ok),
         },
     )
+
+
+def _final_on_bad_data(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Make errors in the data final: a :class:`LeRobotLanceError` other than
+    :class:`SourceNotFoundError` (which may be a network hiccup) raises
+    ``Failure(allow_retries=False)``, so the retry policy does not re-run a
+    step that would fail the same way; the message (file, episode, expected,
+    found) becomes the step's failure description."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SourceNotFoundError:
+            raise
+        except LeRobotLanceError as e:
+            raise Failure(description=str(e), allow_retries=False) from e
+
+    return wrapper
 
 
 def _specs(key: AssetKey, names: Iterable[str], blocking: bool = True) -> list[AssetCheckSpec]:
@@ -235,14 +237,13 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         retry_policy=RETRY,
         kinds={"python"},
     )
+    @_final_on_bad_data
     def source_meta(
         context: AssetExecutionContext,
         config: SourceMetaConfig,
         lerobot_source: LeRobotSourceResource,
         lance_storage: LanceStorageResource,
     ) -> MaterializeResult:
-        from lerobot_lance.quality import check_source_meta
-
         conv = conv_of(lance_storage)
         src = lerobot_source.open(cfg.source, cfg.revision)
         outcomes = check_source_meta(src.meta_root())
@@ -280,21 +281,31 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         check_specs=_specs(k("source_videos"), SOURCE_FILE_CHECKS),
         retry_policy=RETRY,
     )
+    @_final_on_bad_data
     def source_videos(lance_storage: LanceStorageResource) -> MaterializeResult:
-        from lerobot_lance.quality import check_source_files
-
         conv = conv_of(lance_storage)
         meta = conv.meta
-        if not isinstance(conv.source, LocalSource):
-            # Hub: fetch and check only the selected episodes' files (the local
-            # snapshot holds nothing else, so nothing else can be checked there).
-            keep = set(conv.selected())
-            meta = dataclasses.replace(meta, episodes=tuple(e for e in meta.episodes if e.episode_index in keep))
-        refs = [] if conv.options.skip_videos else meta.video_files()
-        root = conv.source.fetch([*meta.data_files(), *(r.relative_path for r in refs)])
-        outcomes = check_source_files(root, meta)
+        # Hub: fetch and check only the selected episodes' files (the local
+        # snapshot holds nothing else); orphans come from the repo's file list.
+        hub = not isinstance(conv.source, LocalSource)
+        keep = set(conv.selected()) if hub else None
+        if conv.options.exclude_failed_episodes:
+            # check the files of the episodes that staged; the others are excluded
+            # from the publish, and their reasons recorded with it
+            keep = set(convert.coverage(conv, convert._kinds(conv)).included)
+        sel = [e for e in meta.episodes if keep is None or e.episode_index in keep]
+        if conv.options.skip_videos:
+            meta = dataclasses.replace(meta, episodes=tuple(dataclasses.replace(e, videos={}) for e in meta.episodes))
+            sel = [meta.episode(e.episode_index) for e in sel]
+        data = list(dict.fromkeys(e.data_path for e in sel))
+        refs = list(dict.fromkeys(r.relative_path for e in sel for r in e.videos.values()))
+        root = conv.source.fetch([*data, *refs], missing_ok=True)
+        listing, orphans = source_listing(conv.source)
+        outcomes = check_source_files(
+            root, meta, episodes=sorted(keep) if keep is not None else None, listing=listing, orphans=orphans
+        )
         return MaterializeResult(
-            metadata={"video_files": len(refs), "data_files": len(meta.data_files())},
+            metadata={"video_files": len(refs), "data_files": len(data)},
             check_results=check_results(k("source_videos"), outcomes, SOURCE_FILE_CHECKS),
         )
 
@@ -308,6 +319,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         check_specs=[*_specs(k("episode_frames"), ["episodes_staged", *EPISODE_FRAME_CHECKS]), *_specs(k("episode_frames"), CONTENT_CHECKS, blocking=False)],
         retry_policy=RETRY,
     )
+    @_final_on_bad_data
     def episode_frames(context: AssetExecutionContext, lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
         conv = conv_of(lance_storage)
         eps = [int(p) for p in context.partition_keys]
@@ -333,6 +345,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         check_specs=_specs(k("episode_videos"), ["episodes_staged", *EPISODE_VIDEO_CHECKS]),
         retry_policy=RETRY,
     )
+    @_final_on_bad_data
     def episode_videos(
         context: AssetExecutionContext,
         lance_storage: LanceStorageResource,
@@ -360,6 +373,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         check_specs=[*_specs(k("episode_stats"), ["episodes_staged"]), AssetCheckSpec("stats_match_source", asset=k("episode_stats"))],
         retry_policy=RETRY,
     )
+    @_final_on_bad_data
     def episode_stats(context: AssetExecutionContext, lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
         conv = conv_of(lance_storage)
         eps = [int(p) for p in context.partition_keys]
@@ -405,6 +419,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         check_specs=_specs(k("frames_table"), ["row_count"]),
         kinds={"lance"},
     )
+    @_final_on_bad_data
     def frames_table(lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
         conv = conv_of(lance_storage)
         pending = convert.write_frames_table(conv)
@@ -420,6 +435,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         check_specs=_specs(k("episodes_table"), ["row_count"]),
         kinds={"lance"},
     )
+    @_final_on_bad_data
     def episodes_table(lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
         conv = conv_of(lance_storage)
         pending = convert.write_episodes_table(conv)
@@ -435,6 +451,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         check_specs=_specs(k("videos_table"), ["row_count"]),
         kinds={"lance"},
     )
+    @_final_on_bad_data
     def videos_table(lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
         conv = conv_of(lance_storage)
         pending = convert.write_videos_table(conv)
@@ -449,6 +466,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         description="Dataset statistics aggregated over episodes like LeRobot (count-weighted mean, pooled variance).",
         check_specs=[AssetCheckSpec("stats_match_source", asset=k("dataset_stats"))],
     )
+    @_final_on_bad_data
     def dataset_stats(lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
         conv = conv_of(lance_storage)
         summary = convert.aggregate_dataset_stats(conv)
@@ -470,14 +488,16 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         check_specs=_specs(k("lance_dataset"), OUTPUT_CHECKS),
         kinds={"lance"},
     )
+    @_final_on_bad_data
     def lance_dataset(context: AssetExecutionContext, lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
-        from lerobot_lance.quality import check_output
-
         conv = conv_of(lance_storage)
         result = convert.publish_dataset(conv, dataset_stats=convert.read_dataset_stats_json(conv))
         cov = convert.coverage(conv, convert._kinds(conv))
         progress.advance("lance_dataset")
-        outcomes = check_output(conv.output, conv.meta, conv.source.meta_root(), tag=result.tag, episodes=cov.included)
+        outcomes = check_output(
+            conv.output, conv.meta, conv.source.meta_root(), tag=result.tag, episodes=cov.included,
+            skip_videos=conv.options.skip_videos, storage_options=conv.options.storage_options,
+        )
         return MaterializeResult(
             metadata={
                 "tag": result.tag,

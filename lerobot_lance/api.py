@@ -95,7 +95,7 @@ def convert(
     Dagster graph in-process (see :func:`pipelines.runner.run_conversion`,
     which documents the arguments, return value and errors).
 
-    ``options`` are :class:`~lerobot_lance.convert.ConvertOptions` fields
+    ``options`` are :class:`~lerobot_lance.conversion.ConvertOptions` fields
     (``reencode``, ``skip_videos``, ``exclude_failed_episodes``, ``tolerance_s``,
     ``camera_stats_samples``, ``deep_video_check``, ``workers``) and
     ``backfill_batch_size``.
@@ -107,12 +107,14 @@ def convert(
     )
 
 
-def doctor(source: str, revision: str | None = None) -> list[Any]:
-    """Run the source-side quality checks without converting.
+def doctor(source: str, revision: str | None = None, *, deep: bool = False, **kwargs: Any) -> list[Any]:
+    """Run the source-side quality checks without converting
+    (:func:`lerobot_lance.quality.doctor.run_doctor`).
 
     Returns:
-        A list of :class:`~lerobot_lance.quality.result.CheckOutcome`, one per rule.
+        A list of :class:`~lerobot_lance.quality.result.CheckOutcome`, one per
+        rule; :func:`lerobot_lance.quality.doctor.exit_code` counts the failed ones.
     """
     from lerobot_lance.quality.doctor import run_doctor
 
-    return run_doctor(source, revision)
+    return run_doctor(source, revision, deep=deep, **kwargs)

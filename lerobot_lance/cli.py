@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("source")
     d.add_argument("--revision")
     d.add_argument("--json", action="store_true", help="print JSON")
+    d.add_argument("--deep", action="store_true", help="also decode every frame of every episode window (slow)")
+    d.add_argument("--tolerance-s", type=float, default=None, help="timestamp tolerance in seconds (default 1e-4)")
     return p
 
 
@@ -119,7 +121,7 @@ def _convert(args: argparse.Namespace) -> int:
         )
     out = Console()
     for w in summary.warnings:
-        out.print(f"[yellow]warning[/] {w}")
+        out.print(f"[yellow]warning[/] {w if len(w) < 400 else w[:400] + ' ...'}")
     out.print(f"[green]published[/] {summary.output} tag {summary.tag}: " + ", ".join(f"{t} {n} rows" for t, n in summary.rows.items()))
     out.print(f"open with: python -c \"import lancedb; db = lancedb.connect('{summary.output}'); print(db.open_table('frames').head(3))\"")
     return 0
@@ -141,11 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "doctor":
             from lerobot_lance.quality.doctor import exit_code, format_report, run_doctor
 
-            outcomes = run_doctor(args.source, args.revision)
-            if args.json:
-                print(json.dumps([o.to_dict() for o in outcomes], indent=2, default=str))
-            else:
-                print(format_report(outcomes))
+            kw: dict[str, Any] = {"deep": args.deep}
+            if args.tolerance_s is not None:
+                kw["tolerance_s"] = args.tolerance_s
+            outcomes = run_doctor(args.source, args.revision, **kw)
+            print(format_report(outcomes, as_json=args.json))
             return exit_code(outcomes)
         return _convert(args)
     except LeRobotLanceError as e:

@@ -37,6 +37,7 @@ class SourceDataError(LeRobotLanceError):
 
     Attributes:
         path: the offending file, relative to the source root when possible.
+        detail: what is wrong, without the location and the expected/found figures.
         episode_index: the episode concerned, or ``None`` for dataset-level faults.
         expected: what the metadata implies.
         found: what the file holds.
@@ -52,6 +53,7 @@ class SourceDataError(LeRobotLanceError):
         found: object = None,
     ) -> None:
         self.path = str(path)
+        self.detail = message
         self.episode_index = episode_index
         self.expected = expected
         self.found = found

@@ -58,8 +58,14 @@ def read_episode_rows(root: Path, episode: EpisodeMeta) -> pa.Table:
     return tables[episode.episode_index]
 
 
-def iter_episodes_rows(root: Path, episodes: Sequence[EpisodeMeta]) -> Iterator[tuple[EpisodeMeta, pa.Table]]:
+def iter_episodes_rows(
+    root: Path, episodes: Sequence[EpisodeMeta], *, whole_files: bool = False
+) -> Iterator[tuple[EpisodeMeta, pa.Table]]:
     """Yield ``(episode, rows)`` for each episode, reading each data file once.
+
+    ``whole_files``: each data file holds exactly one episode (v2.x), so all
+    its rows are that episode's, whatever their ``episode_index`` says (the
+    tabular rules then see rows carrying a wrong ``episode_index``).
 
     Episodes sharing a v3.0 shard are served from one read of that shard, so a
     batch of partitions costs one read per file, not one per episode. Memory
@@ -83,7 +89,7 @@ def iter_episodes_rows(root: Path, episodes: Sequence[EpisodeMeta]) -> Iterator[
             raise SourceDataError(rel, f"unreadable parquet ({e})", episode_index=eps[0].episode_index) from None
         if "episode_index" not in table.column_names:
             raise SourceDataError(rel, "no episode_index column", episode_index=eps[0].episode_index)
-        whole_file = len(eps) == 1 and _single_episode_file(table, eps[0])
+        whole_file = len(eps) == 1 and (whole_files or _single_episode_file(table, eps[0]))
         for e in eps:
             if whole_file:
                 yield e, table

@@ -35,13 +35,24 @@ class DatasetSource(ABC):
         """Local directory whose ``meta/`` folder is present (downloads it if needed)."""
 
     @abstractmethod
-    def fetch(self, relative_paths: Iterable[str]) -> Path:
+    def fetch(self, relative_paths: Iterable[str], *, missing_ok: bool = False) -> Path:
         """Make these files local (download when needed); return the local root.
+
+        Args:
+            relative_paths: files relative to the dataset root.
+            missing_ok: skip files the source does not hold instead of raising
+                (the quality rules then report them, located).
 
         Raises:
             SourceDataError: a path escapes the dataset root.
-            SourceNotFoundError: a file does not exist in the source.
+            SourceNotFoundError: a file does not exist in the source and
+                ``missing_ok`` is False, or the Hub cannot be reached.
         """
+
+    def list_files(self) -> list[str] | None:
+        """Every file of the dataset (relative paths), or ``None`` when only the
+        local directory itself can tell (local sources: walk :meth:`meta_root`)."""
+        return None
 
     @abstractmethod
     def revision(self) -> str:
@@ -78,7 +89,7 @@ class LocalSource(DatasetSource):
     def meta_root(self) -> Path:
         return self.root
 
-    def fetch(self, relative_paths: Iterable[str]) -> Path:
+    def fetch(self, relative_paths: Iterable[str], *, missing_ok: bool = False) -> Path:
         for rel in relative_paths:
             safe_join(self.root, rel)
         return self.root
@@ -172,7 +183,21 @@ class HubSource(DatasetSource):
             self._root = Path(path)
         return self._root
 
-    def fetch(self, relative_paths: Iterable[str]) -> Path:
+    def list_files(self) -> list[str] | None:
+        """The repository's files at the pinned commit (``HfApi.list_repo_files``).
+
+        Raises:
+            SourceNotFoundError: the Hub cannot be reached.
+        """
+        from huggingface_hub import HfApi
+        from huggingface_hub.errors import HfHubHTTPError
+
+        try:
+            return list(HfApi(token=self.token).list_repo_files(self.repo_id, repo_type="dataset", revision=self.revision()))
+        except (HfHubHTTPError, OSError) as e:
+            raise SourceNotFoundError(f"{self.description}: cannot list the repository's files ({e})") from None
+
+    def fetch(self, relative_paths: Iterable[str], *, missing_ok: bool = False) -> Path:
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 
@@ -191,6 +216,8 @@ class HubSource(DatasetSource):
                     token=self.token,
                 )
             except EntryNotFoundError:
+                if missing_ok:
+                    continue
                 raise SourceNotFoundError(f"{self.description}: {rel} does not exist in the repository") from None
             except (HfHubHTTPError, LocalEntryNotFoundError) as e:
                 raise SourceNotFoundError(f"{self.description}: cannot fetch {rel} ({e})") from None

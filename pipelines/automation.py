@@ -7,7 +7,7 @@ Per configured dataset ``<name>``:
   configured revision points to (``HfApi().dataset_info(...).sha``), for a
   local directory :meth:`LocalSource.revision` (a fingerprint of ``meta/`` and
   the file list). If it equals the cursor's, nothing happens. Otherwise it
-  fingerprints every episode (:func:`lerobot_lance.convert.episode_fingerprints`),
+  fingerprints every episode (:func:`lerobot_lance.conversion.episode_fingerprints`),
   compares them with what is staged, registers new episode partitions, and
   requests one asset backfill of exactly the new or changed episodes
   (``source_meta`` first, which re-pins the revision and carries the unchanged
@@ -57,7 +57,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from assets import partitions_name
-import lerobot_lance.convert as convert  # the module; the package also exports a function named convert
+import lerobot_lance.conversion as convert
 from lerobot_lance.errors import SourceNotFoundError
 from lerobot_lance.lance_io import current_version
 from lerobot_lance.readers import read_dataset_meta

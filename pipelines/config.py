@@ -9,7 +9,7 @@
         revision: null                 # Hub branch, tag or commit
         output: out/g1_sample          # output root (directory or object-store URI)
         schedule: null                 # cron for full re-conversion, off by default
-        options:                       # see lerobot_lance.convert.ConvertOptions
+        options:                       # see lerobot_lance.conversion.ConvertOptions
           reencode: auto
           skip_videos: false
           exclude_failed_episodes: false

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dagster import DagsterInstance, Definitions, ResourceDefinition
+from dagster import AssetKey, DagsterInstance, Definitions, ResourceDefinition
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from lerobot_lance.errors import LeRobotLanceError, OutputExistsError
@@ -100,6 +100,26 @@ def _failures(result: Any) -> tuple[list[str], list[str]]:
     return failed, warns
 
 
+def _range_tags(lo: int, hi: int) -> dict[str, str]:
+    return {ASSET_PARTITION_RANGE_START_TAG: partition_key(lo), ASSET_PARTITION_RANGE_END_TAG: partition_key(hi)}
+
+
+def _failed_episodes(instance: DagsterInstance, run_id: str) -> set[int]:
+    """Episodes an ``episodes_staged`` check of this run reported as failed."""
+    import json
+
+    from dagster import DagsterEventType
+
+    out: set[int] = set()
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records
+    for rec in records:
+        data = rec.event_log_entry.dagster_event.event_specific_data
+        if data.check_name == "episodes_staged" and not data.passed and "failed_episode_indices" in data.metadata:
+            value = data.metadata["failed_episode_indices"].value
+            out |= {int(k) for k in (value if isinstance(value, list) else json.loads(value))}
+    return out
+
+
 def run_conversion(
     source: str,
     output: str,
@@ -121,7 +141,7 @@ def run_conversion(
         revision: Hub branch, tag or commit.
         episodes: episode indices to convert and publish (default all).
         overwrite: allow replacing existing tables (a new version; history is kept).
-        options: :class:`~lerobot_lance.convert.ConvertOptions` fields and ``backfill_batch_size``.
+        options: :class:`~lerobot_lance.conversion.ConvertOptions` fields and ``backfill_batch_size``.
         name: dataset/group name (default derived from ``output``).
         progress: ``(stage, n)`` callback, called as episodes and tables finish.
         on_stage: ``(stage, total)`` callback, called when a stage's total is known.
@@ -150,13 +170,16 @@ def run_conversion(
     with ExitStack() as stack:
         instance = _instance(stack)
 
-        def run(job_name: str, **kw: Any) -> None:
+        def run(job_name: str, *, final: bool = True, **kw: Any) -> list[str]:
             result = defs.resolve_job_def(job_name).execute_in_process(instance=instance, raise_on_error=False, **kw)
             summary.runs.append(result.run_id)
             failed, warns = _failures(result)
             summary.warnings += warns
-            if failed or not result.success:
-                raise ConversionFailed(failed or [f"run {result.run_id} of {job_name} failed"])
+            if not result.success and not failed:
+                failed = [f"run {result.run_id} of {job_name} failed"]
+            if failed and final:
+                raise ConversionFailed(failed)
+            return failed
 
         ep_text = ",".join(str(e) for e in episodes) if episodes is not None else ""
         stage("source_meta", 1)
@@ -167,11 +190,25 @@ def run_conversion(
         selected = sorted(episodes) if episodes is not None else sorted(registered)
         for s in ("episode_frames", "episode_videos", "episode_stats"):
             stage(s, len(selected))
+        episode_failures: list[str] = []
         for lo, hi in contiguous_ranges(selected, cfg.backfill_batch_size):
-            run(
-                episodes_job_name(cfg),
-                tags={ASSET_PARTITION_RANGE_START_TAG: partition_key(lo), ASSET_PARTITION_RANGE_END_TAG: partition_key(hi)},
-            )
+            failed = run(episodes_job_name(cfg), final=False, tags=_range_tags(lo, hi))
+            if not failed:
+                continue
+            # A blocking per-episode check stopped this batch's downstream steps.
+            # Re-run only the steps after it, for the batch's sound episodes, so a
+            # bad episode fails its own partition and not its neighbours'.
+            episode_failures += failed
+            bad = _failed_episodes(instance, summary.runs[-1])
+            good = [e for e in range(lo, hi + 1) if e in set(selected) and e not in bad]
+            for glo, ghi in contiguous_ranges(good, cfg.backfill_batch_size) if bad else []:
+                episode_failures += run(
+                    episodes_job_name(cfg), final=False, tags=_range_tags(glo, ghi),
+                    asset_selection=[AssetKey([cfg.name, "episode_stats"])],
+                )
+        if episode_failures and not cfg.options.get("exclude_failed_episodes"):
+            raise ConversionFailed(episode_failures)
+        summary.warnings += [f"excluded: {f}" for f in episode_failures]
         for s in ("frames_table", "episodes_table", "videos_table", "dataset_stats", "lance_dataset"):
             stage(s, 1)
         run(publish_job_name(cfg))

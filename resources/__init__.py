@@ -10,7 +10,7 @@ from typing import Any
 
 from dagster import ConfigurableResource
 
-from lerobot_lance.convert import Conversion, ConvertOptions
+from lerobot_lance.conversion import Conversion, ConvertOptions
 from lerobot_lance.source import DatasetSource, open_source
 from pipelines.config import DatasetConfig
 

@@ -62,7 +62,8 @@ def sample_copy(tmp_path: Path) -> Callable[[str], Path]:
         dst = tmp_path / name
         shutil.copytree(sample(name), dst, copy_function=_link_or_copy)
         for p in dst.rglob("*"):
-            p.chmod(0o755 if p.is_dir() else 0o644)
+            if p.is_dir() or p.stat().st_nlink == 1:  # never chmod a hard link to the shared file
+                p.chmod(0o755 if p.is_dir() else 0o644)
         return dst
 
     return make

@@ -660,7 +660,7 @@ def bench_backfill(n_episodes: int, batch: int = 100) -> dict[str, Any]:
             for r in detail
         ]
     # The same work as plain calls of the core package (no Dagster, no processes).
-    import lerobot_lance.convert as convert
+    import lerobot_lance.conversion as convert
 
     conv = convert.Conversion.at(work / "out_plain")
     t = time.monotonic()

@@ -69,6 +69,14 @@ class FakeHub:
         self.root, self.snap = root, cache / "snapshots" / SHA
         self.snapshot_calls: list[list[str]] = []
         self.file_calls: list[str] = []
+        self.extra_files: list[str] = []  # listed by the repo, not referenced by any episode
+        self.list_fails = False
+
+    def list_repo_files(self, repo_id: str, *, repo_type: str, revision: str, **kw: object) -> list[str]:
+        assert repo_type == "dataset" and revision == SHA, "listings must be pinned to the resolved commit"
+        if self.list_fails:
+            raise huggingface_hub.errors.OfflineModeIsEnabled("offline")
+        return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*") if p.is_file()) + self.extra_files
 
     def snapshot_download(self, repo_id: str, *, repo_type: str, revision: str, allow_patterns: list[str], **kw: object) -> str:
         assert repo_type == "dataset"
@@ -98,6 +106,7 @@ def fake_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeHub:
     monkeypatch.setattr(huggingface_hub, "snapshot_download", hub.snapshot_download)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", hub.hf_hub_download)
     monkeypatch.setattr(huggingface_hub.HfApi, "dataset_info", lambda self, repo_id, revision=None, **kw: Info())
+    monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", lambda self, repo_id, **kw: hub.list_repo_files(repo_id, **kw))
     return hub
 
 
@@ -118,3 +127,25 @@ def test_convert_fetches_only_the_selected_episodes(fake_hub: FakeHub, tmp_path:
         "data/chunk-000/episode_000001.parquet",
         "videos/chunk-000/observation.images.cam_high/episode_000001.mp4",
     ]
+
+
+def test_hub_file_rules_use_the_repo_listing_and_fetch_only_the_selection(fake_hub: FakeHub) -> None:
+    from lerobot_lance.quality.source_rules import check_source_files, source_listing
+    from lerobot_lance.readers import read_dataset_meta
+
+    src = open_source("acme/g1")
+    meta = read_dataset_meta(src.meta_root())
+    e = meta.episode(4)
+    root = src.fetch([e.data_path, *(r.relative_path for r in e.videos.values())])
+    orphan = "videos/chunk-000/observation.images.cam_high/episode_000099.mp4"
+    fake_hub.extra_files = [orphan]
+    listing, orphans = source_listing(src)
+    got = {o.name: o for o in check_source_files(root, meta, episodes=[4], listing=listing, orphans=orphans)}
+    assert [o.file for o in got["no_orphan_files"].offenders] == [orphan]
+    assert all(got[n].passed for n in got if n != "no_orphan_files"), {n: o.message for n, o in got.items()}
+    assert sorted(fake_hub.file_calls) == sorted([e.data_path, *(r.relative_path for r in e.videos.values())])
+    # the Hub cannot list the repository: the orphan rule says it did not run
+    fake_hub.list_fails = True
+    listing, orphans = source_listing(src)
+    got = {o.name: o for o in check_source_files(root, meta, episodes=[4], listing=listing, orphans=orphans)}
+    assert got["no_orphan_files"].skipped and got["no_orphan_files"].passed

@@ -53,6 +53,9 @@ class CheckOutcome:
         n_offenders: how many violations in all.
         metadata: counts and figures a person can act on (JSON-serializable).
         note: optional remark (e.g. "source declares no stats").
+        skipped: the rule did not run (an earlier rule it depends on failed,
+            or what it needs is unavailable); ``passed`` is then True and
+            ``note`` says why.
     """
 
     name: str
@@ -63,6 +66,12 @@ class CheckOutcome:
     n_offenders: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
     note: str | None = None
+    skipped: bool = False
+
+    @classmethod
+    def skip(cls, name: str, reason: str, *, description: str = "", severity: Severity = "ERROR") -> CheckOutcome:
+        """An outcome for a rule that did not run, saying why."""
+        return cls(name=name, passed=True, severity=severity, description=description, note=f"not run: {reason}", skipped=True)
 
     @classmethod
     def from_offenders(
@@ -90,6 +99,8 @@ class CheckOutcome:
     @property
     def message(self) -> str:
         """One line: status, count and the first offenders."""
+        if self.skipped:
+            return self.note or "not run"
         if self.passed:
             return f"ok{' — ' + self.note if self.note else ''}"
         first = "; ".join(str(o) for o in self.offenders[:3])

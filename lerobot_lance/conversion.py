@@ -65,6 +65,8 @@ class ConvertOptions:
             100 frames for episodes up to ~460 frames, ~10x the cost); ``0``
             skips camera statistics.
         deep_video_check: decode every frame of every segment (slow, opt-in).
+        policy_window_frames: episodes shorter than this (frames) are reported
+            by the ``short_episodes`` content check (WARN).
         workers: threads for per-episode video work.
         storage_options: object-store options passed to Lance.
     """
@@ -75,6 +77,7 @@ class ConvertOptions:
     tolerance_s: float = formats.DEFAULT_TOLERANCE_S
     camera_stats_samples: int | None = 10
     deep_video_check: bool = False
+    policy_window_frames: int = 16
     workers: int = 2
     storage_options: dict[str, str] | None = None
 
@@ -339,18 +342,16 @@ def stage_episode_frames(conv: Conversion, episodes: Sequence[int], on_progress:
         by_file.setdefault(e.data_path, []).append(e)
     for group in by_file.values():  # an unreadable file fails only the episodes it holds
         try:
-            for e, rows in iter_episodes_rows(root, group):
+            for e, rows in iter_episodes_rows(root, group, whole_files=meta.codebase_version.startswith("v2")):
                 rows_by_ep[e.episode_index] = rows
         except SourceDataError as err:
             for e in group:
                 if e.episode_index not in rows_by_ep:
                     _record_failure(conv, FRAMES, e.episode_index, str(err), result)
+    from lerobot_lance.quality.episode_rules import check_episode_frames
+
     bad: dict[int, list[str]] = {}
-    try:
-        from lerobot_lance.quality import check_episode_frames
-    except ImportError:  # quality package not available
-        check_episode_frames = None  # type: ignore[assignment]
-    if check_episode_frames is not None and rows_by_ep:
+    if rows_by_ep:
         outcomes = check_episode_frames(meta, rows_by_ep, tolerance_s=conv.options.tolerance_s)
         result.outcomes = [o.to_dict() for o in outcomes]
         for o in outcomes:
@@ -431,14 +432,31 @@ def stage_episode_videos(conv: Conversion, episodes: Sequence[int], on_progress:
         return result
     eps = [meta.episode(i) for i in episodes]
 
-    def one(e: EpisodeMeta) -> tuple[int, dict[str, Any] | str]:
-        try:
-            return e.episode_index, _stage_one_episode_videos(conv, e)
-        except LeRobotLanceError as err:
-            return e.episode_index, str(err)
+    from lerobot_lance.quality.episode_rules import check_episode_video, merge_outcomes
+    from lerobot_lance.quality.result import CheckOutcome, Offender
 
+    def one(e: EpisodeMeta) -> tuple[int, dict[str, Any] | str, list[CheckOutcome]]:
+        try:
+            cams = _stage_one_episode_videos(conv, e)
+        except LeRobotLanceError as err:
+            # name the source file relative to the dataset root, as the metadata does
+            root = str(conv.source.meta_root()).rstrip("/") + "/"
+            text = str(err).replace(root, "")
+            path = str(getattr(err, "path", "") or "").replace(root, "") or None
+            detail = getattr(err, "detail", None) or text
+            off = Offender(path, e.episode_index, detail, getattr(err, "expected", None), getattr(err, "found", None))
+            return e.episode_index, f"segment_frame_count: {text}", [CheckOutcome.from_offenders("segment_frame_count", [off])]
+        outcomes = check_episode_video(
+            e, {k: c["path"] for k, c in cams.items()}, meta.fps, deep=conv.options.deep_video_check,
+            files={k: c["source_path"] for k, c in cams.items()},
+        )
+        failed = [f"{o.name}: {o.message}" for o in outcomes if not o.passed]
+        return e.episode_index, ("; ".join(failed) if failed else cams), outcomes
+
+    all_outcomes: list[CheckOutcome] = []
     with ThreadPoolExecutor(max_workers=max(1, conv.options.workers)) as pool:
-        for ep, out in pool.map(one, eps):
+        for ep, out, outcomes in pool.map(one, eps):
+            all_outcomes += outcomes
             if isinstance(out, str):
                 _record_failure(conv, VIDEOS, ep, out, result)
                 continue
@@ -448,6 +466,7 @@ def stage_episode_videos(conv: Conversion, episodes: Sequence[int], on_progress:
             result.ok.append(ep)
             result.rows += len(out)
             result.bytes += sum(c["size_bytes"] for c in out.values())
+    result.outcomes = [o.to_dict() for o in merge_outcomes(all_outcomes)]
     return result
 
 
@@ -940,13 +959,12 @@ def content_outcomes(conv: Conversion, episodes: Sequence[int]) -> list[Any]:
     """Non-blocking content checks (severity WARN) over these staged episodes:
     frozen actuators, clipped values, action jumps, ... (see
     :mod:`lerobot_lance.quality.content_rules`)."""
-    try:
-        from lerobot_lance.quality import check_content
-    except ImportError:
-        return []
+    from lerobot_lance.quality.content_rules import ContentThresholds, check_content
+
     if not episodes:
         return []
-    return check_content(conv.meta, _source_named(conv, episodes))
+    thresholds = ContentThresholds(policy_window_frames=conv.options.policy_window_frames)
+    return check_content(conv.meta, _source_named(conv, episodes), thresholds)
 
 
 def _source_named(conv: Conversion, episodes: Sequence[int]) -> dict[int, pa.Table]:

@@ -1,0 +1,154 @@
+"""``lerobot-lance doctor``: every source-side rule, without converting.
+
+Runs, in order, the source metadata rules, the source file rules, the
+per-episode tabular rules over every episode's rows, the per-episode video
+rules over every episode's window in its source mp4 (packet count; first and
+last frames decoded), and the non-blocking content rules. A rule whose input
+is unusable (``info.json`` unreadable, a file missing) is reported by the rule
+that found that; the rules after it are skipped or run on what is left.
+
+The exit code is the number of failed ERROR rules, so ``doctor`` drops into CI.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pyarrow as pa
+
+from lerobot_lance.errors import LeRobotLanceError
+from lerobot_lance.formats import DEFAULT_TOLERANCE_S
+from lerobot_lance.quality.episode_rules import EPISODE_FRAME_RULES, EPISODE_VIDEO_RULES, check_episode_frames, check_episode_video, merge_outcomes
+from lerobot_lance.quality.result import CheckOutcome
+from lerobot_lance.quality.source_rules import SOURCE_FILE_RULES, SOURCE_META_RULES, check_source_files, check_source_meta, source_listing
+
+#: Episodes validated per batch (one Great Expectations validation each).
+BATCH_EPISODES = 100
+
+#: Source metadata rules after whose failure no file can be located safely.
+_PARSE_RULES = ("supported_version", "required_info_keys", "features_well_formed", "path_templates_safe", "meta_files_readable")
+
+#: Stage of each rule, for the report.
+STAGES: dict[str, str] = {
+    **{n: "source_meta" for n in SOURCE_META_RULES},
+    **{n: "source_files" for n in SOURCE_FILE_RULES if n not in SOURCE_META_RULES},
+    **{n: "episode_frames" for n in EPISODE_FRAME_RULES},
+    **{n: "episode_videos" for n in EPISODE_VIDEO_RULES},
+}
+
+
+def run_doctor(
+    source: str,
+    revision: str | None = None,
+    *,
+    deep: bool = False,
+    tolerance_s: float = DEFAULT_TOLERANCE_S,
+    content: bool = True,
+) -> list[CheckOutcome]:
+    """Diagnose a dataset without converting it.
+
+    Args:
+        source: local directory or Hub dataset id (the Hub path downloads the
+            data and video files into the huggingface_hub cache).
+        revision: Hub branch, tag or commit.
+        deep: also decode every frame of every episode window (slow).
+        tolerance_s: timestamp tolerance, seconds.
+        content: also run the non-blocking content rules (severity WARN).
+
+    Returns:
+        One :class:`CheckOutcome` per rule name (a rule checked at two stages,
+        like ``task_indices_exist``, is merged into one), in stage order.
+
+    Raises:
+        SourceNotFoundError: the source does not exist or cannot be reached.
+    """
+    from lerobot_lance.frames import iter_episodes_rows
+    from lerobot_lance.readers import read_dataset_meta
+    from lerobot_lance.source import open_source
+
+    src = open_source(source, revision)
+    outcomes = check_source_meta(src.meta_root())
+    later = [*SOURCE_FILE_RULES, *EPISODE_FRAME_RULES, *EPISODE_VIDEO_RULES]
+    # Diagnose as far as the metadata allows: stop only when it cannot be
+    # parsed or its templates could reach outside the source root.
+    if any(not o.passed for o in outcomes if o.name in _PARSE_RULES):
+        later = [n for n in later if n not in SOURCE_META_RULES]
+        return merge_outcomes([*outcomes, *(CheckOutcome.skip(n, "source metadata failed") for n in later)])
+    meta = read_dataset_meta(src.meta_root())
+    # every episode's files, not only the first window of each mp4
+    videos = list(dict.fromkeys(r.relative_path for e in meta.episodes for r in e.videos.values()))
+    root = src.fetch([*meta.data_files(), *videos], missing_ok=True)
+    listing, orphans = source_listing(src)
+    files = check_source_files(root, meta, listing=listing, orphans=orphans)
+    outcomes += files
+
+    def usable(rel: str) -> bool:  # missing and empty files are reported by the file rules
+        p = root / rel
+        return p.is_file() and p.stat().st_size > 0
+
+    # per-episode tabular rules, a batch of episodes at a time
+    frame_outcomes: list[CheckOutcome] = []
+    content_outcomes: list[CheckOutcome] = []
+    eps = [e for e in meta.episodes if usable(e.data_path)]
+    whole = meta.codebase_version.startswith("v2")
+    for i in range(0, len(eps), BATCH_EPISODES):
+        batch = eps[i : i + BATCH_EPISODES]
+        rows: dict[int, pa.Table] = {}
+        for e in batch:
+            try:
+                for ee, t in iter_episodes_rows(root, [e], whole_files=whole):
+                    rows[ee.episode_index] = t
+            except LeRobotLanceError:
+                continue  # reported by the file rules
+        frame_outcomes += check_episode_frames(meta, rows, tolerance_s)
+        if content:
+            try:
+                from lerobot_lance.quality.content_rules import check_content
+            except ImportError:
+                check_content = None  # type: ignore[assignment]
+            if check_content is not None:
+                content_outcomes += check_content(meta, rows)
+    outcomes += frame_outcomes or [CheckOutcome.skip(n, "no readable data file") for n in EPISODE_FRAME_RULES]
+
+    # per-episode video rules on the source windows
+    video_outcomes: list[CheckOutcome] = []
+    for e in meta.episodes:
+        segs = {k: root / r.relative_path for k, r in e.videos.items() if usable(r.relative_path)}
+        if not segs:
+            continue
+        windows = {k: (r.from_timestamp, r.to_timestamp) for k, r in e.videos.items() if not r.whole_file and k in segs}
+        video_outcomes += check_episode_video(
+            e, segs, meta.fps, windows=windows or None, deep=deep, files={k: r.relative_path for k, r in e.videos.items()}
+        )
+    if meta.video_keys:
+        outcomes += video_outcomes or [CheckOutcome.skip(n, "no usable video file") for n in EPISODE_VIDEO_RULES]
+    else:
+        outcomes += [CheckOutcome.skip(n, "the dataset has no video features") for n in EPISODE_VIDEO_RULES]
+    outcomes += content_outcomes
+    return merge_outcomes(outcomes)
+
+
+def exit_code(outcomes: Sequence[CheckOutcome]) -> int:
+    """Number of failed ERROR rules (0 when the dataset is sound; WARN rules never count)."""
+    return sum(1 for o in outcomes if not o.passed and o.severity == "ERROR")
+
+
+def format_report(outcomes: Sequence[CheckOutcome], *, as_json: bool = False) -> str:
+    """One line per rule: status, stage/rule, and the first offenders.
+
+    ``as_json`` gives ``{"failed": n, "checks": [CheckOutcome.to_dict(), ...]}``.
+    """
+    if as_json:
+        return json.dumps(
+            {"failed": exit_code(outcomes), "checks": [{"stage": STAGES.get(o.name, "content"), **o.to_dict()} for o in outcomes]},
+            indent=2, default=str,
+        )
+    lines = []
+    for o in outcomes:
+        status = "SKIP" if o.skipped else "ok  " if o.passed else ("FAIL" if o.severity == "ERROR" else "WARN")
+        lines.append(f"{status} {STAGES.get(o.name, 'content')}/{o.name}: {o.message}")
+    n = exit_code(outcomes)
+    lines.append(f"{n} check(s) failed" if n else "all blocking checks passed")
+    return "\n".join(lines)
+

@@ -1,0 +1,399 @@
+"""Per-episode rules: the tabular rules over an episode's rows, and the video
+rules over an episode's segment.
+
+Tabular rules (one :class:`~lerobot_lance.quality.result.CheckOutcome` each,
+severity ERROR; an offender per failing episode, with its first offending
+frame):
+
+``row_count_matches_length``
+    the episode's rows number exactly its metadata ``length`` (frames).
+``frame_index_sequence``
+    ``frame_index`` is exactly ``0 .. length-1``, in row order.
+``episode_index_constant``
+    every row's ``episode_index`` is the episode's own.
+``index_contiguous``
+    the global ``index`` runs ``dataset_from_index .. dataset_to_index - 1``
+    (so episodes neither overlap nor leave a gap in the data).
+``timestamps_monotonic``
+    ``timestamp`` strictly increases.
+``timestamps_match_fps``
+    ``|timestamp - frame_index / fps| <= tolerance_s`` (seconds; LeRobot's
+    ``check_timestamps_sync`` uses the same default, 1e-4 s, in
+    ``lerobot/datasets/utils.py``).
+``vector_widths``
+    every vector feature holds ``prod(shape)`` values on every row.
+``no_nan_inf``
+    no NaN and no ±inf in any float feature.
+
+The row-level rules run as Great Expectations expectations (one ephemeral
+validation per batch of episodes, over a pandas frame of the bookkeeping
+columns and per-row figures pyarrow derives from the list columns, which GE
+cannot look inside). Video rules (``segment_frame_count``,
+``segment_endpoints_decode``) are in :func:`check_episode_video`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lerobot_lance.errors import LeRobotLanceError
+from lerobot_lance.formats import DEFAULT_TOLERANCE_S
+from lerobot_lance.model import DatasetMeta, EpisodeMeta
+from lerobot_lance.quality.result import MAX_OFFENDERS, CheckOutcome, Offender
+
+EPISODE_FRAME_RULES: tuple[str, ...] = (
+    "row_count_matches_length",
+    "frame_index_sequence",
+    "episode_index_constant",
+    "index_contiguous",
+    "timestamps_monotonic",
+    "timestamps_match_fps",
+    "vector_widths",
+    "no_nan_inf",
+)
+EPISODE_VIDEO_RULES: tuple[str, ...] = ("segment_frame_count", "segment_endpoints_decode")
+
+_DESCRIPTIONS = {
+    "row_count_matches_length": "each episode has exactly `length` rows",
+    "frame_index_sequence": "frame_index is exactly 0..length-1",
+    "episode_index_constant": "every row carries its episode's episode_index",
+    "index_contiguous": "index runs dataset_from_index..dataset_to_index-1",
+    "timestamps_monotonic": "timestamps strictly increase",
+    "timestamps_match_fps": "timestamp equals frame_index / fps within tolerance_s",
+    "vector_widths": "vector features hold prod(shape) values on every row",
+    "no_nan_inf": "float features hold no NaN or inf",
+    "segment_frame_count": "each episode's video segment holds exactly `length` frames (packets)",
+    "segment_endpoints_decode": "the segment's first and last frames decode at the episode window's timestamps",
+}
+
+#: Row-level rules evaluated as Great Expectations expectations: rule -> column
+#: of the check frame that must be true on every row.
+_GX_RULES = (
+    "frame_index_sequence",
+    "episode_index_constant",
+    "index_contiguous",
+    "timestamps_monotonic",
+    "timestamps_match_fps",
+    "vector_widths",
+    "no_nan_inf",
+)
+
+
+@lru_cache(maxsize=1)
+def _gx_batch_definition() -> Any:
+    """An ephemeral Great Expectations context with one pandas dataframe asset
+    (created once per process; GE's import costs ~3 s)."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    ctx = gx.get_context(mode="ephemeral")
+    try:
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    except Exception:  # noqa: BLE001 - cosmetic only
+        pass
+    asset = ctx.data_sources.add_pandas("lerobot_lance").add_dataframe_asset("episode_frames")
+    return asset.add_batch_definition_whole_dataframe("batch")
+
+
+@lru_cache(maxsize=1)
+def _gx_suite() -> Any:
+    import great_expectations as gx
+
+    suite = gx.ExpectationSuite(name="episode_frames")
+    for rule in _GX_RULES:
+        suite.add_expectation(
+            gx.expectations.ExpectColumnValuesToBeInSet(column=f"ok_{rule}", value_set=[True], meta={"rule": rule})
+        )
+    return suite
+
+
+def _row_checks(meta: DatasetMeta, e: EpisodeMeta, rows: pa.Table, tolerance_s: float) -> dict[str, Any]:
+    """Per-row booleans (numpy, one per ``_GX_RULES`` rule) plus what offenders report."""
+    n = rows.num_rows
+    names = rows.column_names
+    ok: dict[str, np.ndarray] = {}
+    found: dict[str, np.ndarray] = {}
+    pos = np.arange(n, dtype=np.int64)
+
+    def col(name: str) -> np.ndarray | None:
+        if name not in names:
+            return None
+        return rows[name].combine_chunks().to_numpy(zero_copy_only=False)
+
+    fi = col("frame_index")
+    ok["frame_index_sequence"] = (fi == pos) if fi is not None else np.zeros(n, bool)
+    found["frame_index_sequence"] = fi if fi is not None else np.full(n, -1)
+    epi = col("episode_index")
+    ok["episode_index_constant"] = (epi == e.episode_index) if epi is not None else np.zeros(n, bool)
+    found["episode_index_constant"] = epi if epi is not None else np.full(n, -1)
+    idx = col("index")
+    if idx is not None:
+        ok["index_contiguous"] = idx == e.dataset_from_index + pos
+        found["index_contiguous"] = idx
+    ts = col("timestamp")
+    if ts is not None:
+        ts = ts.astype(np.float64)
+        mono = np.ones(n, bool)
+        mono[1:] = np.diff(ts) > 0
+        ok["timestamps_monotonic"] = mono
+        found["timestamps_monotonic"] = ts
+        ref = (fi if fi is not None else pos).astype(np.float64) / meta.fps
+        ok["timestamps_match_fps"] = np.abs(ts - ref) <= tolerance_s
+        found["timestamps_match_fps"] = ts
+    widths_ok = np.ones(n, bool)
+    widths_found: dict[str, Any] = {}
+    finite_ok = np.ones(n, bool)
+    finite_found: dict[str, Any] = {}
+    for key in meta.frame_columns():
+        f = meta.features[key]
+        if f.is_camera or key not in names:
+            continue
+        c = rows[key].combine_chunks()
+        t = c.type
+        if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+            lengths = pc.list_value_length(c).fill_null(-1).to_numpy(zero_copy_only=False)
+            bad = lengths != f.width
+            if bad.any():
+                widths_ok &= ~bad
+                widths_found.setdefault(key, (int(np.argmax(bad)), int(lengths[np.argmax(bad)])))
+            values = pc.list_flatten(c)
+            if pa.types.is_floating(values.type):
+                flat = values.to_numpy(zero_copy_only=False)
+                offsets = np.concatenate([[0], np.cumsum(np.maximum(lengths, 0))])
+                nonfinite = ~np.isfinite(flat)
+                if nonfinite.any():
+                    per_row = np.add.reduceat(nonfinite.astype(np.int64), offsets[:-1]) if len(flat) else np.zeros(n, np.int64)
+                    per_row[lengths <= 0] = 0
+                    finite_ok &= per_row == 0
+                    r = int(np.argmax(per_row > 0))
+                    dim = int(np.argmax(nonfinite[offsets[r] : offsets[r + 1]]))
+                    finite_found.setdefault(key, (r, dim, float(flat[offsets[r] + dim])))
+        elif f.width != 1 and f.dtype != "string":
+            widths_ok[:] = False
+            widths_found.setdefault(key, (0, 1))
+        elif pa.types.is_floating(t) and key not in ("timestamp",):
+            v = c.to_numpy(zero_copy_only=False)
+            nonfinite = ~np.isfinite(v)
+            if nonfinite.any():
+                finite_ok &= ~nonfinite
+                r = int(np.argmax(nonfinite))
+                finite_found.setdefault(key, (r, 0, float(v[r])))
+        elif key == "timestamp" and ts is not None and not np.isfinite(ts).all():
+            r = int(np.argmax(~np.isfinite(ts)))
+            finite_ok[r] = False
+            finite_found.setdefault(key, (r, 0, float(ts[r])))
+    ok["vector_widths"] = widths_ok
+    ok["no_nan_inf"] = finite_ok
+    return {"ok": ok, "found": found, "widths": widths_found, "finite": finite_found, "frame_index": fi}
+
+
+def _gx_validate(frame: Any) -> dict[str, list[int]]:
+    """Validate the batch's check frame; rule -> row positions (``_row``) that failed."""
+    batch = _gx_batch_definition().get_batch(batch_parameters={"dataframe": frame})
+    res = batch.validate(
+        _gx_suite(), result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["_row"]}
+    )
+    failed: dict[str, list[int]] = {}
+    for r in res.results:
+        rule = (r.expectation_config.meta or {}).get("rule")
+        if r.exception_info and r.exception_info.get("raised_exception"):
+            raise LeRobotLanceError(f"Great Expectations could not evaluate {rule}: {r.exception_info.get('exception_message')}")
+        if not r.success:
+            failed[rule] = [int(d["_row"]) for d in r.result.get("unexpected_index_list") or []]
+    return failed
+
+
+def check_episode_frames(
+    meta: DatasetMeta,
+    rows_by_episode: Mapping[int, pa.Table],
+    tolerance_s: float = DEFAULT_TOLERANCE_S,
+    *,
+    data_paths: Mapping[int, str] | None = None,
+) -> list[CheckOutcome]:
+    """Run the per-episode tabular rules over a batch of episodes.
+
+    Args:
+        meta: the dataset's metadata (lengths, index ranges, fps, feature shapes).
+        rows_by_episode: episode_index -> that episode's source rows (LeRobot
+            column names, source types), as read by
+            :func:`lerobot_lance.frames.iter_episodes_rows`.
+        tolerance_s: timestamp tolerance in seconds (default 1e-4 s, LeRobot's).
+        data_paths: episode -> data file to name in offenders (default: the
+            episode's ``data_path``).
+
+    Returns:
+        One outcome per name in :data:`EPISODE_FRAME_RULES`, in that order.
+        Offenders carry the data file, the episode, the first offending frame
+        (row position) and expected vs found values.
+
+    Raises:
+        KeyError: an episode is not in ``meta``.
+    """
+    import pandas as pd
+
+    offenders: dict[str, list[Offender]] = {r: [] for r in EPISODE_FRAME_RULES}
+    parts, context = [], {}
+    start = 0
+    for ep, rows in rows_by_episode.items():
+        e = meta.episode(ep)
+        file = (data_paths or {}).get(ep, e.data_path)
+        if rows.num_rows != e.length:
+            offenders["row_count_matches_length"].append(
+                Offender(file, ep, "row count differs from the episode's length", expected=f"{e.length} rows", found=f"{rows.num_rows} rows")
+            )
+        rc = _row_checks(meta, e, rows, tolerance_s)
+        n = rows.num_rows
+        part = {f"ok_{rule}": rc["ok"].get(rule, np.ones(n, bool)) for rule in _GX_RULES}
+        part["_row"] = np.arange(start, start + n, dtype=np.int64)
+        parts.append(pd.DataFrame(part))
+        context[ep] = (start, n, e, file, rc)
+        start += n
+    if not parts:
+        return [CheckOutcome.from_offenders(r, [], description=_DESCRIPTIONS[r]) for r in EPISODE_FRAME_RULES]
+    frame = pd.concat(parts, ignore_index=True)
+    failed_rows = _gx_validate(frame)
+    bounds = sorted((s, ep) for ep, (s, *_rest) in context.items())
+    starts = np.array([b[0] for b in bounds])
+    for rule, positions in failed_rows.items():
+        by_ep: dict[int, list[int]] = {}
+        for p in positions:
+            ep = bounds[int(np.searchsorted(starts, p, side="right")) - 1][1]
+            by_ep.setdefault(ep, []).append(p - context[ep][0])
+        for ep, local in sorted(by_ep.items()):
+            offenders[rule].append(_row_offender(rule, meta, ep, context[ep], local, tolerance_s))
+    return [
+        CheckOutcome.from_offenders(
+            r, offenders[r], description=_DESCRIPTIONS[r],
+            metadata={"episodes_checked": len(rows_by_episode), "rows_checked": int(start), **({"tolerance_s": tolerance_s} if r == "timestamps_match_fps" else {})},
+        )
+        for r in EPISODE_FRAME_RULES
+    ]
+
+
+def _row_offender(rule: str, meta: DatasetMeta, ep: int, ctx: tuple[Any, ...], local: list[int], tolerance_s: float) -> Offender:
+    _start, _n, e, file, rc = ctx
+    r = local[0]
+    count = f"{len(local)} row(s), first at row {r}"
+    fi = rc["frame_index"]
+    frame = f"frame {int(fi[r])}" if fi is not None and r < len(fi) else f"row {r}"
+    if rule == "frame_index_sequence":
+        return Offender(file, ep, f"frame_index out of sequence ({count})", expected=r, found=int(rc["found"][rule][r]))
+    if rule == "episode_index_constant":
+        return Offender(file, ep, f"rows of another episode ({count})", expected=ep, found=int(rc["found"][rule][r]))
+    if rule == "index_contiguous":
+        return Offender(
+            file, ep, f"global index not contiguous with the episode range [{e.dataset_from_index}, {e.dataset_to_index}) ({count})",
+            expected=e.dataset_from_index + r, found=int(rc["found"][rule][r]),
+        )
+    if rule == "timestamps_monotonic":
+        ts = rc["found"][rule]
+        return Offender(file, ep, f"timestamp does not increase at {frame} ({count})", expected=f"> {ts[r - 1]:.6f} s", found=f"{ts[r]:.6f} s")
+    if rule == "timestamps_match_fps":
+        ts = rc["found"][rule]
+        ref = (int(fi[r]) if fi is not None else r) / meta.fps
+        return Offender(
+            file, ep, f"timestamp off frame_index/fps by more than {tolerance_s:g} s at {frame} ({count})",
+            expected=f"{ref:.6f} s", found=f"{ts[r]:.6f} s",
+        )
+    if rule == "vector_widths":
+        key, (row, width) = next(iter(rc["widths"].items()))
+        return Offender(file, ep, f"{key} has the wrong width at row {row} ({count})", expected=meta.features[key].width, found=width)
+    key, (row, dim, value) = next(iter(rc["finite"].items()))
+    return Offender(file, ep, f"{key}[{dim}] is not finite at row {row} ({count})", expected="a finite value", found=value)
+
+
+def check_episode_video(
+    episode: EpisodeMeta,
+    segments: Mapping[str, str | Path],
+    fps: float,
+    *,
+    windows: Mapping[str, tuple[float, float]] | None = None,
+    deep: bool = False,
+    files: Mapping[str, str] | None = None,
+) -> list[CheckOutcome]:
+    """Run the per-episode video rules on one episode's segments.
+
+    Args:
+        episode: the episode (its ``length`` in frames is what each segment must hold).
+        segments: camera key -> the mp4 holding the episode's frames (the
+            staged segment, or the source file when ``windows`` is given).
+        fps: frames per second.
+        windows: camera key -> ``(from_timestamp, to_timestamp)`` seconds in
+            that file (source shards); ``None`` means the whole file is the
+            episode, starting at its own first frame.
+        deep: also decode every frame of the window and count them (slow:
+            ~300 frames/s for 640x480 AV1 on 2 cores).
+        files: camera key -> path to name in offenders (default ``segments``).
+
+    Returns:
+        Outcomes ``segment_frame_count`` (packets, and decoded frames when
+        ``deep``, equal ``length``) and ``segment_endpoints_decode`` (the first
+        and last frames decode; the first at the window start, the last
+        ``(length - 1) / fps`` seconds after it, within half a frame).
+    """
+    from lerobot_lance import video
+
+    counts: list[Offender] = []
+    ends: list[Offender] = []
+    half = 0.5 / fps
+    for key, path in segments.items():
+        name = (files or {}).get(key, str(path))
+        lo, hi = (windows or {}).get(key, (None, None))
+        try:
+            n = video.window_packet_count(path, lo, hi) if lo is not None else video.probe_video(path).frame_count
+            if n != episode.length:
+                counts.append(Offender(name, episode.episode_index, f"camera {key}: frames in the episode window", expected=episode.length, found=n))
+            if deep:
+                decoded = sum(1 for _ in video.iter_frames_rgb(path, lo, hi))
+                if decoded != episode.length:
+                    counts.append(Offender(name, episode.episode_index, f"camera {key}: decoded frames", expected=episode.length, found=decoded))
+        except LeRobotLanceError as err:
+            counts.append(Offender(name, episode.episode_index, f"camera {key}: {err}", expected=episode.length, found="unreadable"))
+            continue
+        try:
+            first, last = video.first_last_frames_decode(path, lo, hi)
+        except LeRobotLanceError as err:
+            ends.append(Offender(name, episode.episode_index, f"camera {key}: {err}"))
+            continue
+        start = lo if lo is not None else first
+        want_last = start + (episode.length - 1) / fps
+        if abs(first - start) > half or abs(last - want_last) > half:
+            ends.append(
+                Offender(
+                    name, episode.episode_index, f"camera {key}: first/last frame timestamps (s) off the episode window",
+                    expected=f"[{start:.4f}, {want_last:.4f}]", found=f"[{first:.4f}, {last:.4f}]",
+                )
+            )
+    md = {"cameras": len(segments), "deep": deep}
+    return [
+        CheckOutcome.from_offenders("segment_frame_count", counts, description=_DESCRIPTIONS["segment_frame_count"], metadata=md),
+        CheckOutcome.from_offenders("segment_endpoints_decode", ends, description=_DESCRIPTIONS["segment_endpoints_decode"], metadata=md),
+    ]
+
+
+def merge_outcomes(outcomes: Sequence[CheckOutcome]) -> list[CheckOutcome]:
+    """Merge outcomes of the same rule (from several episodes or batches) into one each, in first-seen order."""
+    merged: dict[str, CheckOutcome] = {}
+    all_offenders: dict[str, list[Offender]] = {}
+    for o in outcomes:
+        if o.name not in merged:
+            merged[o.name] = CheckOutcome(o.name, o.passed, o.severity, o.description, [], 0, dict(o.metadata), o.note, o.skipped)
+            all_offenders[o.name] = []
+        m = merged[o.name]
+        if m.skipped and not o.skipped:  # a run outcome replaces a "not run" one
+            m.skipped, m.note, m.metadata = False, o.note, dict(o.metadata)
+        m.passed = m.passed and o.passed
+        m.n_offenders += o.n_offenders
+        all_offenders[o.name] += o.offenders
+    for name, m in merged.items():
+        m.offenders = all_offenders[name][:MAX_OFFENDERS]
+    return list(merged.values())

@@ -1,0 +1,145 @@
+"""Output rules: what the published Lance tables must hold (DESIGN.md "Output layout").
+
+``table_row_counts``
+    ``frames`` holds the sum of the published episodes' lengths, ``episodes``
+    one row per published episode, ``videos`` one row per source mp4 those
+    episodes use.
+``videos_sha256``
+    each ``videos`` row's ``sha256`` equals the sha256 of its stored blob and of
+    the source file's bytes.
+``frames_keys_unique``
+    ``(episode_index, frame_index)`` is unique in ``frames``.
+``tables_share_tag``
+    the three tables carry the publish's tag, each on its latest version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lerobot_lance import formats
+from lerobot_lance.model import DatasetMeta
+from lerobot_lance.quality.result import CheckOutcome, Offender
+
+OUTPUT_RULES: tuple[str, ...] = ("table_row_counts", "videos_sha256", "frames_keys_unique", "tables_share_tag")
+
+_DESCRIPTIONS = {
+    "table_row_counts": "each table's row count equals what the source's published episodes imply",
+    "videos_sha256": "videos.sha256 equals the sha256 of the stored blob and of the source file",
+    "frames_keys_unique": "(episode_index, frame_index) is unique in frames",
+    "tables_share_tag": "frames, episodes and videos carry the same tag on their latest version",
+}
+
+
+def _uri(output: str, table: str) -> str:
+    return f"{output.rstrip('/')}/{table}.lance"
+
+
+def check_output(
+    output: str | Path,
+    meta: DatasetMeta,
+    source_root: str | Path,
+    *,
+    tag: str | None = None,
+    episodes: Sequence[int] | None = None,
+    skip_videos: bool = False,
+    storage_options: dict[str, str] | None = None,
+) -> list[CheckOutcome]:
+    """Check the published tables under ``output`` against the source.
+
+    Args:
+        output: output root holding ``frames.lance``, ``episodes.lance``, ``videos.lance``.
+        meta: the source metadata.
+        source_root: local source root holding the mp4s (for their sha256).
+        tag: the publish's tag (default: the ``latest`` tag's target is not
+            assumed; the rule then checks that one tag is common to all three).
+        episodes: the published episodes (default all of ``meta``).
+        skip_videos: the conversion was tabular-only (``videos`` is empty).
+
+    Returns:
+        One :class:`CheckOutcome` per name in :data:`OUTPUT_RULES`, in that order.
+        Reads the ``frames`` key columns (16 bytes per frame) and streams each
+        ``videos`` blob once (memory: one file).
+    """
+    import lance
+
+    output = str(output)
+    eps = list(episodes) if episodes is not None else meta.episode_indices
+    keep = set(eps)
+    tables = {t: lance.dataset(_uri(output, t), storage_options=storage_options) for t in formats.TABLE_NAMES}
+
+    # row counts
+    want_frames = sum(meta.episode(e).length for e in eps)
+    video_files = [] if skip_videos else sorted({r.relative_path for e in meta.episodes if e.episode_index in keep for r in e.videos.values()})
+    want = {formats.FRAMES_TABLE: want_frames, formats.EPISODES_TABLE: len(eps), formats.VIDEOS_TABLE: len(video_files)}
+    rc = [
+        Offender(f"{t}.lance", None, "row count", expected=want[t], found=tables[t].count_rows())
+        for t in formats.TABLE_NAMES
+        if tables[t].count_rows() != want[t]
+    ]
+
+    # videos sha256: column vs blob vs source bytes
+    sha_off: list[Offender] = []
+    vt = tables[formats.VIDEOS_TABLE]
+    n = vt.count_rows()
+    if n:
+        cols = vt.to_table(columns=["relative_path", "sha256"])
+        blobs = vt.take_blobs("video_blob", indices=list(range(n)))
+        for i, blob in enumerate(blobs):
+            rel, declared = cols["relative_path"][i].as_py(), cols["sha256"][i].as_py()
+            h = hashlib.sha256()
+            with blob as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            stored = h.hexdigest()
+            src = Path(source_root) / rel
+            source_sha = _sha256_file(src) if src.is_file() else "missing"
+            if not (declared == stored == source_sha):
+                sha_off.append(Offender(f"videos.lance: {rel}", None, "sha256 of column, blob and source differ",
+                                        expected=source_sha, found=f"column {declared}, blob {stored}"))
+
+    # frames keys unique
+    ft = tables[formats.FRAMES_TABLE].to_table(columns=["episode_index", "frame_index"])
+    keys = ft["episode_index"].to_numpy().astype(np.int64) * (1 << 32) + ft["frame_index"].to_numpy().astype(np.int64)
+    uniq, counts = np.unique(keys, return_counts=True)
+    dup = uniq[counts > 1]
+    key_off = [Offender("frames.lance", int(k >> 32), f"key (episode_index, frame_index) repeated", expected=1, found=int(c))
+               for k, c in zip(dup[:10], counts[counts > 1][:10])]
+    if len(dup) > 10:
+        key_off += [Offender("frames.lance", None, "more repeated keys")] * (len(dup) - 10)
+
+    # shared tag on the latest version
+    tag_off: list[Offender] = []
+    tag_sets: dict[str, dict[str, Any]] = {t: ds.tags.list() for t, ds in tables.items()}
+    if tag is None:
+        common = set.intersection(*(set(v) - {"latest"} for v in tag_sets.values())) if tag_sets else set()
+        tag = max(common) if common else None
+        if tag is None:
+            tag_off.append(Offender(None, None, "no tag common to the three tables", found={t: sorted(v) for t, v in tag_sets.items()}))
+    if tag is not None:
+        for t, ds in tables.items():
+            entry = tag_sets[t].get(tag)
+            version = entry.get("version") if isinstance(entry, dict) else getattr(entry, "version", None)
+            if entry is None:
+                tag_off.append(Offender(f"{t}.lance", None, f"tag {tag!r} missing", expected=tag, found=sorted(tag_sets[t])))
+            elif version != ds.latest_version:
+                tag_off.append(Offender(f"{t}.lance", None, f"tag {tag!r} is not on the latest version", expected=ds.latest_version, found=version))
+    return [
+        CheckOutcome.from_offenders("table_row_counts", rc, description=_DESCRIPTIONS["table_row_counts"], metadata={f"{t}_rows": v for t, v in want.items()}),
+        CheckOutcome.from_offenders("videos_sha256", sha_off, description=_DESCRIPTIONS["videos_sha256"], metadata={"files": n}),
+        CheckOutcome.from_offenders("frames_keys_unique", key_off, description=_DESCRIPTIONS["frames_keys_unique"], metadata={"frames": int(len(keys))}),
+        CheckOutcome.from_offenders("tables_share_tag", tag_off, description=_DESCRIPTIONS["tables_share_tag"], metadata={"tag": tag or ""}),
+    ]
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

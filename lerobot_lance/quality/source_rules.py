@@ -1,0 +1,473 @@
+"""Source-side rules: what ``meta/`` promises, and whether the files keep it.
+
+:func:`check_source_meta` reads only ``meta/`` (what the ``source_meta`` asset
+has on the Hub); :func:`check_source_files` reads parquet footers, one
+column pair of each data file and the mp4 containers' packets (never decodes).
+
+Format facts come from LeRobot's ``lerobot/datasets/utils.py`` (v2.0/v2.1
+in lerobot 0.1-0.3, v3.0 in lerobot 0.4.4) and the samples in
+``../shared/datasets``: episodes tile the global ``index`` range
+``[0, total_frames)`` in episode order (v3.0 stores ``dataset_from_index`` /
+``dataset_to_index``; v2.x implies them from the lengths), ``info.json``
+carries ``total_episodes`` / ``total_frames`` / ``total_tasks``, and camera
+features of dtype ``video`` carry ``info["video.codec" | "video.width" |
+"video.height" | "video.fps"]``.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from lerobot_lance import formats
+from lerobot_lance.errors import LeRobotLanceError, SourceDataError, UnsupportedFormatError
+from lerobot_lance.model import DatasetMeta
+from lerobot_lance.quality.result import CheckOutcome, Offender
+
+SOURCE_META_RULES: tuple[str, ...] = (
+    "supported_version",
+    "required_info_keys",
+    "features_well_formed",
+    "path_templates_safe",
+    "meta_files_readable",
+    "episode_ranges_tile",
+    "totals_agree",
+    "task_indices_exist",
+)
+SOURCE_FILE_RULES: tuple[str, ...] = (
+    "files_exist",
+    "files_non_empty",
+    "data_rows_match_episodes",
+    "task_indices_exist",
+    "no_orphan_files",
+    "video_frames_cover_episodes",
+    "video_stream_matches_info",
+)
+
+_DESCRIPTIONS = {
+    "supported_version": f"meta/info.json is a JSON object whose codebase_version is one of {', '.join(formats.SUPPORTED_VERSIONS)}",
+    "required_info_keys": "info.json carries codebase_version, fps (> 0), features (non-empty) and the path templates",
+    "features_well_formed": "every feature has a known dtype and a shape of positive integers (cameras: 3 dims)",
+    "path_templates_safe": "data_path / video_path are relative templates with known fields that cannot leave the dataset root",
+    "meta_files_readable": "the episodes and tasks metadata files exist, are non-empty and parse",
+    "episode_ranges_tile": "episode index ranges tile [0, total_frames) with no gap or overlap",
+    "totals_agree": "info.json totals agree with the episodes and tasks metadata",
+    "task_indices_exist": "every task referenced (episodes metadata, data task_index) exists in the tasks table",
+    "files_exist": "every data parquet and mp4 the metadata references exists",
+    "files_non_empty": "no referenced file is empty",
+    "data_rows_match_episodes": "each data parquet holds exactly the rows of the episodes it stores",
+    "no_orphan_files": "no data parquet or mp4 that no episode references",
+    "video_frames_cover_episodes": "each mp4's frames (packets) cover the frames its episodes imply",
+    "video_stream_matches_info": "each mp4's codec, resolution and fps match info.json",
+}
+
+#: Fields LeRobot's path templates may use (v2.x and v3.0).
+TEMPLATE_FIELDS = frozenset({"episode_chunk", "episode_index", "video_key", "chunk_index", "file_index"})
+_CAMERA_DTYPES = set(formats.CAMERA_DTYPES)
+_OTHER_DTYPES = {"string", "bool"}
+
+
+def _outcome(name: str, offenders: list[Offender], **kw: Any) -> CheckOutcome:
+    return CheckOutcome.from_offenders(name, offenders, description=_DESCRIPTIONS[name], **kw)
+
+
+def _skipped(names: Sequence[str], reason: str) -> list[CheckOutcome]:
+    return [CheckOutcome.skip(n, reason, description=_DESCRIPTIONS[n]) for n in names]
+
+
+def _dtype_known(dtype: Any) -> bool:
+    if not isinstance(dtype, str):
+        return False
+    if dtype in _CAMERA_DTYPES or dtype in _OTHER_DTYPES:
+        return True
+    try:
+        np.dtype(dtype)
+    except TypeError:
+        return False
+    return dtype.startswith(("float", "int", "uint"))
+
+
+def _template_offenders(info: dict[str, Any]) -> list[Offender]:
+    out = []
+    for key in ("data_path", "video_path"):
+        t = info.get(key)
+        if t is None:
+            continue
+        where = f"{formats.INFO_PATH} ({key})"
+        if not isinstance(t, str) or not t:
+            out.append(Offender(where, None, "template is not a string", expected="a relative path template", found=t))
+            continue
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(t) if f is not None}
+        except ValueError as e:
+            out.append(Offender(where, None, f"malformed template ({e})", found=t))
+            continue
+        unknown = sorted(f.split(".")[0].split("[")[0] for f in fields if f.split(".")[0].split("[")[0] not in TEMPLATE_FIELDS)
+        if unknown or any(f == "" or "." in f or "[" in f for f in fields):
+            out.append(Offender(where, None, f"unknown template fields {unknown or sorted(fields)}", expected=sorted(TEMPLATE_FIELDS), found=t))
+            continue
+        try:
+            sample = t.format(episode_chunk=0, episode_index=0, video_key="cam", chunk_index=0, file_index=0)
+        except (ValueError, IndexError, KeyError) as e:
+            out.append(Offender(where, None, f"template cannot be filled ({e})", found=t))
+            continue
+        p = PurePosixPath(sample.replace("\\", "/"))
+        if p.is_absolute() or ".." in p.parts or sample.startswith("~") or ":" in p.parts[0]:
+            out.append(Offender(where, None, "template leaves the dataset root", expected="a path relative to the root without '..'", found=t))
+    return out
+
+
+def _meta_file_of(meta_version: str) -> str:
+    return formats.EPISODES_JSONL_PATH if meta_version.startswith("v2") else "meta/episodes/"
+
+
+def check_source_meta(root: str | Path) -> list[CheckOutcome]:
+    """Run the source metadata rules on the ``meta/`` folder under ``root``.
+
+    Reads only ``meta/``. The rules run in order; when ``info.json`` cannot
+    be read (missing, empty, invalid JSON, unsupported version) or lacks what
+    parsing needs, the later rules are returned skipped (passed, with a note
+    naming why), so exactly the rule at fault fails.
+
+    Returns:
+        One :class:`CheckOutcome` per name in :data:`SOURCE_META_RULES`, in that order.
+    """
+    root = Path(root)
+    info_rel = formats.INFO_PATH
+    path = root / info_rel
+    supported = list(formats.SUPPORTED_VERSIONS)
+    out: list[CheckOutcome] = []
+    found: str | None = None
+    info: Any = None
+    if not path.is_file():
+        found = "missing file"
+    else:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if not text.strip():
+            found = "empty file (0 bytes)" if not text else "empty file (whitespace only)"
+        else:
+            try:
+                info = json.loads(text)
+            except json.JSONDecodeError as e:
+                found = f"invalid JSON (line {e.lineno}, column {e.colno}: {e.msg})"
+            else:
+                if not isinstance(info, dict):
+                    found = f"a JSON {type(info).__name__}, not an object"
+                elif not info.get("codebase_version"):
+                    found = "no codebase_version"
+                elif info["codebase_version"] not in supported:
+                    found = f"codebase_version {info['codebase_version']!r}"
+    if found is not None:
+        out.append(_outcome("supported_version", [Offender(info_rel, None, "unsupported or unreadable info.json", expected=supported, found=found)]))
+        return out + _skipped(SOURCE_META_RULES[1:], "info.json unreadable or of an unsupported version")
+    out.append(_outcome("supported_version", [], metadata={"codebase_version": info["codebase_version"]}))
+
+    # required keys and their types
+    offenders = [Offender(info_rel, None, f"required key {k!r} missing", expected=list(formats.REQUIRED_INFO_KEYS), found=sorted(info))
+                 for k in formats.REQUIRED_INFO_KEYS if k not in info]
+    fps = info.get("fps")
+    if "fps" in info and (not isinstance(fps, (int, float)) or isinstance(fps, bool) or fps <= 0):
+        offenders.append(Offender(info_rel, None, "'fps' is not a positive number", expected="fps > 0", found=fps))
+    feats = info.get("features")
+    if "features" in info and (not isinstance(feats, dict) or not feats):
+        offenders.append(Offender(info_rel, None, "'features' is not a non-empty object", found=type(feats).__name__))
+    has_video = isinstance(feats, dict) and any(isinstance(v, dict) and v.get("dtype") == "video" for v in feats.values())
+    if has_video and info["codebase_version"] == "v3.0" and not info.get("video_path"):
+        offenders.append(Offender(info_rel, None, "video features but no 'video_path' template", expected="video_path", found=None))
+    for k in ("total_episodes", "total_frames"):
+        if k in info and (not isinstance(info[k], int) or isinstance(info[k], bool) or info[k] < 0):
+            offenders.append(Offender(info_rel, None, f"{k!r} is not a non-negative integer", found=info[k]))
+    out.append(_outcome("required_info_keys", offenders))
+
+    # features
+    f_off = []
+    for key, spec in (feats.items() if isinstance(feats, dict) else []):
+        where = f"{info_rel} (features.{key})"
+        if not isinstance(spec, dict):
+            f_off.append(Offender(where, None, "feature is not an object", found=spec))
+            continue
+        if not _dtype_known(spec.get("dtype")):
+            f_off.append(Offender(where, None, "unknown dtype", expected="float32/int64/bool/string/video/image/...", found=spec.get("dtype")))
+        shape = spec.get("shape")
+        if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+            f_off.append(Offender(where, None, "shape is not a list of positive integers", expected="e.g. [26]", found=shape))
+        elif spec.get("dtype") in _CAMERA_DTYPES and len(shape) != 3:
+            f_off.append(Offender(where, None, "camera shape must have 3 dims", expected="[H, W, C] or [C, H, W]", found=shape))
+    out.append(_outcome("features_well_formed", f_off, metadata={"features": len(feats) if isinstance(feats, dict) else 0}))
+    out.append(_outcome("path_templates_safe", _template_offenders(info)))
+    if any(not o.passed for o in out):
+        return out + _skipped(SOURCE_META_RULES[len(out):], "info.json failed an earlier rule")
+
+    # the episodes/tasks files parse
+    from lerobot_lance.readers import read_dataset_meta
+
+    try:
+        meta = read_dataset_meta(root)
+    except (SourceDataError, UnsupportedFormatError) as e:
+        p = getattr(e, "path", str(root))
+        try:
+            p = str(Path(p).relative_to(root))
+        except ValueError:
+            pass
+        out.append(_outcome("meta_files_readable", [Offender(p, getattr(e, "episode_index", None), str(e))]))
+        return out + _skipped(SOURCE_META_RULES[len(out):], "episodes or tasks metadata unreadable")
+    out.append(_outcome("meta_files_readable", [], metadata={"episodes": len(meta.episodes)}))
+    out += _meta_consistency(meta, _episode_meta_files(root, meta))
+    return out
+
+
+def _episode_meta_files(root: Path, meta: DatasetMeta) -> dict[int, str]:
+    """episode_index -> the metadata file that lists it (v2.x: ``meta/episodes.jsonl``;
+    v3.0: its ``meta/episodes/chunk-*/file-*.parquet``)."""
+    if meta.codebase_version != "v3.0":
+        return {e.episode_index: formats.EPISODES_JSONL_PATH for e in meta.episodes}
+    import pyarrow.parquet as pq
+
+    out: dict[int, str] = {}
+    for f in sorted(root.glob(formats.EPISODES_PARQUET_GLOB)):
+        rel = str(f.relative_to(root))
+        for i in pq.read_table(f, columns=["episode_index"])["episode_index"].to_pylist():
+            out.setdefault(int(i), rel)
+    return out
+
+
+def _meta_consistency(meta: DatasetMeta, files: dict[int, str]) -> list[CheckOutcome]:
+    ep_file = _meta_file_of(meta.codebase_version)
+
+    def where(ep: int | None) -> str:
+        return files.get(ep, ep_file) if ep is not None else ep_file
+
+    # tiling
+    tile: list[Offender] = []
+    seen: dict[int, int] = {}
+    for e in meta.episodes:
+        if e.episode_index in seen:
+            tile.append(Offender(where(e.episode_index), e.episode_index, "episode listed twice"))
+        seen[e.episode_index] = 1
+        if e.dataset_to_index - e.dataset_from_index != e.length:
+            tile.append(Offender(where(e.episode_index), e.episode_index, "index range length differs from the episode length",
+                                 expected=e.length, found=f"[{e.dataset_from_index}, {e.dataset_to_index})"))
+    expected_from = 0
+    for e in sorted(meta.episodes, key=lambda e: (e.dataset_from_index, e.episode_index)):
+        if e.dataset_from_index > expected_from:
+            tile.append(Offender(where(e.episode_index), e.episode_index, f"gap of {e.dataset_from_index - expected_from} frames before the episode",
+                                 expected=f"dataset_from_index {expected_from}", found=e.dataset_from_index))
+        elif e.dataset_from_index < expected_from:
+            tile.append(Offender(where(e.episode_index), e.episode_index, f"overlaps the previous episode by {expected_from - e.dataset_from_index} frames",
+                                 expected=f"dataset_from_index {expected_from}", found=e.dataset_from_index))
+        expected_from = max(expected_from, e.dataset_to_index)
+    order = [e.episode_index for e in sorted(meta.episodes, key=lambda e: e.dataset_from_index)]
+    if order != sorted(order):
+        tile.append(Offender(ep_file, None, "index ranges are not in episode order", expected="ascending episode_index", found=order[:10]))
+    # totals
+    tot: list[Offender] = []
+    info = meta.info
+    if "total_episodes" in info and info["total_episodes"] != len(meta.episodes):
+        tot.append(Offender(formats.INFO_PATH, None, f"total_episodes disagrees with {ep_file}", expected=len(meta.episodes), found=info["total_episodes"]))
+    if "total_frames" in info and info["total_frames"] != meta.total_frames:
+        tot.append(Offender(formats.INFO_PATH, None, f"total_frames disagrees with the episode lengths in {ep_file}", expected=meta.total_frames, found=info["total_frames"]))
+    if "total_tasks" in info and info["total_tasks"] != len(meta.tasks):
+        tot.append(Offender(formats.INFO_PATH, None, "total_tasks disagrees with the tasks table", expected=len(meta.tasks), found=info["total_tasks"]))
+    if meta.episodes and meta.episodes[-1].dataset_to_index != meta.total_frames and not tile:
+        tot.append(Offender(where(meta.episodes[-1].episode_index), meta.episodes[-1].episode_index, "last episode does not end at the frame total",
+                            expected=meta.total_frames, found=meta.episodes[-1].dataset_to_index))
+    # tasks named by the episodes metadata
+    known = set(meta.tasks.values())
+    tasks_file = formats.TASKS_PARQUET_PATH if meta.codebase_version == "v3.0" else formats.TASKS_JSONL_PATH
+    task_off = [
+        Offender(where(e.episode_index), e.episode_index, f"task {t!r} is not in {tasks_file}", expected=sorted(known)[:3], found=t)
+        for e in meta.episodes for t in e.tasks if t not in known
+    ]
+    return [
+        _outcome("episode_ranges_tile", tile, metadata={"episodes": len(meta.episodes), "total_frames": meta.total_frames}),
+        _outcome("totals_agree", tot),
+        _outcome("task_indices_exist", task_off, metadata={"tasks": len(meta.tasks)}),
+    ]
+
+
+def check_source_files(
+    root: str | Path,
+    meta: DatasetMeta,
+    *,
+    episodes: Sequence[int] | None = None,
+    listing: Sequence[str] | None = None,
+    orphans: bool = True,
+) -> list[CheckOutcome]:
+    """Run the source file rules.
+
+    Args:
+        root: local dataset root holding (at least) the files of ``episodes``.
+        meta: the dataset's metadata (all episodes).
+        episodes: check only the files these episodes use (Hub sources fetch
+            only the selected episodes); ``None`` checks every episode.
+        listing: every file of the dataset, relative to its root, when the
+            local root is a partial copy (Hub: ``HubSource.list_files()``);
+            ``None`` walks ``root``.
+        orphans: run ``no_orphan_files`` (False when no complete file list
+            exists, e.g. the Hub could not list the repository: the rule is
+            then reported as not run).
+
+    Returns:
+        One :class:`CheckOutcome` per name in :data:`SOURCE_FILE_RULES`, in
+        that order. Offenders name the file (relative to ``root``) and the
+        first episode it concerns. Cost: parquet footers, the ``episode_index``
+        and ``task_index`` columns, and one demux pass per mp4 (about 20 ms
+        for a 400-frame 640x480 AV1 file); nothing is decoded.
+    """
+    from lerobot_lance import video
+
+    root = Path(root)
+    keep = set(episodes) if episodes is not None else None
+    sel = [e for e in meta.episodes if keep is None or e.episode_index in keep]
+    data_eps: dict[str, list[int]] = defaultdict(list)
+    for e in meta.episodes:
+        data_eps[e.data_path].append(e.episode_index)
+    video_eps: dict[str, list[Any]] = defaultdict(list)
+    for e in meta.episodes:
+        for ref in e.videos.values():
+            video_eps[ref.relative_path].append((e, ref))
+    want_data = list(dict.fromkeys(e.data_path for e in sel))
+    want_video = list(dict.fromkeys(r.relative_path for e in sel for r in e.videos.values()))
+    present: set[str] | None = (_listing(root) if listing is None else set(listing)) if orphans else None
+
+    exist, empty = [], []
+    usable: set[str] = set()
+    for rel in [*want_data, *want_video]:
+        first_ep = data_eps[rel][0] if rel in data_eps else video_eps[rel][0][0].episode_index
+        p = root / rel
+        if not p.is_file():
+            hint = _same_name_elsewhere(rel, present if present is not None else _listing(root))
+            exist.append(Offender(rel, first_ep, "file missing" + (f"; a file of that name is at {hint} (a folder the template does not name)" if hint else "")))
+        elif p.stat().st_size == 0:
+            empty.append(Offender(rel, first_ep, "file is empty", expected="> 0 bytes", found="0 bytes"))
+        else:
+            usable.add(rel)
+    out = [_outcome("files_exist", exist, metadata={"data_files": len(want_data), "video_files": len(want_video)}), _outcome("files_non_empty", empty)]
+
+    # data rows and task indices
+    lengths = {e.episode_index: e.length for e in meta.episodes}
+    rows_off, task_off = [], []
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    for rel in want_data:
+        if rel not in usable:
+            continue
+        eps = data_eps[rel]
+        try:
+            pf = pq.ParquetFile(root / rel)
+            n = pf.metadata.num_rows
+            cols = [c for c in ("episode_index", "task_index") if c in pf.schema_arrow.names]
+            t = pf.read(columns=cols) if cols else None
+        except Exception as e:  # noqa: BLE001 - any reader error is a defect of this file
+            rows_off.append(Offender(rel, eps[0], f"unreadable parquet ({e})"))
+            continue
+        want = sum(lengths[i] for i in eps)
+        if n != want:
+            rows_off.append(Offender(rel, eps[0] if len(eps) == 1 else None,
+                                     f"rows differ from the lengths of its episodes {eps[:6]}{'...' if len(eps) > 6 else ''}",
+                                     expected=want, found=n))
+        if t is not None and "task_index" in cols:
+            values = pc.unique(t["task_index"]).to_pylist()
+            missing = sorted(v for v in values if v is not None and int(v) not in meta.tasks)
+            for v in missing:
+                ep = eps[0]
+                if "episode_index" in cols:
+                    mask = pc.equal(t["task_index"], v)
+                    ep = int(pc.min(pc.filter(t["episode_index"], mask)).as_py())
+                tasks_file = formats.TASKS_PARQUET_PATH if meta.codebase_version == "v3.0" else formats.TASKS_JSONL_PATH
+                task_off.append(Offender(rel, ep, f"task_index {v} is not in {tasks_file}", expected=sorted(meta.tasks), found=v))
+    out += [_outcome("data_rows_match_episodes", rows_off), _outcome("task_indices_exist", task_off)]
+
+    # orphans
+    if present is None:
+        out.append(CheckOutcome.skip("no_orphan_files", "the dataset's complete file list is not available", description=_DESCRIPTIONS["no_orphan_files"]))
+    else:
+        referenced = set(data_eps) | set(video_eps)
+        orphans = [
+            Offender(p, None, "no episode references this file")
+            for p in sorted(present)
+            if p not in referenced and ((p.startswith("data/") and p.endswith(".parquet")) or (p.startswith("videos/") and p.endswith(".mp4")))
+        ]
+        out.append(_outcome("no_orphan_files", orphans, metadata={"files_listed": len(present)}))
+
+    # containers: packets cover the episodes; stream matches info.json
+    cover, stream = [], []
+    for rel in want_video:
+        if rel not in usable:
+            continue
+        pairs = video_eps[rel]
+        key = pairs[0][1].video_key
+        f = meta.features[key]
+        try:
+            probe = video.probe_video(root / rel)
+        except LeRobotLanceError as e:
+            cover.append(Offender(rel, pairs[0][0].episode_index, f"container unreadable ({e})", expected="a readable mp4", found="unreadable"))
+            continue
+        if pairs[0][1].whole_file:
+            e = pairs[0][0]
+            if probe.frame_count != e.length:
+                cover.append(Offender(rel, e.episode_index, f"camera {key}: frames in the file differ from the episode length", expected=e.length, found=probe.frame_count))
+        else:
+            need = max(pairs, key=lambda p: p[1].to_timestamp)
+            frames_needed = int(round(need[1].to_timestamp * meta.fps))
+            if probe.frame_count < frames_needed:
+                short = [p[0].episode_index for p in pairs if round(p[1].to_timestamp * meta.fps) > probe.frame_count]
+                cover.append(Offender(rel, short[0], f"camera {key}: shard short of the frames its episodes {short} imply",
+                                      expected=f">= {frames_needed} frames", found=f"{probe.frame_count} frames"))
+        info = f.info
+        exp_codec = info.get("video.codec")
+        if exp_codec and _codec_family(exp_codec) != _codec_family(probe.codec):
+            stream.append(Offender(rel, pairs[0][0].episode_index, f"camera {key}: codec", expected=exp_codec, found=probe.codec))
+        exp_w, exp_h = info.get("video.width"), info.get("video.height")
+        if exp_w is None and len(f.shape) == 3:
+            exp_h, exp_w = (f.shape[1], f.shape[2]) if f.shape[0] in (1, 3, 4) and f.shape[2] not in (1, 3, 4) else (f.shape[0], f.shape[1])
+        if (exp_w, exp_h) != (probe.width, probe.height):
+            stream.append(Offender(rel, pairs[0][0].episode_index, f"camera {key}: resolution", expected=f"{exp_w}x{exp_h}", found=f"{probe.width}x{probe.height}"))
+        exp_fps = float(info.get("video.fps") or meta.fps)
+        if probe.fps and abs(probe.fps - exp_fps) > 0.01 * exp_fps:
+            stream.append(Offender(rel, pairs[0][0].episode_index, f"camera {key}: fps", expected=exp_fps, found=round(probe.fps, 3)))
+    out += [_outcome("video_frames_cover_episodes", cover, metadata={"video_files": len(want_video)}), _outcome("video_stream_matches_info", stream)]
+    return out
+
+
+def _codec_family(name: str) -> str:
+    n = name.lower()
+    return {"libdav1d": "av1", "libaom-av1": "av1", "libsvtav1": "av1", "avc": "h264", "libx264": "h264", "h265": "hevc", "libx265": "hevc"}.get(n, n)
+
+
+def _listing(root: Path) -> set[str]:
+    out = set()
+    for top in ("data", "videos"):
+        d = root / top
+        if d.is_dir():
+            out.update(str(p.relative_to(root)) for p in d.rglob("*") if p.is_file())
+    return out
+
+
+def _same_name_elsewhere(rel: str, present: set[str] | None) -> str | None:
+    if not present:
+        return None
+    name = PurePosixPath(rel).name
+    for p in sorted(present):
+        if p != rel and PurePosixPath(p).name == name and PurePosixPath(p).parts[:1] == PurePosixPath(rel).parts[:1]:
+            return p
+    return None
+
+
+def source_listing(source: Any) -> tuple[list[str] | None, bool]:
+    """``(listing, orphans)`` arguments of :func:`check_source_files` for a source:
+    a local directory is walked; a Hub repository is listed at its pinned
+    commit, and when the Hub cannot list it the orphan rule is not run."""
+    from lerobot_lance.errors import SourceNotFoundError
+
+    try:
+        return source.list_files(), True
+    except SourceNotFoundError:
+        return None, False
