@@ -87,7 +87,7 @@ def measure(source: Path, out: Path, extra: list[str] | None = None) -> dict[str
     """Convert in a child process through the CLI; return wall seconds and peak RSS (MB)."""
     shutil.rmtree(out, ignore_errors=True)
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
-    cmd = [sys.executable, "-m", "lerobot_lance.cli", "convert", str(source), "--output", str(out), "--quiet", *(extra or [])]
+    cmd = [sys.executable, "-m", "lerobot_lance.cli", "convert", str(source), "--output", str(out), "--quiet", "--json", *(extra or [])]
     t0 = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -95,8 +95,35 @@ def measure(source: Path, out: Path, extra: list[str] | None = None) -> dict[str
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     if proc.returncode != 0:
         raise RuntimeError(f"conversion of {source} failed:\n{proc.stderr[-3000:]}")
+    summary = json.loads(proc.stdout)
+    steps = summary["step_seconds"]
     # ru_maxrss of children is the max over all children so far: report it only when it grew.
-    return {"wall_s": wall, "peak_rss_mb": max(peak, before) / 1024, "grew": peak > before}
+    return {
+        "wall_s": wall, "peak_rss_mb": max(peak, before) / 1024, "grew": peak > before, "runs": len(summary["runs"]),
+        "stats_s": steps.get("episode_stats", 0.0) + steps.get("dataset_stats", 0.0), "steps": steps,
+    }
+
+
+def measure_checks(source: Path, out: Path) -> dict[str, float]:
+    """Seconds of the quality rules on one sample, in this process: every
+    source-side rule (what ``doctor`` runs: metadata, files, each episode's rows
+    and video window, content) and the output rules on the converted tables.
+    Great Expectations' import (~3 s, paid once per process) is timed apart."""
+    from lerobot_lance.quality.episode_rules import _gx_batch_definition
+
+    t0 = time.perf_counter()
+    _gx_batch_definition()
+    t1 = time.perf_counter()
+    from lerobot_lance.quality import check_output, run_doctor
+    from lerobot_lance.readers import read_dataset_meta
+
+    outcomes = run_doctor(str(source))
+    t2 = time.perf_counter()
+    conv = json.loads((out / "meta" / "conversion.json").read_text())
+    check_output(out, read_dataset_meta(source), source, tag=conv["tag"], episodes=conv["episodes"])
+    t3 = time.perf_counter()
+    failed = [o.name for o in outcomes if not o.passed and o.severity == "ERROR"]
+    return {"gx_import_s": t1 - t0, "source_checks_s": t2 - t1, "output_checks_s": t3 - t2, "failed": failed}
 
 
 def main() -> None:
@@ -106,6 +133,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=50, help="repetitions of the 6 sample episodes (50 -> 300 episodes)")
     ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="extra CLI flags for convert")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--no-checks", dest="checks", action="store_false", help="skip timing the quality rules per sample")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="lerobot-lance-bench-"))
     rows = []
@@ -117,9 +145,17 @@ def main() -> None:
             rows.append((name, r))
     big = build_repeated_v21(work / f"g1_v21_x{args.repeat}", args.repeat)
     rows.append((f"g1_v21 x{args.repeat} ({6 * args.repeat} episodes)", _isolated(big, work / "out" / "big", args.extra)))
-    print(f"{'dataset':<36} {'wall s':>8} {'peak RSS MB':>12}")
+    print(f"{'dataset':<36} {'wall s':>8} {'peak RSS MB':>12} {'runs':>5} {'stats s':>8} {'stats %':>8}")
     for name, r in rows:
-        print(f"{name:<36} {r['wall_s']:>8.2f} {r['peak_rss_mb']:>12.0f}")
+        print(f"{name:<36} {r['wall_s']:>8.2f} {r['peak_rss_mb']:>12.0f} {r['runs']:>5} {r['stats_s']:>8.2f} {100 * r['stats_s'] / r['wall_s']:>7.1f}%")
+    if args.checks and not args.big_only:
+        print()
+        print("quality rules, seconds (source rules = everything `doctor` runs; share = of the conversion's wall time)")
+        print(f"{'dataset':<36} {'GE import':>9} {'source':>8} {'output':>8} {'share':>7}  failed")
+        for name, r in rows[:-1]:
+            c = _isolated_checks(SHARED / name, work / "out" / name)
+            share = (c["source_checks_s"] + c["output_checks_s"]) / r["wall_s"]
+            print(f"{name:<36} {c['gx_import_s']:>9.2f} {c['source_checks_s']:>8.2f} {c['output_checks_s']:>8.2f} {100 * share:>6.1f}%  {c['failed'] or '-'}")
     print(f"(work dir: {work})")
 
 
@@ -129,6 +165,17 @@ def _isolated(source: Path, out: Path, extra: list[str]) -> dict[str, float]:
         "import json,sys; sys.path.insert(0, %r); from benchmarks.bench import measure; "
         "from pathlib import Path; print(json.dumps(measure(Path(%r), Path(%r), %r)))"
     ) % (str(REPO), str(source), str(out), extra)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _isolated_checks(source: Path, out: Path) -> dict[str, float]:
+    code = (
+        "import json,sys; sys.path.insert(0, %r); from benchmarks.bench import measure_checks; "
+        "from pathlib import Path; print(json.dumps(measure_checks(Path(%r), Path(%r))))"
+    ) % (str(REPO), str(source), str(out))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])

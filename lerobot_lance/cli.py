@@ -7,6 +7,7 @@ bar per stage; with ``DAGSTER_HOME`` set its runs show in the UI.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--tolerance-s", type=float, help="timestamp tolerance in seconds (default 1e-4)")
     c.add_argument("--batch-size", type=int, help="episodes per run (Dagster backfill batch, default 100)")
     c.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    c.add_argument("--json", action="store_true", help="print a JSON summary (tag, rows, runs, seconds per asset, warnings)")
 
     s = sub.add_parser("scan", help="describe a dataset from its metadata (downloads only meta/)")
     s.add_argument("source")
@@ -119,6 +121,9 @@ def _convert(args: argparse.Namespace) -> int:
             args.source, args.output, revision=args.revision, episodes=args.episodes, overwrite=args.overwrite,
             options=options, progress=progress, on_stage=on_stage,
         )
+    if args.json:
+        print(json.dumps(dataclasses.asdict(summary), indent=2))
+        return 0
     out = Console()
     for w in summary.warnings:
         out.print(f"[yellow]warning[/] {w if len(w) < 400 else w[:400] + ' ...'}")

@@ -159,8 +159,8 @@ class HubSource(DatasetSource):
             pass
         except HfHubHTTPError as e:
             raise SourceNotFoundError(f"{self.description}: {e}") from None
-        except OSError:
-            # Unreachable Hub: fall back to what the local cache knows of this revision.
+        except Exception:  # noqa: BLE001 - unreachable Hub (OSError, httpx transport errors)
+            # fall back to what the local cache knows of this revision
             pass
         return self.meta_root().name  # snapshot folders are named by commit sha
 
@@ -190,11 +190,10 @@ class HubSource(DatasetSource):
             SourceNotFoundError: the Hub cannot be reached.
         """
         from huggingface_hub import HfApi
-        from huggingface_hub.errors import HfHubHTTPError
 
         try:
             return list(HfApi(token=self.token).list_repo_files(self.repo_id, repo_type="dataset", revision=self.revision()))
-        except (HfHubHTTPError, OSError) as e:
+        except Exception as e:  # noqa: BLE001 - HTTP errors, offline mode, httpx transport errors
             raise SourceNotFoundError(f"{self.description}: cannot list the repository's files ({e})") from None
 
     def fetch(self, relative_paths: Iterable[str], *, missing_ok: bool = False) -> Path:

@@ -51,6 +51,8 @@ class ConversionSummary:
         runs: Dagster run ids, in order.
         rows: table -> rows published.
         warnings: failed non-blocking (WARN) checks, one line each.
+        step_seconds: asset name -> seconds its steps took, summed over runs
+            (from Dagster's ``STEP_SUCCESS``/``STEP_FAILURE`` events).
     """
 
     output: str
@@ -58,6 +60,7 @@ class ConversionSummary:
     runs: list[str] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    step_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def dataset_name_for(output: str) -> str:
@@ -173,6 +176,11 @@ def run_conversion(
         def run(job_name: str, *, final: bool = True, **kw: Any) -> list[str]:
             result = defs.resolve_job_def(job_name).execute_in_process(instance=instance, raise_on_error=False, **kw)
             summary.runs.append(result.run_id)
+            for ev in result.all_events:
+                if ev.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and ev.step_key:
+                    ms = getattr(ev.event_specific_data, "duration_ms", None) or 0.0
+                    asset = ev.step_key.split("__", 1)[-1]
+                    summary.step_seconds[asset] = summary.step_seconds.get(asset, 0.0) + ms / 1000
             failed, warns = _failures(result)
             summary.warnings += warns
             if not result.success and not failed:

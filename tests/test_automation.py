@@ -181,6 +181,9 @@ class _FakeHub:
     def snapshot_download(self, repo_id: str, **_: Any) -> str:
         return str(self.root)
 
+    def list_repo_files(self, api: Any, repo_id: str, *, revision: str | None = None, **_: Any) -> list[str]:
+        return sorted(self.blob_ids)
+
 
 def test_hub_sensor_follows_the_commit_sha_of_the_configured_revision(tmp_path: Path, instance: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import huggingface_hub
@@ -188,6 +191,7 @@ def test_hub_sensor_follows_the_commit_sha_of_the_configured_revision(tmp_path: 
     hub = _FakeHub(make_v2_dataset(sample(SAMPLE), tmp_path / "repo", 4))
     monkeypatch.setattr(huggingface_hub.HfApi, "dataset_info", lambda self, repo_id, **kw: hub.dataset_info(self, repo_id, **kw))
     monkeypatch.setattr(huggingface_hub, "snapshot_download", hub.snapshot_download)
+    monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", lambda self, repo_id, **kw: hub.list_repo_files(self, repo_id, **kw))
     cfg = _cfg("acme/g1-sample", tmp_path / "out")
     defs = build_definitions([cfg])
 

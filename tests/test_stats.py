@@ -404,7 +404,8 @@ def _lerobot_compute_stats(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
 
     A full install (``lerobot`` with torch) is imported as is. Without torch,
     ``compute_stats.py`` is loaded from the ``lerobot`` package found on sys.path or
-    in ``$LEROBOT_PKG_DIR`` (e.g. ``pip install --no-deps --target DIR lerobot==0.4.4``)
+    in ``$LEROBOT_PKG_DIR`` or ``<repo>/.lerobot_pkg`` (``pip install --no-deps --target
+    .lerobot_pkg lerobot==0.4.4``, which ``.ci/run`` does)
     with a stub for the one helper it imports from ``lerobot.datasets.utils``
     (``load_image_as_numpy``, unused by ``aggregate_stats``).
     """
@@ -415,6 +416,7 @@ def _lerobot_compute_stats(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     candidates: list[Path] = []
     if os.environ.get("LEROBOT_PKG_DIR"):
         candidates.append(Path(os.environ["LEROBOT_PKG_DIR"]) / "lerobot")
+    candidates.append(Path(__file__).resolve().parents[1] / ".lerobot_pkg" / "lerobot")  # where .ci/run puts it
     try:
         spec = importlib.util.find_spec("lerobot")
     except (ImportError, ValueError):
