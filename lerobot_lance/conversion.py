@@ -448,7 +448,7 @@ def stage_episode_videos(conv: Conversion, episodes: Sequence[int], on_progress:
             return e.episode_index, f"segment_frame_count: {text}", [CheckOutcome.from_offenders("segment_frame_count", [off])]
         outcomes = check_episode_video(
             e, {k: c["path"] for k, c in cams.items()}, meta.fps, deep=conv.options.deep_video_check,
-            files={k: c["source_path"] for k, c in cams.items()},
+            files={k: c["source_path"] for k, c in cams.items()}, frame_counts={k: c["frame_count"] for k, c in cams.items()},
         )
         failed = [f"{o.name}: {o.message}" for o in outcomes if not o.passed]
         return e.episode_index, ("; ".join(failed) if failed else cams), outcomes

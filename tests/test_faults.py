@@ -54,11 +54,16 @@ SHARED_MP4_SHA256 = {
 }
 
 #: One fault per stage for the conversion tests, and which of them are per-episode.
-CONVERT_FAULTS = ("info_v40", "missing_video", "nan_in_action", "window_short_of_length")
+CONVERT_FAULTS = (
+    "info_v40", "episodes_gap",                        # source_meta
+    "missing_video", "truncated_mp4", "wrong_codec",   # source files
+    "nan_in_action", "duplicated_frame", "index_gap",  # episode rows
+    "window_short_of_length",                          # episode video
+)
 #: A conversion meets some file faults at a per-episode gate first: the episode
 #: runs come before the publish job, whose source_videos asset runs the file
 #: rules. The episode's partition fails there, naming the same file.
-CONVERT_CHECK = {"missing_video": "segment_frame_count"}
+CONVERT_CHECK = {"missing_video": "segment_frame_count", "truncated_mp4": "segment_frame_count"}
 PER_EPISODE_STAGES = ("episode_frames", "episode_videos")
 
 

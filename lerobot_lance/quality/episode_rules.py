@@ -319,6 +319,7 @@ def check_episode_video(
     windows: Mapping[str, tuple[float, float]] | None = None,
     deep: bool = False,
     files: Mapping[str, str] | None = None,
+    frame_counts: Mapping[str, int] | None = None,
 ) -> list[CheckOutcome]:
     """Run the per-episode video rules on one episode's segments.
 
@@ -333,6 +334,9 @@ def check_episode_video(
         deep: also decode every frame of the window and count them (slow:
             ~300 frames/s for 640x480 AV1 on 2 cores).
         files: camera key -> path to name in offenders (default ``segments``).
+        frame_counts: camera key -> packets already counted in that segment
+            by the caller (the conversion counts them while cutting); saves a
+            demux pass per segment.
 
     Returns:
         Outcomes ``segment_frame_count`` (packets, and decoded frames when
@@ -349,7 +353,10 @@ def check_episode_video(
         name = (files or {}).get(key, str(path))
         lo, hi = (windows or {}).get(key, (None, None))
         try:
-            n = video.window_packet_count(path, lo, hi) if lo is not None else video.probe_video(path).frame_count
+            if frame_counts is not None and key in frame_counts:
+                n = int(frame_counts[key])
+            else:
+                n = video.window_packet_count(path, lo, hi) if lo is not None else video.probe_video(path).frame_count
             if n != episode.length:
                 counts.append(Offender(name, episode.episode_index, f"camera {key}: frames in the episode window", expected=episode.length, found=n))
             if deep:
