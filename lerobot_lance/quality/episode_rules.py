@@ -74,17 +74,10 @@ _DESCRIPTIONS = {
     "segment_endpoints_decode": "the segment's first and last frames decode at the episode window's timestamps",
 }
 
-#: Row-level rules evaluated as Great Expectations expectations: rule -> column
-#: of the check frame that must be true on every row.
-_GX_RULES = (
-    "frame_index_sequence",
-    "episode_index_constant",
-    "index_contiguous",
-    "timestamps_monotonic",
-    "timestamps_match_fps",
-    "vector_widths",
-    "no_nan_inf",
-)
+#: Row-level rules, evaluated as Great Expectations expectations (each on a
+#: boolean column ``ok_<rule>`` of the batch's check frame); the row count is
+#: per episode, compared directly.
+_GX_RULES = tuple(r for r in EPISODE_FRAME_RULES if r != "row_count_matches_length")
 
 
 @lru_cache(maxsize=1)

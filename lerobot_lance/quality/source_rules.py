@@ -118,7 +118,7 @@ def _template_offenders(info: dict[str, Any]) -> list[Offender]:
             out.append(Offender(where, None, f"template cannot be filled ({e})", found=t))
             continue
         p = PurePosixPath(sample.replace("\\", "/"))
-        if p.is_absolute() or ".." in p.parts or sample.startswith("~") or ":" in p.parts[0]:
+        if not p.parts or p.is_absolute() or ".." in p.parts or sample.startswith("~") or ":" in p.parts[0]:
             out.append(Offender(where, None, "template leaves the dataset root", expected="a path relative to the root without '..'", found=t))
     return out
 
