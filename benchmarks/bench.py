@@ -4,6 +4,7 @@
     python benchmarks/bench.py                     # every shared sample + 300 episodes
     python benchmarks/bench.py --samples g1_v30    # one sample
     python benchmarks/bench.py --big-only --repeat 50
+    python benchmarks/bench.py --graphql-backfill 300  # UI/daemon path: runs, wall time, overhead per episode
 
 Each conversion runs in a fresh subprocess (``/usr/bin/time``-style: wall
 clock and ``ru_maxrss`` of the child), so figures include interpreter start
@@ -134,7 +135,16 @@ def main() -> None:
     ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="extra CLI flags for convert")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--no-checks", dest="checks", action="store_false", help="skip timing the quality rules per sample")
+    ap.add_argument("--graphql-backfill", type=int, metavar="N", default=0,
+                    help="instead: backfill an N-episode dataset over GraphQL against a real webserver + daemon "
+                         "and report runs, wall time and the orchestration overhead per episode")
     args = ap.parse_args()
+    if args.graphql_backfill:
+        sys.path.insert(0, str(REPO))
+        from tests.helpers_dagster import bench_backfill
+
+        print(json.dumps(bench_backfill(args.graphql_backfill), indent=2))
+        return
     work = args.workdir or Path(tempfile.mkdtemp(prefix="lerobot-lance-bench-"))
     rows = []
     if not args.big_only:

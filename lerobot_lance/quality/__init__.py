@@ -14,12 +14,8 @@ from lerobot_lance.quality.result import CheckOutcome, Offender
 from lerobot_lance.quality.source_rules import SOURCE_FILE_RULES, SOURCE_META_RULES, check_source_files, check_source_meta
 from lerobot_lance.quality.episode_rules import EPISODE_FRAME_RULES, EPISODE_VIDEO_RULES, check_episode_frames, check_episode_video
 from lerobot_lance.quality.output_rules import OUTPUT_RULES, check_output
+from lerobot_lance.quality.content_rules import CONTENT_RULES, ContentThresholds, check_content
 from lerobot_lance.quality.doctor import exit_code, format_report, run_doctor
-
-try:  # written alongside; absent only in a partial checkout
-    from lerobot_lance.quality.content_rules import CONTENT_RULES, check_content
-except ImportError:  # pragma: no cover
-    CONTENT_RULES, check_content = (), None  # type: ignore[assignment]
 
 __all__ = [
     "CONTENT_RULES",
@@ -29,6 +25,7 @@ __all__ = [
     "SOURCE_FILE_RULES",
     "SOURCE_META_RULES",
     "CheckOutcome",
+    "ContentThresholds",
     "Offender",
     "check_content",
     "check_episode_frames",

@@ -19,6 +19,8 @@ import pyarrow as pa
 
 from lerobot_lance.errors import LeRobotLanceError
 from lerobot_lance.formats import DEFAULT_TOLERANCE_S
+from lerobot_lance.model import EpisodeMeta
+from lerobot_lance.quality.content_rules import check_content
 from lerobot_lance.quality.episode_rules import EPISODE_FRAME_RULES, EPISODE_VIDEO_RULES, check_episode_frames, check_episode_video, merge_outcomes
 from lerobot_lance.quality.result import CheckOutcome
 from lerobot_lance.quality.source_rules import SOURCE_FILE_RULES, SOURCE_META_RULES, check_source_files, check_source_meta, source_listing
@@ -95,20 +97,18 @@ def run_doctor(
     for i in range(0, len(eps), BATCH_EPISODES):
         batch = eps[i : i + BATCH_EPISODES]
         rows: dict[int, pa.Table] = {}
+        by_file: dict[str, list[EpisodeMeta]] = {}
         for e in batch:
+            by_file.setdefault(e.data_path, []).append(e)
+        for group in by_file.values():  # one read per data file; a bad file skips only its episodes
             try:
-                for ee, t in iter_episodes_rows(root, [e], whole_files=whole):
+                for ee, t in iter_episodes_rows(root, group, whole_files=whole):
                     rows[ee.episode_index] = t
             except LeRobotLanceError:
                 continue  # reported by the file rules
         frame_outcomes += check_episode_frames(meta, rows, tolerance_s)
         if content:
-            try:
-                from lerobot_lance.quality.content_rules import check_content
-            except ImportError:
-                check_content = None  # type: ignore[assignment]
-            if check_content is not None:
-                content_outcomes += check_content(meta, rows)
+            content_outcomes += check_content(meta, rows)
     outcomes += frame_outcomes or [CheckOutcome.skip(n, "no readable data file") for n in EPISODE_FRAME_RULES]
 
     # per-episode video rules on the source windows
