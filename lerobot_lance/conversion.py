@@ -820,7 +820,8 @@ def _write_output_meta(conv: Conversion, result: PublishResult, cov: Coverage, d
 # --- statistics -------------------------------------------------------------------
 def _camera_frames(conv: Conversion, ep: int) -> dict[str, Any]:
     """A deterministic sample of decoded frames (uint8 ``(n, H, W, 3)``) per video
-    camera of one episode, from its staged segment (see :func:`video.sample_frames_rgb`)."""
+    camera of one episode, from its staged segment, or for a re-encoded segment
+    from the same window of the source file (see :func:`video.sample_frames_rgb`)."""
     from lerobot_lance import video
 
     samples = conv.options.camera_stats_samples
@@ -835,7 +836,14 @@ def _camera_frames(conv: Conversion, ep: int) -> dict[str, Any]:
         samples = estimate_num_samples(conv.meta.episode(ep).length)
     out = {}
     for key, cam in rec["cameras"].items():
-        frames = video.sample_frames_rgb(cam["path"], samples)
+        if cam.get("method") == "reencode":
+            # A re-encoded segment has few keyframes (each sample would decode
+            # from far back); its frames equal the source window's pixel for
+            # pixel (lossless), whose keyframes are where the source put them.
+            root = conv.source.fetch([cam["source_path"]])
+            frames = video.sample_frames_rgb(root / cam["source_path"], samples, cam["from_timestamp"], cam["to_timestamp"])
+        else:
+            frames = video.sample_frames_rgb(cam["path"], samples)
         if len(frames):
             out[key] = frames
     return out

@@ -138,3 +138,24 @@ def test_scan_text_and_refusal(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert cli(["scan", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "v1.6" in err and "info.json" in err
+
+
+def test_camera_stats_of_a_reencoded_episode_sample_its_source_frames(converted) -> None:
+    """g1_v30_h264_gop30's episode 1 does not start on a keyframe, so its segment
+    is re-encoded (few keyframes); camera statistics then sample the source
+    window instead, whose frames the lossless segment holds pixel for pixel."""
+    import hashlib
+
+    from lerobot_lance import video
+    from lerobot_lance.conversion import Conversion, _camera_frames
+    from lerobot_lance.staging import VIDEOS
+
+    conv = Conversion.at(converted("g1_v30_h264_gop30"))
+    cam = conv.staging.current(VIDEOS, 1, conv.revision)["cameras"]["observation.images.cam_high"]
+    assert cam["method"] == "reencode"
+    sampled = _camera_frames(conv, 1)["observation.images.cam_high"]
+    # 10 positions snapped to the source's keyframes (one every 30 frames); two may share one
+    assert sampled.shape[1:] == (480, 640, 3) and 8 <= sampled.shape[0] <= 10
+    segment = {hashlib.sha256(f.tobytes()).hexdigest() for f in video.iter_frames_rgb(cam["path"])}
+    assert len(segment) > 300
+    assert all(hashlib.sha256(f.tobytes()).hexdigest() in segment for f in sampled)
