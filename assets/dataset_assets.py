@@ -55,7 +55,6 @@ from lerobot_lance.quality import (
     check_source_meta,
 )
 from lerobot_lance.quality.source_rules import source_listing
-from lerobot_lance.source import LocalSource
 from lerobot_lance.staging import partition_key
 from pipelines.config import DatasetConfig
 from resources import LanceStorageResource, LeRobotSourceResource, ProgressReporter, VideoCodecResource
@@ -285,15 +284,15 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     def source_videos(lance_storage: LanceStorageResource) -> MaterializeResult:
         conv = conv_of(lance_storage)
         meta = conv.meta
-        # Hub: fetch and check only the selected episodes' files (the local
-        # snapshot holds nothing else); orphans come from the repo's file list.
-        hub = not isinstance(conv.source, LocalSource)
-        keep = set(conv.selected()) if hub else None
+        # Fetch and check the files of the episodes this conversion publishes
+        # (on the Hub the local snapshot holds nothing else); orphans are looked
+        # for among all the dataset's files (Hub: the repository's listing).
+        keep = set(conv.selected())
         if conv.options.exclude_failed_episodes:
             # check the files of the episodes that staged; the others are excluded
             # from the publish, and their reasons recorded with it
             keep = set(convert.coverage(conv, convert._kinds(conv)).included)
-        sel = [e for e in meta.episodes if keep is None or e.episode_index in keep]
+        sel = [e for e in meta.episodes if e.episode_index in keep]
         if conv.options.skip_videos:
             meta = dataclasses.replace(meta, episodes=tuple(dataclasses.replace(e, videos={}) for e in meta.episodes))
             sel = [meta.episode(e.episode_index) for e in sel]
@@ -302,7 +301,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         root = conv.source.fetch([*data, *refs], missing_ok=True)
         listing, orphans = source_listing(conv.source)
         outcomes = check_source_files(
-            root, meta, episodes=sorted(keep) if keep is not None else None, listing=listing, orphans=orphans
+            root, meta, episodes=sorted(keep), listing=listing, orphans=orphans
         )
         return MaterializeResult(
             metadata={"video_files": len(refs), "data_files": len(data)},
