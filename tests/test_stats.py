@@ -47,12 +47,11 @@ from lerobot_lance.stats import (
     write_stats_json,
 )
 
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+from tests.conftest import SHARED as DATASETS  # ../shared/datasets, or $LEROBOT_LANCE_SHARED
 CAM = "observation.images.cam_high"
 NUMERIC = ["observation.state", "action", "timestamp", "frame_index", "episode_index", "index", "task_index"]
 ALL_STATS = ["min", "max", "mean", "std", "count", "q01", "q10", "q50", "q90", "q99"]
 
-pytestmark = pytest.mark.skipif(not DATASETS.is_dir(), reason=f"shared samples not found at {DATASETS}")
 
 
 # ------------------------------------------------------------------ helpers

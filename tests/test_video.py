@@ -30,12 +30,11 @@ from lerobot_lance.video import (
     window_packet_count,
 )
 
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+from tests.conftest import SHARED as DATASETS  # ../shared/datasets, or $LEROBOT_LANCE_SHARED
 CAM = "observation.images.cam_high"
 LENGTHS = [393, 343, 357, 368, 410, 445]
 FPS = 30
 
-pytestmark = pytest.mark.skipif(not DATASETS.is_dir(), reason=f"sample datasets not found at {DATASETS}")
 
 
 def v21_episode(k: int) -> Path:
