@@ -92,12 +92,21 @@ def _failures(result: Any) -> tuple[list[str], list[str]]:
     for ev in result.all_events:
         if ev.event_type_value == "STEP_FAILURE":
             err = ev.event_specific_data.error
+            if err is not None and err.cls_name == "DagsterAssetCheckFailedError":
+                continue  # the failed checks themselves are listed below
             failed.append(f"{ev.step_key}: {err.message.strip() if err else 'failed'}")
         elif ev.event_type_value == "ASSET_CHECK_EVALUATION":
             data = ev.event_specific_data
             if not data.passed:
                 md = data.metadata
-                msg = md["message"].value if "message" in md else (md["first_offenders"].value if "first_offenders" in md else "")
+                if "message" in md:
+                    msg = md["message"].value
+                elif "first_offenders" in md:
+                    msg = md["first_offenders"].value
+                elif "failed_episodes" in md:  # episodes_staged: episode -> reason
+                    msg = "; ".join(f"episode {k}: {v}" for k, v in dict(md["failed_episodes"].value).items())
+                else:
+                    msg = ""
                 line = f"{data.asset_key.to_user_string()} / {data.check_name}: {msg}".strip()
                 (warns if data.severity.value == "WARN" else failed).append(line)
     return failed, warns
@@ -170,11 +179,18 @@ def run_conversion(
     defs: Definitions = build_definitions([cfg], res)
     summary = ConversionSummary(output=output)
     stage = on_stage or (lambda s, n: None)
+    # Dagster's console log (every event, stack traces of failed steps) is for
+    # debugging; the summary and ConversionFailed carry what a user acts on,
+    # and with DAGSTER_HOME set every event is still in the instance (the UI).
+    log_level = os.environ.get("LEROBOT_LANCE_DAGSTER_LOG_LEVEL", "CRITICAL").upper()
     with ExitStack() as stack:
         instance = _instance(stack)
 
-        def run(job_name: str, *, final: bool = True, **kw: Any) -> list[str]:
-            result = defs.resolve_job_def(job_name).execute_in_process(instance=instance, raise_on_error=False, **kw)
+        def run(job_name: str, *, final: bool = True, run_config: dict[str, Any] | None = None, **kw: Any) -> list[str]:
+            config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}}
+            result = defs.resolve_job_def(job_name).execute_in_process(
+                instance=instance, raise_on_error=False, run_config=config, **kw
+            )
             summary.runs.append(result.run_id)
             for ev in result.all_events:
                 if ev.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and ev.step_key:

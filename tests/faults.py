@@ -527,6 +527,14 @@ def _timestamps_off_fps(root: Path) -> None:
 
 
 @_fault(
+    "missing_column", "g1_v21", "feature_columns_present", "episode_frames", BAD_EP, v2_data(BAD_EP),
+    "episode 2's parquet has no timestamp column",
+)
+def _missing_column(root: Path) -> None:
+    _edit_ep(root, lambda t: t.drop(["timestamp"]))
+
+
+@_fault(
     "duplicated_frame", "g1_v21", "row_count_matches_length", "episode_frames", BAD_EP, v2_data(BAD_EP),
     "episode 2: row 100 duplicated (358 rows for a 357-frame episode)",
 )

@@ -5,6 +5,8 @@ Tabular rules (one :class:`~lerobot_lance.quality.result.CheckOutcome` each,
 severity ERROR; an offender per failing episode, with its first offending
 frame):
 
+``feature_columns_present``
+    the rows carry a column for every non-video feature of ``info.json``.
 ``row_count_matches_length``
     the episode's rows number exactly its metadata ``length`` (frames).
 ``frame_index_sequence``
@@ -50,6 +52,7 @@ from lerobot_lance.model import DatasetMeta, EpisodeMeta
 from lerobot_lance.quality.result import MAX_OFFENDERS, CheckOutcome, Offender
 
 EPISODE_FRAME_RULES: tuple[str, ...] = (
+    "feature_columns_present",
     "row_count_matches_length",
     "frame_index_sequence",
     "episode_index_constant",
@@ -62,6 +65,7 @@ EPISODE_FRAME_RULES: tuple[str, ...] = (
 EPISODE_VIDEO_RULES: tuple[str, ...] = ("segment_frame_count", "segment_endpoints_decode")
 
 _DESCRIPTIONS = {
+    "feature_columns_present": "the episode's rows carry a column for every non-video feature of info.json",
     "row_count_matches_length": "each episode has exactly `length` rows",
     "frame_index_sequence": "frame_index is exactly 0..length-1",
     "episode_index_constant": "every row carries its episode's episode_index",
@@ -75,9 +79,9 @@ _DESCRIPTIONS = {
 }
 
 #: Row-level rules, evaluated as Great Expectations expectations (each on a
-#: boolean column ``ok_<rule>`` of the batch's check frame); the row count is
-#: per episode, compared directly.
-_GX_RULES = tuple(r for r in EPISODE_FRAME_RULES if r != "row_count_matches_length")
+#: boolean column ``ok_<rule>`` of the batch's check frame); the columns and
+#: the row count are per episode, compared directly.
+_GX_RULES = tuple(r for r in EPISODE_FRAME_RULES if r not in ("feature_columns_present", "row_count_matches_length"))
 
 
 @lru_cache(maxsize=1)
@@ -239,6 +243,11 @@ def check_episode_frames(
     for ep, rows in rows_by_episode.items():
         e = meta.episode(ep)
         file = (data_paths or {}).get(ep, e.data_path)
+        missing = [k for k in meta.frame_columns() if k not in rows.column_names]
+        if missing:
+            offenders["feature_columns_present"].append(
+                Offender(file, ep, f"columns missing: {missing}", expected=meta.frame_columns(), found=rows.column_names)
+            )
         if rows.num_rows != e.length:
             offenders["row_count_matches_length"].append(
                 Offender(file, ep, "row count differs from the episode's length", expected=f"{e.length} rows", found=f"{rows.num_rows} rows")

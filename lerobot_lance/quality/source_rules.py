@@ -173,7 +173,7 @@ def check_source_meta(root: str | Path) -> list[CheckOutcome]:
                  for k in formats.REQUIRED_INFO_KEYS if k not in info]
     fps = info.get("fps")
     if "fps" in info and (not isinstance(fps, (int, float)) or isinstance(fps, bool) or fps <= 0):
-        offenders.append(Offender(info_rel, None, "'fps' is not a positive number", expected="fps > 0", found=fps))
+        offenders.append(Offender(info_rel, None, "'fps' is not a positive number", expected="fps > 0", found=repr(fps)))
     feats = info.get("features")
     if "features" in info and (not isinstance(feats, dict) or not feats):
         offenders.append(Offender(info_rel, None, "'features' is not a non-empty object", found=type(feats).__name__))
@@ -215,7 +215,8 @@ def check_source_meta(root: str | Path) -> list[CheckOutcome]:
             p = str(Path(p).relative_to(root))
         except ValueError:
             pass
-        out.append(_outcome("meta_files_readable", [Offender(p, getattr(e, "episode_index", None), str(e))]))
+        detail = getattr(e, "detail", None) or str(e)
+        out.append(_outcome("meta_files_readable", [Offender(p, getattr(e, "episode_index", None), detail, getattr(e, "expected", None), getattr(e, "found", None))]))
         return out + _skipped(SOURCE_META_RULES[len(out):], "episodes or tasks metadata unreadable")
     out.append(_outcome("meta_files_readable", [], metadata={"episodes": len(meta.episodes)}))
     out += _meta_consistency(meta, _episode_meta_files(root, meta))
