@@ -53,6 +53,7 @@ from lerobot_lance.quality import (
     check_output,
     check_source_files,
     check_source_meta,
+    merge_outcomes,
 )
 from lerobot_lance.quality.source_rules import source_listing
 from lerobot_lance.staging import partition_key
@@ -112,68 +113,40 @@ def parse_episode_ranges(text: str) -> list[int] | None:
     return sorted(out)
 
 
-def check_results(
-    asset_key: AssetKey, outcomes: Iterable[CheckOutcome | dict[str, Any]], declared: Sequence[str]
-) -> list[AssetCheckResult]:
+def check_results(asset_key: AssetKey, outcomes: Iterable[CheckOutcome], declared: Sequence[str]) -> list[AssetCheckResult]:
     """One :class:`AssetCheckResult` per declared check name.
 
-    Outcomes of the same name (several batches) are merged; a declared check
+    Outcomes of the same name (several batches) are merged
+    (:func:`~lerobot_lance.quality.result.merge_outcomes`); a declared check
     with no outcome passes with a note saying it did not apply.
     """
-    merged: dict[str, dict[str, Any]] = {}
-    for o in outcomes:
-        d = o.to_dict() if isinstance(o, CheckOutcome) else o
-        m = merged.setdefault(
-            d["name"], {"passed": True, "severity": d.get("severity", "ERROR"), "n": 0, "offenders": [], "messages": []}
-        )
-        m["passed"] &= bool(d["passed"])
-        m["n"] += int(d.get("n_offenders", 0))
-        if d.get("note"):
-            m["note"] = d["note"]
-        m["offenders"] += [str(_offender_text(x)) for x in d.get("offenders", [])]
-        if not d["passed"]:
-            m["messages"].append(d.get("message", ""))
-        for k, v in (d.get("metadata") or {}).items():
-            if isinstance(v, (int, float, str, bool)):
-                m.setdefault("meta", {})[k] = v
+    merged = {o.name: o for o in merge_outcomes(outcomes)}
     results = []
     for name in declared:
-        m = merged.get(name)
-        if m is None:
+        o = merged.get(name)
+        if o is None:
             results.append(
                 AssetCheckResult(asset_key=asset_key, check_name=name, passed=True, metadata={"note": "not applicable to this run"})
             )
             continue
-        metadata: dict[str, Any] = {"offenders": m["n"]}
-        if m.get("note"):
-            metadata["note"] = m["note"]
-        if m["offenders"]:
-            metadata["first_offenders"] = MetadataValue.md("\n".join(f"- {t}" for t in m["offenders"][:10]))
-        if m["messages"]:
-            metadata["message"] = m["messages"][0][:1000]
-        metadata.update(m.get("meta", {}))
+        metadata: dict[str, Any] = {"offenders": o.n_offenders}
+        if o.note:
+            metadata["note"] = o.note
+        if o.offenders:
+            metadata["first_offenders"] = MetadataValue.md("\n".join(f"- {x}" for x in o.offenders))
+        if not o.passed:
+            metadata["message"] = o.message[:1000]
+        metadata.update({k: v for k, v in o.metadata.items() if isinstance(v, (int, float, str, bool))})
         results.append(
             AssetCheckResult(
                 asset_key=asset_key,
                 check_name=name,
-                passed=m["passed"],
-                severity=AssetCheckSeverity.WARN if m["severity"] == "WARN" else AssetCheckSeverity.ERROR,
+                passed=o.passed,
+                severity=AssetCheckSeverity.WARN if o.severity == "WARN" else AssetCheckSeverity.ERROR,
                 metadata=metadata,
             )
         )
     return results
-
-
-def _offender_text(x: Any) -> str:
-    if isinstance(x, dict):
-        where = x.get("file") or ""
-        if x.get("episode_index") is not None:
-            where += f" (episode {x['episode_index']})"
-        text = f"{where}: {x.get('detail', '')}"
-        if x.get("expected") is not None or x.get("found") is not None:
-            text += f" (expected {x.get('expected')}, found {x.get('found')})"
-        return text
-    return str(x)
 
 
 def _batch_check(asset_key: AssetKey, name: str, result: convert.BatchResult, description: str) -> AssetCheckResult:

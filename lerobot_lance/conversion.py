@@ -306,14 +306,14 @@ class BatchResult:
         failed: episode -> located error message.
         rows: frames staged (``stage_episode_frames``) or segments written.
         bytes: bytes staged.
-        outcomes: quality outcomes per rule name (dicts of ``CheckOutcome.to_dict``).
+        outcomes: quality outcomes (:class:`~lerobot_lance.quality.result.CheckOutcome`).
     """
 
     ok: list[int] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)
     rows: int = 0
     bytes: int = 0
-    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[Any] = field(default_factory=list)
 
 
 def _record_failure(conv: Conversion, kind: str, ep: int, message: str, result: BatchResult) -> None:
@@ -337,23 +337,19 @@ def stage_episode_frames(conv: Conversion, episodes: Sequence[int], on_progress:
     root = conv.source.fetch(list(dict.fromkeys(e.data_path for e in eps)))
     schema = frames_schema(meta)
     rows_by_ep: dict[int, pa.Table] = {}
-    by_file: dict[str, list[EpisodeMeta]] = {}
-    for e in eps:
-        by_file.setdefault(e.data_path, []).append(e)
-    for group in by_file.values():  # an unreadable file fails only the episodes it holds
-        try:
-            for e, rows in iter_episodes_rows(root, group, whole_files=meta.codebase_version.startswith("v2")):
-                rows_by_ep[e.episode_index] = rows
-        except SourceDataError as err:
-            for e in group:
-                if e.episode_index not in rows_by_ep:
-                    _record_failure(conv, FRAMES, e.episode_index, str(err), result)
+
+    def unreadable(group: Sequence[EpisodeMeta], err: SourceDataError) -> None:  # fails only that file's episodes
+        for e in group:
+            _record_failure(conv, FRAMES, e.episode_index, str(err), result)
+
+    for e, rows in iter_episodes_rows(root, eps, whole_files=meta.one_file_per_episode, on_error=unreadable):
+        rows_by_ep[e.episode_index] = rows
     from lerobot_lance.quality.episode_rules import check_episode_frames
 
     bad: dict[int, list[str]] = {}
     if rows_by_ep:
         outcomes = check_episode_frames(meta, rows_by_ep, tolerance_s=conv.options.tolerance_s)
-        result.outcomes = [o.to_dict() for o in outcomes]
+        result.outcomes = list(outcomes)
         for o in outcomes:
             if not o.passed and o.severity == "ERROR":
                 for off in o.offenders:
@@ -432,8 +428,8 @@ def stage_episode_videos(conv: Conversion, episodes: Sequence[int], on_progress:
         return result
     eps = [meta.episode(i) for i in episodes]
 
-    from lerobot_lance.quality.episode_rules import check_episode_video, merge_outcomes
-    from lerobot_lance.quality.result import CheckOutcome, Offender
+    from lerobot_lance.quality.episode_rules import check_episode_video
+    from lerobot_lance.quality.result import CheckOutcome, Offender, merge_outcomes
 
     def one(e: EpisodeMeta) -> tuple[int, dict[str, Any] | str, list[CheckOutcome]]:
         try:
@@ -466,7 +462,7 @@ def stage_episode_videos(conv: Conversion, episodes: Sequence[int], on_progress:
             result.ok.append(ep)
             result.rows += len(out)
             result.bytes += sum(c["size_bytes"] for c in out.values())
-    result.outcomes = [o.to_dict() for o in merge_outcomes(all_outcomes)]
+    result.outcomes = merge_outcomes(all_outcomes)
     return result
 
 
@@ -890,7 +886,7 @@ def stage_episode_stats(conv: Conversion, episodes: Sequence[int], on_progress: 
             result.ok.append(ep)
             if on_progress:
                 on_progress(1)
-    result.outcomes = [o.to_dict() for o in outcomes]
+    result.outcomes = outcomes
     return result
 
 

@@ -13,7 +13,7 @@ encoding) keep their encoded bytes verbatim in a ``binary`` column.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -59,42 +59,64 @@ def read_episode_rows(root: Path, episode: EpisodeMeta) -> pa.Table:
 
 
 def iter_episodes_rows(
-    root: Path, episodes: Sequence[EpisodeMeta], *, whole_files: bool = False
+    root: Path,
+    episodes: Sequence[EpisodeMeta],
+    *,
+    whole_files: bool = False,
+    on_error: Callable[[Sequence[EpisodeMeta], SourceDataError], None] | None = None,
 ) -> Iterator[tuple[EpisodeMeta, pa.Table]]:
     """Yield ``(episode, rows)`` for each episode, reading each data file once.
-
-    ``whole_files``: each data file holds exactly one episode (v2.x), so all
-    its rows are that episode's, whatever their ``episode_index`` says (the
-    tabular rules then see rows carrying a wrong ``episode_index``).
 
     Episodes sharing a v3.0 shard are served from one read of that shard, so a
     batch of partitions costs one read per file, not one per episode. Memory
     is bounded by one data file.
 
+    Args:
+        root: local dataset root.
+        episodes: the episodes to read.
+        whole_files: each data file holds exactly one episode (v2.x,
+            :attr:`DatasetMeta.one_file_per_episode`), so all its rows are that
+            episode's, whatever their ``episode_index`` says (the tabular rules
+            then see rows carrying a wrong ``episode_index``).
+        on_error: called with a file's episodes and the error when that file
+            cannot be read; reading goes on with the next file. ``None`` raises.
+
     Raises:
-        SourceDataError: see :func:`read_episode_rows`.
+        SourceDataError: a data file is missing, empty, unreadable or has no
+            ``episode_index`` column (only when ``on_error`` is ``None``).
     """
     by_file: dict[str, list[EpisodeMeta]] = defaultdict(list)
     for e in episodes:
         by_file[e.data_path].append(e)
     for rel, eps in by_file.items():
-        path = root / rel
-        if not path.is_file():
-            raise SourceDataError(rel, "data file missing", episode_index=eps[0].episode_index)
-        if path.stat().st_size == 0:
-            raise SourceDataError(rel, "data file is empty (0 bytes)", episode_index=eps[0].episode_index)
         try:
-            table = pq.read_table(path)
-        except (pa.ArrowInvalid, OSError) as e:
-            raise SourceDataError(rel, f"unreadable parquet ({e})", episode_index=eps[0].episode_index) from None
-        if "episode_index" not in table.column_names:
-            raise SourceDataError(rel, "no episode_index column", episode_index=eps[0].episode_index)
+            table = _read_data_file(root, rel, eps[0].episode_index)
+        except SourceDataError as err:
+            if on_error is None:
+                raise
+            on_error(eps, err)
+            continue
         whole_file = len(eps) == 1 and (whole_files or _single_episode_file(table, eps[0]))
         for e in eps:
             if whole_file:
                 yield e, table
             else:
                 yield e, table.filter(pc.equal(table["episode_index"], e.episode_index))
+
+
+def _read_data_file(root: Path, rel: str, first_episode: int) -> pa.Table:
+    path = root / rel
+    if not path.is_file():
+        raise SourceDataError(rel, "data file missing", episode_index=first_episode)
+    if path.stat().st_size == 0:
+        raise SourceDataError(rel, "data file is empty (0 bytes)", episode_index=first_episode)
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise SourceDataError(rel, f"unreadable parquet ({e})", episode_index=first_episode) from None
+    if "episode_index" not in table.column_names:
+        raise SourceDataError(rel, "no episode_index column", episode_index=first_episode)
+    return table
 
 
 def read_episodes_rows(root: Path, episodes: Sequence[EpisodeMeta]) -> dict[int, pa.Table]:

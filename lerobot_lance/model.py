@@ -139,6 +139,12 @@ class DatasetMeta:
     declared_stats: dict[str, dict[str, Any]] | None = None
 
     @property
+    def one_file_per_episode(self) -> bool:
+        """True for v2.x, whose ``data_path`` template names one parquet per
+        episode (``episode_{episode_index:06d}.parquet``); v3.0 shards hold many."""
+        return self.codebase_version.startswith("v2")
+
+    @property
     def total_frames(self) -> int:
         """Sum of episode lengths (what the episodes metadata implies)."""
         return sum(e.length for e in self.episodes)

@@ -10,7 +10,7 @@ it backs; offenders name the file, the episode and what was expected.
 * :mod:`.doctor`: every source-side rule without converting.
 """
 
-from lerobot_lance.quality.result import CheckOutcome, Offender
+from lerobot_lance.quality.result import CheckOutcome, Offender, merge_outcomes
 from lerobot_lance.quality.source_rules import SOURCE_FILE_RULES, SOURCE_META_RULES, check_source_files, check_source_meta
 from lerobot_lance.quality.episode_rules import EPISODE_FRAME_RULES, EPISODE_VIDEO_RULES, check_episode_frames, check_episode_video
 from lerobot_lance.quality.output_rules import OUTPUT_RULES, check_output
@@ -35,5 +35,6 @@ __all__ = [
     "check_source_meta",
     "exit_code",
     "format_report",
+    "merge_outcomes",
     "run_doctor",
 ]

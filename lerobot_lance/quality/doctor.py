@@ -15,14 +15,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-import pyarrow as pa
-
-from lerobot_lance.errors import LeRobotLanceError
 from lerobot_lance.formats import DEFAULT_TOLERANCE_S
-from lerobot_lance.model import EpisodeMeta
 from lerobot_lance.quality.content_rules import check_content
-from lerobot_lance.quality.episode_rules import EPISODE_FRAME_RULES, EPISODE_VIDEO_RULES, check_episode_frames, check_episode_video, merge_outcomes
-from lerobot_lance.quality.result import CheckOutcome
+from lerobot_lance.quality.episode_rules import EPISODE_FRAME_RULES, EPISODE_VIDEO_RULES, check_episode_frames, check_episode_video
+from lerobot_lance.quality.result import CheckOutcome, merge_outcomes
 from lerobot_lance.quality.source_rules import SOURCE_FILE_RULES, SOURCE_META_RULES, check_source_files, check_source_meta, source_listing
 
 #: Episodes validated per batch (one Great Expectations validation each).
@@ -85,27 +81,24 @@ def run_doctor(
     files = check_source_files(root, meta, listing=listing, orphans=orphans)
     outcomes += files
 
-    def usable(rel: str) -> bool:  # missing and empty files are reported by the file rules
+    def usable(rel: str) -> bool:  # missing and empty videos are reported by the file rules
         p = root / rel
         return p.is_file() and p.stat().st_size > 0
 
     # per-episode tabular rules, a batch of episodes at a time
     frame_outcomes: list[CheckOutcome] = []
     content_outcomes: list[CheckOutcome] = []
-    eps = [e for e in meta.episodes if usable(e.data_path)]
-    whole = meta.codebase_version.startswith("v2")
+    eps = meta.episodes
     for i in range(0, len(eps), BATCH_EPISODES):
-        batch = eps[i : i + BATCH_EPISODES]
-        rows: dict[int, pa.Table] = {}
-        by_file: dict[str, list[EpisodeMeta]] = {}
-        for e in batch:
-            by_file.setdefault(e.data_path, []).append(e)
-        for group in by_file.values():  # one read per data file; a bad file skips only its episodes
-            try:
-                for ee, t in iter_episodes_rows(root, group, whole_files=whole):
-                    rows[ee.episode_index] = t
-            except LeRobotLanceError:
-                continue  # reported by the file rules
+        # an unreadable file is reported by the file rules; its episodes are skipped here
+        rows = {
+            e.episode_index: t
+            for e, t in iter_episodes_rows(
+                root, eps[i : i + BATCH_EPISODES], whole_files=meta.one_file_per_episode, on_error=lambda *_: None
+            )
+        }
+        if not rows:
+            continue
         frame_outcomes += check_episode_frames(meta, rows, tolerance_s)
         if content:
             content_outcomes += check_content(meta, rows)

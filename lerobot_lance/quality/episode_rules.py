@@ -49,7 +49,7 @@ import pyarrow.compute as pc
 from lerobot_lance.errors import LeRobotLanceError
 from lerobot_lance.formats import DEFAULT_TOLERANCE_S
 from lerobot_lance.model import DatasetMeta, EpisodeMeta
-from lerobot_lance.quality.result import MAX_OFFENDERS, CheckOutcome, Offender
+from lerobot_lance.quality.result import CheckOutcome, Offender
 
 EPISODE_FRAME_RULES: tuple[str, ...] = (
     "feature_columns_present",
@@ -388,21 +388,3 @@ def check_episode_video(
         CheckOutcome.from_offenders("segment_endpoints_decode", ends, description=_DESCRIPTIONS["segment_endpoints_decode"], metadata=md),
     ]
 
-
-def merge_outcomes(outcomes: Sequence[CheckOutcome]) -> list[CheckOutcome]:
-    """Merge outcomes of the same rule (from several episodes or batches) into one each, in first-seen order."""
-    merged: dict[str, CheckOutcome] = {}
-    all_offenders: dict[str, list[Offender]] = {}
-    for o in outcomes:
-        if o.name not in merged:
-            merged[o.name] = CheckOutcome(o.name, o.passed, o.severity, o.description, [], 0, dict(o.metadata), o.note, o.skipped)
-            all_offenders[o.name] = []
-        m = merged[o.name]
-        if m.skipped and not o.skipped:  # a run outcome replaces a "not run" one
-            m.skipped, m.note, m.metadata = False, o.note, dict(o.metadata)
-        m.passed = m.passed and o.passed
-        m.n_offenders += o.n_offenders
-        all_offenders[o.name] += o.offenders
-    for name, m in merged.items():
-        m.offenders = all_offenders[name][:MAX_OFFENDERS]
-    return list(merged.values())

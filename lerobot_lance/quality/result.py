@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -116,3 +117,24 @@ class CheckOutcome:
         d = asdict(self)
         d["message"] = self.message
         return d
+
+
+def merge_outcomes(outcomes: Iterable[CheckOutcome]) -> list[CheckOutcome]:
+    """One outcome per rule name, in first-seen order, from outcomes of the same
+    rules over several episodes or batches: passed only if all passed, offender
+    counts summed, the first :data:`MAX_OFFENDERS` offenders kept. An outcome
+    that ran replaces a skipped one of the same name."""
+    merged: dict[str, CheckOutcome] = {}
+    for o in outcomes:
+        m = merged.get(o.name)
+        if m is None:
+            merged[o.name] = CheckOutcome(
+                o.name, o.passed, o.severity, o.description, list(o.offenders), o.n_offenders, dict(o.metadata), o.note, o.skipped
+            )
+            continue
+        if m.skipped and not o.skipped:
+            m.skipped, m.note, m.metadata = False, o.note, dict(o.metadata)
+        m.passed = m.passed and o.passed
+        m.n_offenders += o.n_offenders
+        m.offenders = (m.offenders + o.offenders)[:MAX_OFFENDERS]
+    return list(merged.values())
