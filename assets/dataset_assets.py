@@ -264,7 +264,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         if conv.options.exclude_failed_episodes:
             # check the files of the episodes that staged; the others are excluded
             # from the publish, and their reasons recorded with it
-            keep = set(convert.coverage(conv, convert._kinds(conv)).included)
+            keep = set(convert.coverage(conv).included)
         sel = [e for e in meta.episodes if e.episode_index in keep]
         if conv.options.skip_videos:
             meta = dataclasses.replace(meta, episodes=tuple(dataclasses.replace(e, videos={}) for e in meta.episodes))
@@ -464,7 +464,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     def lance_dataset(context: AssetExecutionContext, lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
         conv = conv_of(lance_storage)
         result = convert.publish_dataset(conv, dataset_stats=convert.read_dataset_stats_json(conv))
-        cov = convert.coverage(conv, convert._kinds(conv))
+        cov = convert.coverage(conv)
         progress.advance("lance_dataset")
         outcomes = check_output(
             conv.output, conv.meta, conv.source.meta_root(), tag=result.tag, episodes=cov.included,

@@ -475,10 +475,12 @@ class Coverage:
     missing: dict[int, str]
 
 
-def coverage(conv: Conversion, kinds: Sequence[str]) -> Coverage:
-    """Episodes whose records of every kind in ``kinds`` are ``ok`` for the pinned revision."""
+def coverage(conv: Conversion, kinds: Sequence[str] | None = None) -> Coverage:
+    """Episodes whose records of every kind in ``kinds`` (default: every kind a
+    published episode needs) are ``ok`` for the pinned revision."""
     included, missing = [], {}
     rev = conv.revision
+    kinds = _kinds(conv) if kinds is None else kinds
     for ep in conv.selected():
         reasons = []
         for kind in kinds:
@@ -497,15 +499,20 @@ def coverage(conv: Conversion, kinds: Sequence[str]) -> Coverage:
     return Coverage(included, missing)
 
 
-def _kinds(conv: Conversion) -> list[str]:
-    """Staged record kinds a published episode needs. Statistics are one of
-    them: the episodes table carries them, so an episode whose stats stage did
-    not run (its batch stopped at a blocking check) is not publishable yet."""
+def required_kinds(meta: DatasetMeta, options: ConvertOptions) -> list[str]:
+    """Staged record kinds a published episode needs: frames, videos (when the
+    dataset has video cameras and videos are not skipped) and statistics. The
+    episodes table carries the stats, so an episode whose stats stage did not
+    run (its batch stopped at a blocking check) is not publishable yet."""
     kinds = [FRAMES]
-    if conv.meta.video_keys and not conv.options.skip_videos:
+    if meta.video_keys and not options.skip_videos:
         kinds.append(VIDEOS)
     kinds.append(STATS)
     return kinds
+
+
+def _kinds(conv: Conversion) -> list[str]:
+    return required_kinds(conv.meta, conv.options)
 
 
 def publishable_episodes(conv: Conversion) -> Coverage:
@@ -516,7 +523,7 @@ def publishable_episodes(conv: Conversion) -> Coverage:
             ``options.exclude_failed_episodes`` is off; the message lists them
             with their reasons.
     """
-    cov = coverage(conv, _kinds(conv))
+    cov = coverage(conv)
     if cov.missing and not conv.options.exclude_failed_episodes:
         lines = "; ".join(f"episode {ep}: {why}" for ep, why in list(cov.missing.items())[:10])
         raise SourceDataError(
@@ -747,7 +754,7 @@ def publish_dataset(conv: Conversion, tag: str | None = None, dataset_stats: Map
         if p is None:
             raise LeRobotLanceError(f"{conv.staging.root}: table {t!r} has no staged fragments; materialize {t}_table first")
         pendings[t] = p
-    cov = coverage(conv, _kinds(conv))
+    cov = coverage(conv)
     message = json.dumps({"source": conv.snapshot["source"], "revision": conv.revision, "excluded_episodes": cov.missing})
     result = publish(conv.staging, pendings, tag=tag, indexes=INDEXES, commit_message=message, storage_options=conv.options.storage_options)
     _write_output_meta(conv, result, cov, dataset_stats)
@@ -935,7 +942,7 @@ def aggregate_dataset_stats(conv: Conversion) -> DatasetStatsSummary:
 
     from lerobot_lance import stats as st
 
-    cov = coverage(conv, _kinds(conv))
+    cov = coverage(conv)
     per_episode = [st.stats_from_json(conv.staging.current(STATS, ep, conv.revision)["stats"]) for ep in cov.included]
     if not per_episode:
         raise SourceDataError(str(conv.staging.root), "no episode statistics staged", expected=">= 1 episode", found=0)

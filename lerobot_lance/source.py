@@ -147,22 +147,33 @@ class HubSource(DatasetSource):
             self._sha = self._resolve_sha()
         return self._sha
 
-    def _resolve_sha(self) -> str:
+    def commit_sha(self) -> str:
+        """The commit sha the requested revision points to on the Hub now
+        (``HfApi.dataset_info``; no cache fallback, so a sensor sees new commits).
+
+        Raises:
+            SourceNotFoundError: the Hub does not know the repo or revision, or
+                returned no sha. Network errors propagate as huggingface_hub raises them.
+        """
         from huggingface_hub import HfApi
-        from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+        from huggingface_hub.errors import HfHubHTTPError
 
         try:
             info = HfApi(token=self.token).dataset_info(self.repo_id, revision=self.requested_revision)
-            if info.sha:
-                return info.sha
-        except OfflineModeIsEnabled:
-            pass
         except HfHubHTTPError as e:
             raise SourceNotFoundError(f"{self.description}: {e}") from None
-        except Exception:  # noqa: BLE001 - unreachable Hub (OSError, httpx transport errors)
+        if not info.sha:
+            raise SourceNotFoundError(f"{self.description}: the Hub returned no commit sha")
+        return str(info.sha)
+
+    def _resolve_sha(self) -> str:
+        try:
+            return self.commit_sha()
+        except SourceNotFoundError:
+            raise
+        except Exception:  # noqa: BLE001 - unreachable Hub (offline mode, OSError, httpx transport errors)
             # fall back to what the local cache knows of this revision
-            pass
-        return self.meta_root().name  # snapshot folders are named by commit sha
+            return self.meta_root().name  # snapshot folders are named by commit sha
 
     def meta_root(self) -> Path:
         if self._root is None:

@@ -58,11 +58,10 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from assets import partitions_name
 import lerobot_lance.conversion as convert
-from lerobot_lance.errors import SourceNotFoundError
 from lerobot_lance.lance_io import current_version
 from lerobot_lance.readers import read_dataset_meta
 from lerobot_lance.source import DatasetSource, HubSource
-from lerobot_lance.staging import FRAMES, STATS, VIDEOS, partition_key, read_json
+from lerobot_lance.staging import partition_key, read_json
 from pipelines.config import DatasetConfig
 from pipelines.jobs import EPISODE_ASSETS, TABLE_ASSETS
 from resources import LanceStorageResource, LeRobotSourceResource
@@ -111,30 +110,12 @@ def build_reconvert_job(cfg: DatasetConfig) -> UnresolvedAssetJobDefinition:
 
 
 # --- revisions ----------------------------------------------------------------------
-def hub_commit_sha(repo_id: str, revision: str | None, token: str | None = None) -> str:
-    """The commit sha ``revision`` (branch, tag or sha; ``None`` = ``main``) points to now.
-
-    Raises:
-        SourceNotFoundError: the Hub does not know the repo or revision, or returned no sha.
-    """
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
-
-    try:
-        info = HfApi(token=token).dataset_info(repo_id, revision=revision or "main")
-    except HfHubHTTPError as e:
-        raise SourceNotFoundError(f"hf://datasets/{repo_id}@{revision or 'main'}: {e}") from None
-    if not info.sha:
-        raise SourceNotFoundError(f"hf://datasets/{repo_id}@{revision or 'main'}: the Hub returned no commit sha")
-    return str(info.sha)
-
-
 def current_revision(cfg: DatasetConfig, source: LeRobotSourceResource) -> tuple[str, DatasetSource]:
     """(revision, source pinned to it): the Hub commit sha of the configured
     revision, or a local directory's fingerprint. Reads no data files."""
     src = source.open(cfg.source, cfg.revision)
     if isinstance(src, HubSource):
-        sha = hub_commit_sha(src.repo_id, src.requested_revision, source.hf_token)
+        sha = src.commit_sha()
         return sha, source.open(cfg.source, sha)
     return src.revision(), src
 
@@ -174,7 +155,7 @@ def plan_changes(cfg: DatasetConfig, src: DatasetSource, storage: LanceStorageRe
     snap = read_json(conv.staging.root / "source.json") or {}
     old_rev = snap.get("revision")
     old_fps = {int(k): v for k, v in (snap.get("fingerprints") or {}).items()}
-    kinds = [FRAMES, STATS] + ([VIDEOS] if meta.video_keys and not conv.options.skip_videos else [])
+    kinds = convert.required_kinds(meta, conv.options)
 
     def converted(ep: int) -> bool:
         return old_fps.get(ep) == fps[ep] and all(conv.staging.current(k, ep, old_rev) for k in kinds)
