@@ -94,8 +94,6 @@ def _convert(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from lerobot_lance.api import convert
-
     options: dict[str, Any] = {"skip_videos": args.skip_videos, "exclude_failed_episodes": args.exclude_failed_episodes, "reencode": args.reencode}
     if args.camera_stats_samples is not None:
         options["camera_stats_samples"] = args.camera_stats_samples

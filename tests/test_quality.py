@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import lance
-import pyarrow as pa
 import pytest
 
 from lerobot_lance.quality import (

@@ -37,7 +37,7 @@ cannot look inside). Video rules (``segment_frame_count``,
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any

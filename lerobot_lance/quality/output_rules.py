@@ -77,16 +77,13 @@ def check_output(
     want_frames = sum(meta.episode(e).length for e in eps)
     video_files = [] if skip_videos else sorted({r.relative_path for e in meta.episodes if e.episode_index in keep for r in e.videos.values()})
     want = {formats.FRAMES_TABLE: want_frames, formats.EPISODES_TABLE: len(eps), formats.VIDEOS_TABLE: len(video_files)}
-    rc = [
-        Offender(f"{t}.lance", None, "row count", expected=want[t], found=tables[t].count_rows())
-        for t in formats.TABLE_NAMES
-        if tables[t].count_rows() != want[t]
-    ]
+    rows = {t: ds.count_rows() for t, ds in tables.items()}
+    rc = [Offender(f"{t}.lance", None, "row count", expected=want[t], found=rows[t]) for t in formats.TABLE_NAMES if rows[t] != want[t]]
 
     # videos sha256: column vs blob vs source bytes
     sha_off: list[Offender] = []
     vt = tables[formats.VIDEOS_TABLE]
-    n = vt.count_rows()
+    n = rows[formats.VIDEOS_TABLE]
     if n:
         cols = vt.to_table(columns=["relative_path", "sha256"])
         blobs = vt.take_blobs("video_blob", indices=list(range(n)))
@@ -107,11 +104,11 @@ def check_output(
     ft = tables[formats.FRAMES_TABLE].to_table(columns=["episode_index", "frame_index"])
     keys = ft["episode_index"].to_numpy().astype(np.int64) * (1 << 32) + ft["frame_index"].to_numpy().astype(np.int64)
     uniq, counts = np.unique(keys, return_counts=True)
-    dup = uniq[counts > 1]
-    key_off = [Offender("frames.lance", int(k >> 32), f"key (episode_index, frame_index) repeated", expected=1, found=int(c))
-               for k, c in zip(dup[:10], counts[counts > 1][:10])]
-    if len(dup) > 10:
-        key_off += [Offender("frames.lance", None, "more repeated keys")] * (len(dup) - 10)
+    repeated = counts > 1
+    key_off = [
+        Offender("frames.lance", int(k >> 32), "key (episode_index, frame_index) repeated", expected=1, found=int(c))
+        for k, c in zip(uniq[repeated], counts[repeated])
+    ]
 
     # shared tag on the latest version
     tag_off: list[Offender] = []
