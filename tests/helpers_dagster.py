@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -484,6 +485,29 @@ def chromium(url: str, workdir: Path, *, screenshot: Path | None = None, dump_do
     if proc.returncode != 0:
         raise RuntimeError(f"chromium exited {proc.returncode}: {err.decode(errors='replace')[-2000:]}")
     return out.decode(errors="replace")
+
+
+def chromium_until(url: str, workdir: Path, needles: Sequence[str], *, budgets_ms: Sequence[int] = (15000, 30000, 60000, 90000),
+                   screenshot: Path | None = None) -> str:
+    """The DOM of ``url`` once every string of ``needles`` is in it.
+
+    Dagster's UI is a single-page app that fills the page from GraphQL
+    queries; on a loaded 2-core machine one fixed virtual-time budget can dump
+    the page before the queries return (CI saw exactly that). So load it with
+    growing budgets until the page holds what the test looks for; save
+    ``screenshot`` from the load that rendered it. Raises AssertionError naming
+    the missing strings and the page's text when even the largest budget
+    does not render them."""
+    dom = ""
+    for budget in budgets_ms:
+        dom = chromium(url, workdir, dump_dom=True, budget_ms=budget, timeout_s=budget / 1000 + 90)
+        missing = [n for n in needles if n not in dom]
+        if not missing:
+            if screenshot is not None:
+                chromium(url, workdir, screenshot=screenshot, budget_ms=budget, timeout_s=budget / 1000 + 90)
+            return dom
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", dom, flags=re.S)))
+    raise AssertionError(f"{url}: {missing} not rendered after {budgets_ms[-1]} ms of virtual time; page text: {text[:1500]!r}")
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------
