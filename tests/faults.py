@@ -490,6 +490,34 @@ def _inf_in_state(root: Path) -> None:
 
 
 @_fault(
+    "null_task_index", "g1_v21", "no_null_values", "episode_frames", BAD_EP, v2_data(BAD_EP),
+    "episode 2: task_index of row 5 is null",
+)
+def _null_task_index(root: Path) -> None:
+    def edit(t: pa.Table) -> pa.Table:
+        values = t["task_index"].to_pylist()
+        values[5] = None
+        return set_column(t, "task_index", values)
+
+    _edit_ep(root, edit)
+
+
+@_fault(
+    "null_in_action_vector_v30", "g1_v30", "no_null_values", "episode_frames", 3, "data/chunk-000/file-000.parquet",
+    "v3.0 data shard: one element of the action vector of episode 3's frame 10 is null",
+)
+def _null_in_action_vector_v30(root: Path) -> None:
+    def edit(t: pa.Table) -> pa.Table:
+        ep = np.array(t["episode_index"].to_pylist())
+        row = int(np.flatnonzero(ep == 3)[10])
+        values = t["action"].to_pylist()
+        values[row] = [None, *values[row][1:]]
+        return set_column(t, "action", values)
+
+    edit_parquet(root, "data/chunk-000/file-000.parquet", edit)
+
+
+@_fault(
     "wrong_vector_width", "g1_v21", "vector_widths", "episode_frames", BAD_EP, v2_data(BAD_EP),
     "episode 2: action vectors of width 25 (info.json declares 26)",
 )

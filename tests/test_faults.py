@@ -58,6 +58,7 @@ CONVERT_FAULTS = (
     "info_v40", "episodes_gap",                        # source_meta
     "missing_video", "truncated_mp4", "wrong_codec",   # source files
     "nan_in_action", "duplicated_frame", "index_gap",  # episode rows
+    "null_task_index",
     "window_short_of_length",                          # episode video
 )
 #: A conversion meets some file faults at a per-episode gate first: the episode
@@ -186,6 +187,8 @@ def test_video_variants_are_defective(variant: Callable[[str], Path]) -> None:
 
 def test_frame_variants_are_defective(variant: Callable[[str], Path]) -> None:
     import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute  # noqa: F401 - pa.compute
     import pyarrow.parquet as pq
 
     def table(kind: str) -> Any:
@@ -199,6 +202,9 @@ def test_frame_variants_are_defective(variant: Callable[[str], Path]) -> None:
     assert len(fi) == 357 and 200 not in fi and fi[-1] == 357
     assert table("wrong_episode_index")["episode_index"].to_pylist().count(3) == 10
     assert table("index_gap")["index"].to_pylist()[0] == 393 + 343 + 7
+    assert table("null_task_index")["task_index"].null_count == 1
+    shard = pq.read_table(variant("null_in_action_vector_v30") / "data/chunk-000/file-000.parquet")
+    assert pa.compute.list_flatten(shard["action"]).null_count == 1
 
 
 def test_shared_samples_untouched(variant: Callable[[str], Path], shared_digests: dict[str, str]) -> None:

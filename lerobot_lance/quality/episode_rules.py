@@ -60,6 +60,7 @@ EPISODE_FRAME_RULES: tuple[str, ...] = (
     "timestamps_monotonic",
     "timestamps_match_fps",
     "vector_widths",
+    "no_null_values",
     "no_nan_inf",
 )
 EPISODE_VIDEO_RULES: tuple[str, ...] = ("segment_frame_count", "segment_endpoints_decode")
@@ -73,6 +74,7 @@ _DESCRIPTIONS = {
     "timestamps_monotonic": "timestamps strictly increase",
     "timestamps_match_fps": "timestamp equals frame_index / fps within tolerance_s",
     "vector_widths": "vector features hold prod(shape) values on every row",
+    "no_null_values": "no feature value is null (LeRobot writes none; a null row or vector element has no meaning)",
     "no_nan_inf": "float features hold no NaN or inf",
     "segment_frame_count": "each episode's video segment holds exactly `length` frames (packets)",
     "segment_endpoints_decode": "the segment's first and last frames decode at the episode window's timestamps",
@@ -122,9 +124,13 @@ def _row_checks(meta: DatasetMeta, e: EpisodeMeta, rows: pa.Table, tolerance_s: 
     pos = np.arange(n, dtype=np.int64)
 
     def col(name: str) -> np.ndarray | None:
+        """The column as numpy; nulls (reported by ``no_null_values``) become -1."""
         if name not in names:
             return None
-        return rows[name].combine_chunks().to_numpy(zero_copy_only=False)
+        c = rows[name].combine_chunks()
+        if c.null_count and (pa.types.is_integer(c.type) or pa.types.is_floating(c.type)):
+            c = c.fill_null(-1)
+        return c.to_numpy(zero_copy_only=False)
 
     fi = col("frame_index")
     ok["frame_index_sequence"] = (fi == pos) if fi is not None else np.zeros(n, bool)
@@ -150,12 +156,18 @@ def _row_checks(meta: DatasetMeta, e: EpisodeMeta, rows: pa.Table, tolerance_s: 
     widths_found: dict[str, Any] = {}
     finite_ok = np.ones(n, bool)
     finite_found: dict[str, Any] = {}
+    nulls_ok = np.ones(n, bool)
+    nulls_found: dict[str, int] = {}
     for key in meta.frame_columns():
         f = meta.features[key]
         if f.is_camera or key not in names:
             continue
         c = rows[key].combine_chunks()
         t = c.type
+        null_rows = _null_rows(c)
+        if null_rows.any():
+            nulls_ok &= ~null_rows
+            nulls_found.setdefault(key, int(np.argmax(null_rows)))
         if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
             lengths = pc.list_value_length(c).fill_null(-1).to_numpy(zero_copy_only=False)
             bad = lengths != f.width
@@ -189,8 +201,20 @@ def _row_checks(meta: DatasetMeta, e: EpisodeMeta, rows: pa.Table, tolerance_s: 
             finite_ok[r] = False
             finite_found.setdefault(key, (r, 0, float(ts[r])))
     ok["vector_widths"] = widths_ok
+    ok["no_null_values"] = nulls_ok
     ok["no_nan_inf"] = finite_ok
-    return {"ok": ok, "found": found, "widths": widths_found, "finite": finite_found, "frame_index": fi}
+    return {"ok": ok, "found": found, "widths": widths_found, "finite": finite_found, "nulls": nulls_found, "frame_index": fi}
+
+
+def _null_rows(c: pa.Array) -> np.ndarray:
+    """Rows of ``c`` that are null or, for list columns, hold a null element."""
+    bad = c.is_null().to_numpy(zero_copy_only=False).copy()
+    if pa.types.is_list(c.type) or pa.types.is_large_list(c.type) or pa.types.is_fixed_size_list(c.type):
+        flat = pc.list_flatten(c)
+        if flat.null_count:
+            parents = pc.list_parent_indices(c).filter(flat.is_null()).to_numpy(zero_copy_only=False)
+            bad[parents] = True
+    return bad
 
 
 def _gx_validate(frame: Any) -> dict[str, list[int]]:
@@ -308,7 +332,11 @@ def _row_offender(rule: str, meta: DatasetMeta, ep: int, ctx: tuple[Any, ...], l
         )
     if rule == "vector_widths":
         key, (row, width) = next(iter(rc["widths"].items()))
-        return Offender(file, ep, f"{key} has the wrong width at row {row} ({count})", expected=meta.features[key].width, found=width)
+        return Offender(file, ep, f"{key} has the wrong width at row {row} ({count})", expected=meta.features[key].width,
+                        found="null" if width < 0 else width)
+    if rule == "no_null_values":
+        where = ", ".join(f"{k} at row {row}" for k, row in rc["nulls"].items())
+        return Offender(file, ep, f"null values: {where} ({count})", expected="no nulls", found="null")
     key, (row, dim, value) = next(iter(rc["finite"].items()))
     return Offender(file, ep, f"{key}[{dim}] is not finite at row {row} ({count})", expected="a finite value", found=value)
 
