@@ -169,7 +169,9 @@ def _final_on_bad_data(fn: Callable[..., Any]) -> Callable[..., Any]:
     :class:`SourceNotFoundError` (which may be a network hiccup) raises
     ``Failure(allow_retries=False)``, so the retry policy does not re-run a
     step that would fail the same way; the message (file, episode, expected,
-    found) becomes the step's failure description."""
+    found) becomes the step's failure description. Local filesystem errors
+    that no retry can fix (a path through a file, no permission, a directory
+    where a file belongs) are final too."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -179,6 +181,8 @@ def _final_on_bad_data(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise
         except LeRobotLanceError as e:
             raise Failure(description=str(e), allow_retries=False) from e
+        except (NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError) as e:
+            raise Failure(description=f"{type(e).__name__}: {e}", allow_retries=False) from e
 
     return wrapper
 

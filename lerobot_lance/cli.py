@@ -16,6 +16,29 @@ from typing import Any
 from lerobot_lance.errors import LeRobotLanceError
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number >= 0")
+    return value
+
+
+def _int_at_least(low: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= {low}")
+        return value
+
+    return parse
+
+
 def parse_episodes(text: str) -> list[int]:
     """``"0-9,12"`` -> ``[0, 1, ..., 9, 12]``.
 
@@ -48,9 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--skip-videos", action="store_true", help="tabular-only conversion (no video segments, no videos table)")
     c.add_argument("--exclude-failed-episodes", action="store_true", help="publish the sound episodes; record the excluded ones")
     c.add_argument("--reencode", choices=["auto", "always", "never"], default="auto", help="v3.0 segment cutting (default auto)")
-    c.add_argument("--camera-stats-samples", type=int, help="decoded frames per episode and camera for camera stats (0: none)")
-    c.add_argument("--tolerance-s", type=float, help="timestamp tolerance in seconds (default 1e-4)")
-    c.add_argument("--batch-size", type=int, help="episodes per run (Dagster backfill batch, default 100)")
+    c.add_argument("--camera-stats-samples", type=_int_at_least(0), help="decoded frames per episode and camera for camera stats (0: none)")
+    c.add_argument("--tolerance-s", type=_non_negative_float, help="timestamp tolerance in seconds (default 1e-4)")
+    c.add_argument("--batch-size", type=_int_at_least(1), help="episodes per run (Dagster backfill batch, default 100)")
     c.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     c.add_argument("--json", action="store_true", help="print a JSON summary (tag, rows, runs, seconds per asset, warnings)")
 
@@ -64,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--revision")
     d.add_argument("--json", action="store_true", help="print JSON")
     d.add_argument("--deep", action="store_true", help="also decode every frame of every episode window (slow)")
-    d.add_argument("--tolerance-s", type=float, default=None, help="timestamp tolerance in seconds (default 1e-4)")
+    d.add_argument("--tolerance-s", type=_non_negative_float, default=None, help="timestamp tolerance in seconds (default 1e-4)")
     return p
 
 

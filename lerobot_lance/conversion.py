@@ -170,9 +170,11 @@ def resolve_source(
     if episodes is not None:
         unknown = sorted(set(episodes) - set(meta.episode_indices))
         if unknown:
+            ids = meta.episode_indices
             raise SourceDataError(
-                "meta/", f"requested episodes not in the dataset: {unknown[:10]}",
-                expected=f"episodes within {meta.episode_indices[:1]}..{meta.episode_indices[-1:]}",
+                "meta/", "requested episodes not in the dataset",
+                expected=f"{len(ids)} episodes, episode_index {ids[0]}..{ids[-1]}" if ids else "no episodes",
+                found=f"{unknown[:10]}{' ...' if len(unknown) > 10 else ''}",
             )
     kind = "hub" if src.__class__.__name__ == "HubSource" else "local"
     conv.staging.root.mkdir(parents=True, exist_ok=True)

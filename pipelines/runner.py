@@ -86,6 +86,20 @@ def _instance(stack: ExitStack) -> DagsterInstance:
     return stack.enter_context(DagsterInstance.ephemeral())
 
 
+def _root_message(err: Any) -> str:
+    """A step failure's message, followed by the error that caused it (Dagster
+    wraps the cause, e.g. "Exceeded max_retries of 2", around the real error)."""
+    if err is None:
+        return "failed"
+    parts: list[str] = []
+    while err is not None:
+        text = err.message.strip().removeprefix("dagster._core.definitions.events.Failure: ")
+        if text and not any(text in p or p in text for p in parts):
+            parts.append(text)
+        err = err.cause
+    return " <- ".join(parts) or "failed"
+
+
 def _failures(result: Any) -> tuple[list[str], list[str]]:
     """(blocking failures, warnings) of one in-process run."""
     failed, warns = [], []
@@ -94,7 +108,7 @@ def _failures(result: Any) -> tuple[list[str], list[str]]:
             err = ev.event_specific_data.error
             if err is not None and err.cls_name == "DagsterAssetCheckFailedError":
                 continue  # the failed checks themselves are listed below
-            failed.append(f"{ev.step_key}: {err.message.strip() if err else 'failed'}")
+            failed.append(f"{ev.step_key}: {_root_message(err)}")
         elif ev.event_type_value == "ASSET_CHECK_EVALUATION":
             data = ev.event_specific_data
             if not data.passed:

@@ -105,6 +105,26 @@ def test_episode_selection_publishes_only_those(tmp_path: Path) -> None:
     assert lance.dataset(str(out / "videos.lance")).count_rows() == 3
 
 
+def test_unusable_requests_fail_with_the_reason_not_a_retry_count(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    assert cli(["convert", str(sample("g1_v21")), "--output", str(blocker / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "Not a directory" in err and str(blocker) in err and "max_retries" not in err, err
+
+    assert cli(["convert", str(sample("g1_v21")), "--output", str(tmp_path / "o"), "--episodes", "4-9", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "episode_index 0..5" in err and "[6, 7, 8, 9]" in err, err
+    assert not (tmp_path / "o" / "frames.lance").exists()
+
+    for argv in (["doctor", str(sample("g1_v21")), "--tolerance-s", "-1"],
+                 ["convert", str(sample("g1_v21")), "-o", str(tmp_path / "o"), "--batch-size", "0"]):
+        with pytest.raises(SystemExit) as exit_:
+            cli(argv)
+        assert exit_.value.code == 2
+        assert "expected" in capsys.readouterr().err
+
+
 def test_existing_output_needs_overwrite(converted: Callable[[str], Path], capsys: pytest.CaptureFixture[str]) -> None:
     out = converted("g1_multicam_v30")
     assert cli(["convert", str(sample("g1_multicam_v30")), "--output", str(out), "--quiet"]) == 2
