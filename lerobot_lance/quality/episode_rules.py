@@ -24,6 +24,10 @@ frame):
     ``lerobot/datasets/utils.py``).
 ``vector_widths``
     every vector feature holds ``prod(shape)`` values on every row.
+``no_null_values``
+    no feature value is null, neither a whole row's value nor an element of a
+    vector (LeRobot's writers never write nulls; a null ``task_index`` or a
+    null state element would reach training code as garbage).
 ``no_nan_inf``
     no NaN and no ±inf in any float feature.
 
