@@ -39,6 +39,57 @@ def test_frames_tables_equal_across_versions(converted: Callable[[str], Path]) -
     assert tables[0].equals(tables[1]) and tables[0].equals(tables[2])
 
 
+def _split_v30_data_over_two_chunks(root: Path) -> None:
+    """Episodes 0-2 stay in data/chunk-000/file-000.parquet, 3-5 move to
+    data/chunk-001/file-000.parquet; meta/episodes' data/chunk_index follows."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    data = root / "data/chunk-000/file-000.parquet"
+    t = pq.read_table(data)
+    data.unlink()  # a hard link to the shared sample: replace, never edit
+    pq.write_table(t.filter(pc.less(t["episode_index"], 3)), data)
+    (root / "data/chunk-001").mkdir()
+    pq.write_table(t.filter(pc.greater_equal(t["episode_index"], 3)), root / "data/chunk-001/file-000.parquet")
+    meta = next((root / "meta/episodes").glob("*/*.parquet"))
+    m = pq.read_table(meta)
+    i = m.schema.get_field_index("data/chunk_index")
+    chunks = [0 if e < 3 else 1 for e in m["episode_index"].to_pylist()]
+    meta.unlink()
+    pq.write_table(m.set_column(i, m.schema.field(i), pa.array(chunks, m.schema.field(i).type)), meta)
+
+
+def _v21_chunks_of_two(root: Path) -> None:
+    """chunks_size 2: episodes 2k, 2k+1 live under chunk-00k/ (data and videos)."""
+    info_path = root / "meta/info.json"
+    info = json.loads(info_path.read_text())
+    info.update(chunks_size=2, total_chunks=3)
+    info_path.unlink()
+    info_path.write_text(json.dumps(info, indent=2))
+    for ep in range(2, 6):
+        for sub in ("data", "videos"):
+            for f in sorted((root / sub / "chunk-000").rglob(f"episode_{ep:06d}.*")):
+                dst = root / sub / f"chunk-{ep // 2:03d}" / f.relative_to(root / sub / "chunk-000")
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                f.rename(dst)
+
+
+@pytest.mark.parametrize(("base", "relayout"), [("g1_v30", _split_v30_data_over_two_chunks), ("g1_v21", _v21_chunks_of_two)])
+def test_multi_chunk_layouts_convert_to_the_same_frames(
+    base: str, relayout: Callable[[Path], None], sample_copy: Callable[[str], Path], converted: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """Real datasets span several chunks and data files; the samples use one chunk."""
+    src = sample_copy(base)
+    relayout(src)
+    assert len({p.parent for p in (src / "data").rglob("*.parquet")}) > 1  # the relayout took effect
+    out = tmp_path / "out"
+    assert cli(["doctor", str(src)]) == 0
+    assert cli(["convert", str(src), "--output", str(out), "--quiet"]) == 0
+    verify_output(out, src)
+    got = lance.dataset(str(out / "frames.lance")).to_table().sort_by("index")
+    assert got.equals(lance.dataset(str(converted(base) / "frames.lance")).to_table().sort_by("index"))
+
+
 def test_segments_of_v2_equal_source_files(converted: Callable[[str], Path]) -> None:
     """v2.x episode blobs are the episode files, byte for byte (sha256 from the samples' README)."""
     import hashlib
