@@ -286,6 +286,14 @@ def _template_dotdot(root: Path) -> None:
     edit_info(root, lambda i: i.update(data_path="../" + i["data_path"]))
 
 
+@_fault(
+    "video_path_null", "g1_v21", "required_info_keys", "source_meta", None, INFO,
+    "info.json video_path is null while observation.images.cam_high is a video feature",
+)
+def _video_path_null(root: Path) -> None:
+    edit_info(root, lambda i: i.update(video_path=None))
+
+
 def _v3_shift(root: Path, first_ep: int, delta: int) -> None:
     """Shift dataset_from/to_index of episodes >= first_ep by ``delta`` (lengths unchanged)."""
 

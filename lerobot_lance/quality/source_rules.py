@@ -178,8 +178,11 @@ def check_source_meta(root: str | Path) -> list[CheckOutcome]:
     if "features" in info and (not isinstance(feats, dict) or not feats):
         offenders.append(Offender(info_rel, None, "'features' is not a non-empty object", found=type(feats).__name__))
     has_video = isinstance(feats, dict) and any(isinstance(v, dict) and v.get("dtype") == "video" for v in feats.values())
-    if has_video and info["codebase_version"] == "v3.0" and not info.get("video_path"):
-        offenders.append(Offender(info_rel, None, "video features but no 'video_path' template", expected="video_path", found=None))
+    if has_video and not info.get("video_path"):
+        # LeRobot's create_empty_dataset_info (lerobot/datasets/utils.py) sets
+        # video_path to DEFAULT_VIDEO_PATH when the dataset has videos, else None.
+        offenders.append(Offender(info_rel, None, "video features but no 'video_path' template", expected="video_path",
+                                  found=repr(info.get("video_path", "missing"))))
     for k in ("total_episodes", "total_frames"):
         if k in info and (not isinstance(info[k], int) or isinstance(info[k], bool) or info[k] < 0):
             offenders.append(Offender(info_rel, None, f"{k!r} is not a non-negative integer", found=info[k]))
