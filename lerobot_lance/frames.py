@@ -190,19 +190,23 @@ def _to_fixed_size(col: pa.Array, target: pa.DataType, feature: Feature, episode
         return col
     if pa.types.is_fixed_size_list(col.type):
         found = col.type.list_size
-        raise SourceDataError(
-            episode.data_path, f"vector width of {feature.key!r} differs from info.json shape",
-            episode_index=episode.episode_index, expected=feature.width, found=found,
-        )
-    lengths = pc.list_value_length(col)
-    bad = pc.not_equal(lengths, feature.width)
-    if pc.any(bad).as_py():
-        first = pc.index(bad, True).as_py()
-        raise SourceDataError(
-            episode.data_path,
-            f"vector width of {feature.key!r} differs from info.json shape at row {first}",
-            episode_index=episode.episode_index, expected=feature.width, found=lengths[first].as_py(),
-        )
+        if found != feature.width:
+            raise SourceDataError(
+                episode.data_path, f"vector width of {feature.key!r} differs from info.json shape",
+                episode_index=episode.episode_index, expected=feature.width, found=found,
+            )
+        # Same width, another element type (e.g. float64 for a float32 feature):
+        # the cast below; the values_fit_dtype rule has checked it loses nothing.
+    else:
+        lengths = pc.list_value_length(col)
+        bad = pc.not_equal(lengths, feature.width)
+        if pc.any(bad).as_py():
+            first = pc.index(bad, True).as_py()
+            raise SourceDataError(
+                episode.data_path,
+                f"vector width of {feature.key!r} differs from info.json shape at row {first}",
+                episode_index=episode.episode_index, expected=feature.width, found=lengths[first].as_py(),
+            )
     if col.null_count:
         raise SourceDataError(
             episode.data_path, f"null values in {feature.key!r}", episode_index=episode.episode_index,

@@ -526,6 +526,19 @@ def _null_in_action_vector_v30(root: Path) -> None:
 
 
 @_fault(
+    "action_float64_lossy", "g1_v21", "values_fit_dtype", "episode_frames", BAD_EP, v2_data(BAD_EP),
+    "episode 2's action column stored as float64 (info.json: float32) with action[50][4] += 1e-9, which float32 cannot hold",
+)
+def _action_float64_lossy(root: Path) -> None:
+    def edit(t: pa.Table) -> pa.Table:
+        a = _vectors(t, "action").astype(np.float64)
+        a[50, 4] += 1e-9
+        return set_column(t, "action", list(a), pa.list_(pa.float64(), a.shape[1]))
+
+    _edit_ep(root, edit)
+
+
+@_fault(
     "wrong_vector_width", "g1_v21", "vector_widths", "episode_frames", BAD_EP, v2_data(BAD_EP),
     "episode 2: action vectors of width 25 (info.json declares 26)",
 )

@@ -58,7 +58,7 @@ CONVERT_FAULTS = (
     "info_v40", "episodes_gap",                        # source_meta
     "missing_video", "truncated_mp4", "wrong_codec",   # source files
     "nan_in_action", "duplicated_frame", "index_gap",  # episode rows
-    "null_task_index",
+    "null_task_index", "action_float64_lossy",
     "window_short_of_length",                          # episode video
 )
 #: A conversion meets some file faults at a per-episode gate first: the episode
@@ -203,6 +203,8 @@ def test_frame_variants_are_defective(variant: Callable[[str], Path]) -> None:
     assert table("wrong_episode_index")["episode_index"].to_pylist().count(3) == 10
     assert table("index_gap")["index"].to_pylist()[0] == 393 + 343 + 7
     assert table("null_task_index")["task_index"].null_count == 1
+    lossy = np.array(table("action_float64_lossy")["action"].to_pylist())
+    assert lossy.dtype == np.float64 and (lossy.astype(np.float32).astype(np.float64) != lossy).sum() == 1
     shard = pq.read_table(variant("null_in_action_vector_v30") / "data/chunk-000/file-000.parquet")
     assert pa.compute.list_flatten(shard["action"]).null_count == 1
 

@@ -112,3 +112,31 @@ def test_doctor_cli_exit_code_counts_failed_checks(sample_copy, capsys) -> None:
     assert code == len(failed) == 2, text
     assert any("source_files/files_exist" in line and "episode_000004.mp4 (episode 4)" in line for line in failed)
     assert any("source_meta/totals_agree" in line and "total_frames" in line for line in failed)
+
+
+def test_float64_data_for_a_float32_feature_converts_when_lossless(sample_copy, tmp_path: Path) -> None:
+    """values_fit_dtype refuses only what the cast would change (see the
+    action_float64_lossy fault): float32 values stored as float64 convert,
+    and the frames table holds them bit for bit."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lerobot_lance import convert
+
+    root = sample_copy("g1_v21")
+    path = root / "data/chunk-000/episode_000002.parquet"
+    t = pq.read_table(path)
+    i = t.schema.get_field_index("action")
+    wide = t.set_column(i, "action", t["action"].cast(pa.list_(pa.float64(), 26)))
+    path.unlink()
+    pq.write_table(wide, path)
+
+    outcomes = _by_name(run_doctor(str(root)))
+    assert outcomes["values_fit_dtype"].passed and exit_code(list(outcomes.values())) == 0
+    out = tmp_path / "out"
+    convert(str(root), str(out))
+    frames = lance.dataset(str(out / "frames.lance")).to_table(filter="episode_index = 2").sort_by("frame_index")
+    assert frames.schema.field("action").type == pa.list_(pa.float32(), 26)
+    got = np.array(frames["action"].to_pylist(), dtype=np.float64)
+    assert np.array_equal(got, np.array(wide["action"].to_pylist())) and len(got) == EPISODE_LENGTHS[2]

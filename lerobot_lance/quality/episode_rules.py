@@ -24,6 +24,11 @@ frame):
     ``lerobot/datasets/utils.py``).
 ``vector_widths``
     every vector feature holds ``prod(shape)`` values on every row.
+``values_fit_dtype``
+    every value survives the cast to its feature's ``info.json`` dtype (the
+    frames table's type) unchanged: a parquet storing float64 where
+    ``info.json`` says float32 is accepted only when the cast loses nothing,
+    so frames stay bit-identical to the source.
 ``no_null_values``
     no feature value is null, neither a whole row's value nor an element of a
     vector (LeRobot's writers never write nulls; a null ``task_index`` or a
@@ -52,6 +57,7 @@ import pyarrow.compute as pc
 
 from lerobot_lance.errors import LeRobotLanceError
 from lerobot_lance.formats import DEFAULT_TOLERANCE_S
+from lerobot_lance.frames import frames_schema
 from lerobot_lance.model import DatasetMeta, EpisodeMeta
 from lerobot_lance.quality.result import CheckOutcome, Offender
 
@@ -64,6 +70,7 @@ EPISODE_FRAME_RULES: tuple[str, ...] = (
     "timestamps_monotonic",
     "timestamps_match_fps",
     "vector_widths",
+    "values_fit_dtype",
     "no_null_values",
     "no_nan_inf",
 )
@@ -78,6 +85,7 @@ _DESCRIPTIONS = {
     "timestamps_monotonic": "timestamps strictly increase",
     "timestamps_match_fps": "timestamp equals frame_index / fps within tolerance_s",
     "vector_widths": "vector features hold prod(shape) values on every row",
+    "values_fit_dtype": "every value is exactly representable in its feature's info.json dtype (the frames table's type)",
     "no_null_values": "no feature value is null (LeRobot writes none; a null row or vector element has no meaning)",
     "no_nan_inf": "float features hold no NaN or inf",
     "segment_frame_count": "each episode's video segment holds exactly `length` frames (packets)",
@@ -162,6 +170,9 @@ def _row_checks(meta: DatasetMeta, e: EpisodeMeta, rows: pa.Table, tolerance_s: 
     finite_found: dict[str, Any] = {}
     nulls_ok = np.ones(n, bool)
     nulls_found: dict[str, int] = {}
+    fit_ok = np.ones(n, bool)
+    fit_found: dict[str, Any] = {}
+    targets = dict(zip(meta.frame_columns(), frames_schema(meta).types))
     for key in meta.frame_columns():
         f = meta.features[key]
         if f.is_camera or key not in names:
@@ -172,6 +183,11 @@ def _row_checks(meta: DatasetMeta, e: EpisodeMeta, rows: pa.Table, tolerance_s: 
         if null_rows.any():
             nulls_ok &= ~null_rows
             nulls_found.setdefault(key, int(np.argmax(null_rows)))
+        misfit = _misfit_rows(c, targets[key])
+        if misfit is not None and misfit[0].any():
+            bad_rows, source_type, target_type, first_value = misfit
+            fit_ok &= ~bad_rows
+            fit_found.setdefault(key, (int(np.argmax(bad_rows)), source_type, target_type, first_value))
         if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
             lengths = pc.list_value_length(c).fill_null(-1).to_numpy(zero_copy_only=False)
             bad = lengths != f.width
@@ -205,9 +221,38 @@ def _row_checks(meta: DatasetMeta, e: EpisodeMeta, rows: pa.Table, tolerance_s: 
             finite_ok[r] = False
             finite_found.setdefault(key, (r, 0, float(ts[r])))
     ok["vector_widths"] = widths_ok
+    ok["values_fit_dtype"] = fit_ok
     ok["no_null_values"] = nulls_ok
     ok["no_nan_inf"] = finite_ok
-    return {"ok": ok, "found": found, "widths": widths_found, "finite": finite_found, "nulls": nulls_found, "frame_index": fi}
+    return {"ok": ok, "found": found, "widths": widths_found, "finite": finite_found, "nulls": nulls_found, "fit": fit_found, "frame_index": fi}
+
+
+def _value_type(t: pa.DataType) -> pa.DataType:
+    is_list = pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+    return t.value_type if is_list else t
+
+
+def _misfit_rows(c: pa.Array, target: pa.DataType) -> tuple[np.ndarray, str, str, Any] | None:
+    """Rows of ``c`` holding a value that the cast to ``target``'s element type
+    changes, with (source type, target type, first such value); ``None`` when
+    the element types agree or are not both numeric/bool."""
+    src, dst = _value_type(c.type), _value_type(target)
+    if src == dst or not all(pa.types.is_integer(x) or pa.types.is_floating(x) or pa.types.is_boolean(x) for x in (src, dst)):
+        return None
+    is_list = src is not c.type
+    values = pc.list_flatten(c) if is_list else c
+    flat = values.fill_null(False if pa.types.is_boolean(src) else 0).to_numpy(zero_copy_only=False)
+    with np.errstate(all="ignore"):
+        back = flat.astype(dst.to_pandas_dtype()).astype(flat.dtype)
+    bad = back != flat
+    if np.issubdtype(flat.dtype, np.floating):
+        bad &= ~np.isnan(flat)  # NaN is no_nan_inf's business
+    rows = np.zeros(len(c), bool)
+    if bad.any():
+        parents = pc.list_parent_indices(c).to_numpy(zero_copy_only=False) if is_list else np.arange(len(c))
+        rows[parents[bad]] = True
+        return rows, str(src), str(dst), flat[int(np.argmax(bad))].item()
+    return rows, str(src), str(dst), None
 
 
 def _null_rows(c: pa.Array) -> np.ndarray:
@@ -338,6 +383,12 @@ def _row_offender(rule: str, meta: DatasetMeta, ep: int, ctx: tuple[Any, ...], l
         key, (row, width) = next(iter(rc["widths"].items()))
         return Offender(file, ep, f"{key} has the wrong width at row {row} ({count})", expected=meta.features[key].width,
                         found="null" if width < 0 else width)
+    if rule == "values_fit_dtype":
+        key, (row, source_type, target_type, value) = next(iter(rc["fit"].items()))
+        return Offender(
+            file, ep, f"{key} is stored as {source_type}; its value at row {row} does not survive the cast to "
+            f"the info.json dtype {target_type} ({count})", expected=f"values exact in {target_type}", found=value,
+        )
     if rule == "no_null_values":
         where = ", ".join(f"{k} at row {row}" for k, row in rc["nulls"].items())
         return Offender(file, ep, f"null values: {where} ({count})", expected="no nulls", found="null")
