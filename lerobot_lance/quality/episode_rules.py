@@ -127,8 +127,11 @@ def _gx_suite() -> Any:
     return suite
 
 
-def _row_checks(meta: DatasetMeta, e: EpisodeMeta, rows: pa.Table, tolerance_s: float) -> dict[str, Any]:
-    """Per-row booleans (numpy, one per ``_GX_RULES`` rule) plus what offenders report."""
+def _row_checks(
+    meta: DatasetMeta, e: EpisodeMeta, rows: pa.Table, tolerance_s: float, targets: Mapping[str, pa.DataType]
+) -> dict[str, Any]:
+    """Per-row booleans (numpy, one per ``_GX_RULES`` rule) plus what offenders
+    report; ``targets``: feature key -> its frames-table type."""
     n = rows.num_rows
     names = rows.column_names
     ok: dict[str, np.ndarray] = {}
@@ -172,7 +175,6 @@ def _row_checks(meta: DatasetMeta, e: EpisodeMeta, rows: pa.Table, tolerance_s: 
     nulls_found: dict[str, int] = {}
     fit_ok = np.ones(n, bool)
     fit_found: dict[str, Any] = {}
-    targets = dict(zip(meta.frame_columns(), frames_schema(meta).types))
     for key in meta.frame_columns():
         f = meta.features[key]
         if f.is_camera or key not in names:
@@ -184,11 +186,11 @@ def _row_checks(meta: DatasetMeta, e: EpisodeMeta, rows: pa.Table, tolerance_s: 
             nulls_ok &= ~null_rows
             nulls_found.setdefault(key, int(np.argmax(null_rows)))
         misfit = _misfit_rows(c, targets[key])
-        if misfit is not None and misfit[0].any():
+        if misfit is not None:
             bad_rows, source_type, target_type, first_value = misfit
             fit_ok &= ~bad_rows
             fit_found.setdefault(key, (int(np.argmax(bad_rows)), source_type, target_type, first_value))
-        if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        if _is_list_type(t):
             lengths = pc.list_value_length(c).fill_null(-1).to_numpy(zero_copy_only=False)
             bad = lengths != f.width
             if bad.any():
@@ -227,15 +229,19 @@ def _row_checks(meta: DatasetMeta, e: EpisodeMeta, rows: pa.Table, tolerance_s: 
     return {"ok": ok, "found": found, "widths": widths_found, "finite": finite_found, "nulls": nulls_found, "fit": fit_found, "frame_index": fi}
 
 
+def _is_list_type(t: pa.DataType) -> bool:
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
 def _value_type(t: pa.DataType) -> pa.DataType:
-    is_list = pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
-    return t.value_type if is_list else t
+    return t.value_type if _is_list_type(t) else t
 
 
 def _misfit_rows(c: pa.Array, target: pa.DataType) -> tuple[np.ndarray, str, str, Any] | None:
     """Rows of ``c`` holding a value that the cast to ``target``'s element type
     changes, with (source type, target type, first such value); ``None`` when
-    the element types agree or are not both numeric/bool."""
+    every value survives the cast (or the element types agree or are not both
+    numeric/bool)."""
     src, dst = _value_type(c.type), _value_type(target)
     if src == dst or not all(pa.types.is_integer(x) or pa.types.is_floating(x) or pa.types.is_boolean(x) for x in (src, dst)):
         return None
@@ -247,18 +253,18 @@ def _misfit_rows(c: pa.Array, target: pa.DataType) -> tuple[np.ndarray, str, str
     bad = back != flat
     if np.issubdtype(flat.dtype, np.floating):
         bad &= ~np.isnan(flat)  # NaN is no_nan_inf's business
+    if not bad.any():
+        return None
     rows = np.zeros(len(c), bool)
-    if bad.any():
-        parents = pc.list_parent_indices(c).to_numpy(zero_copy_only=False) if is_list else np.arange(len(c))
-        rows[parents[bad]] = True
-        return rows, str(src), str(dst), flat[int(np.argmax(bad))].item()
-    return rows, str(src), str(dst), None
+    parents = pc.list_parent_indices(c).to_numpy(zero_copy_only=False) if is_list else np.arange(len(c))
+    rows[parents[bad]] = True
+    return rows, str(src), str(dst), flat[int(np.argmax(bad))].item()
 
 
 def _null_rows(c: pa.Array) -> np.ndarray:
     """Rows of ``c`` that are null or, for list columns, hold a null element."""
     bad = c.is_null().to_numpy(zero_copy_only=False).copy()
-    if pa.types.is_list(c.type) or pa.types.is_large_list(c.type) or pa.types.is_fixed_size_list(c.type):
+    if _is_list_type(c.type):
         flat = pc.list_flatten(c)
         if flat.null_count:
             parents = pc.list_parent_indices(c).filter(flat.is_null()).to_numpy(zero_copy_only=False)
@@ -312,6 +318,7 @@ def check_episode_frames(
 
     offenders: dict[str, list[Offender]] = {r: [] for r in EPISODE_FRAME_RULES}
     parts, context = [], {}
+    targets = dict(zip(meta.frame_columns(), frames_schema(meta).types))  # once per batch
     start = 0
     for ep, rows in rows_by_episode.items():
         e = meta.episode(ep)
@@ -325,7 +332,7 @@ def check_episode_frames(
             offenders["row_count_matches_length"].append(
                 Offender(file, ep, "row count differs from the episode's length", expected=f"{e.length} rows", found=f"{rows.num_rows} rows")
             )
-        rc = _row_checks(meta, e, rows, tolerance_s)
+        rc = _row_checks(meta, e, rows, tolerance_s, targets)
         n = rows.num_rows
         part = {f"ok_{rule}": rc["ok"].get(rule, np.ones(n, bool)) for rule in _GX_RULES}
         part["_row"] = np.arange(start, start + n, dtype=np.int64)
