@@ -494,8 +494,9 @@ def chromium_until(url: str, workdir: Path, needles: Sequence[str], *, budgets_m
     Dagster's UI is a single-page app that fills the page from GraphQL
     queries; on a loaded 2-core machine one fixed virtual-time budget can dump
     the page before the queries return (CI saw exactly that). So load it with
-    growing budgets until the page holds what the test looks for; save
-    ``screenshot`` from the load that rendered it. Raises AssertionError naming
+    growing budgets until the page holds what the test looks for; then save
+    ``screenshot`` from one more load with the budget that rendered it (one
+    headless call either dumps the DOM or screenshots). Raises AssertionError naming
     the missing strings and the page's text when even the largest budget
     does not render them."""
     dom = ""
