@@ -668,6 +668,17 @@ def _window_short_of_length(root: Path) -> None:
     _v3_window(root, 5, "to", -1.0)
 
 
+# Fault kinds of one area each live in ``tests/faults_<area>.py`` (they register
+# with ``_fault`` above); importing them here puts them in the one catalogue.
+def _load_fault_modules() -> None:
+    import importlib
+
+    for path in sorted(Path(__file__).parent.glob("faults_*.py")):
+        importlib.import_module(f"tests.{path.stem}")
+
+
+_load_fault_modules()
+
 FAULTS: tuple[Fault, ...] = tuple(_FAULTS)
 FAULTS_BY_KIND: dict[str, Fault] = {f.kind: f for f in FAULTS}
 
