@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lerobot_lance import formats
+from lerobot_lance.column_names import OUTCOME_COLUMNS, camera_columns, episode_sequence_columns
 from lerobot_lance.errors import LeRobotLanceError, SourceDataError
 from lerobot_lance.frames import frames_schema, iter_episodes_rows, normalize_frames
 from lerobot_lance.lance_io import PendingTable, PublishResult, blob_field, publish, read_pending, table_uri, write_pending
@@ -555,20 +556,21 @@ def write_frames_table(conv: Conversion) -> PendingTable:
     )
 
 
-_OUTCOME_COLUMNS = {"next.done": "done", "next.success": "success", "next.reward": "reward_sum"}
-
-
 def episodes_schema(meta: DatasetMeta, with_videos: bool = True, stats_type: pa.DataType | None = None) -> pa.Schema:
     """Schema of the ``episodes`` table (DESIGN.md "Output layout").
 
     ``episode_index``, ``task_index`` (int64), ``fps`` (int32), ``length``
     (int64, frames), ``tasks`` (list<string>), ``dataset_from_index`` /
-    ``dataset_to_index`` (int64), ``timestamps`` (list<float32>),
-    ``actions`` and ``observation_state`` (lists of vectors), the other
-    per-frame features as lists under their underscored names, the outcome
-    (``done``, ``success``, ``reward_sum``) when ``next.*`` features exist,
-    and per video camera ``<camera>_video_blob`` (blob), ``<camera>_from_timestamp``
-    and ``<camera>_to_timestamp`` (float64, seconds in the source file).
+    ``dataset_to_index`` (int64), ``timestamps`` (list<float32>), every
+    per-frame feature as a list under the name
+    :func:`lerobot_lance.column_names.episode_sequence_columns` gives it
+    (``actions`` and ``observation_state`` for ``action`` /
+    ``observation.state``, the underscored key otherwise, ``<name>_feature``
+    when that is taken), the outcome (``done``, ``success``, ``reward_sum``)
+    when ``next.*`` features exist, per video camera ``<camera>_video_blob``
+    (blob), ``<camera>_from_timestamp`` and ``<camera>_to_timestamp``
+    (float64, seconds in the source file: the window the segment was cut
+    from, ``from + length / fps``), and ``stats``.
     """
     fschema = frames_schema(meta)
     fields = [
@@ -579,21 +581,17 @@ def episodes_schema(meta: DatasetMeta, with_videos: bool = True, stats_type: pa.
         pa.field("tasks", pa.list_(pa.string())),
         pa.field("dataset_from_index", pa.int64()),
         pa.field("dataset_to_index", pa.int64()),
-        pa.field("timestamps", pa.list_(fschema.field("timestamp").type if "timestamp" in fschema.names else pa.float32())),
+        pa.field("timestamps", pa.list_(fschema.field("timestamp").type)),
     ]
-    for key in meta.frame_columns():
-        f = meta.features[key]
-        if key in formats.INDEX_COLUMNS or f.is_image:
-            continue
-        name = "actions" if key == "action" else f.column
-        fields.append(pa.field(name, pa.list_(fschema.field(f.column).type)))
-    for key, name in _OUTCOME_COLUMNS.items():
+    for key, name in episode_sequence_columns(meta.features).items():
+        fields.append(pa.field(name, pa.list_(fschema.field(meta.features[key].column).type)))
+    for key, name in OUTCOME_COLUMNS.items():
         if key in meta.features:
             fields.append(pa.field(name, pa.float64() if name == "reward_sum" else pa.bool_()))
     if with_videos:
         for key in meta.video_keys:
-            col = meta.features[key].column
-            fields += [blob_field(f"{col}_video_blob"), pa.field(f"{col}_from_timestamp", pa.float64()), pa.field(f"{col}_to_timestamp", pa.float64())]
+            blob, lo, hi = camera_columns(key)
+            fields += [blob_field(blob), pa.field(lo, pa.float64()), pa.field(hi, pa.float64())]
     if stats_type is not None:
         fields.append(pa.field("stats", stats_type))
     return pa.schema(fields)
@@ -605,42 +603,36 @@ def _episode_row(conv: Conversion, ep: int, schema: pa.Schema, with_videos: bool
     frames = conv.staging.read_frames(ep)
     values: dict[str, Any] = {
         "episode_index": [ep],
-        "task_index": [frames["task_index"][0].as_py() if "task_index" in frames.column_names and frames.num_rows else None],
+        "task_index": [frames["task_index"][0].as_py() if frames.num_rows else None],
         "fps": [meta.fps],
         "length": [frames.num_rows],
         "tasks": [list(e.tasks)],
         "dataset_from_index": [e.dataset_from_index],
         "dataset_to_index": [e.dataset_to_index],
     }
-    arrays: dict[str, pa.Array] = {}
-    for name in schema.names:
-        if name in values:
+    arrays: dict[str, pa.Array] = {"timestamps": _as_list_array(frames["timestamp"], schema.field("timestamps").type)}
+    for key, name in episode_sequence_columns(meta.features).items():
+        arrays[name] = _as_list_array(frames[meta.features[key].column], schema.field(name).type)
+    for key, name in OUTCOME_COLUMNS.items():
+        if key not in meta.features:
             continue
-        if name == "timestamps":
-            arrays[name] = _as_list_array(frames["timestamp"], schema.field(name).type)
-        elif name == "actions":
-            arrays[name] = _as_list_array(frames["action"], schema.field(name).type)
-        elif name in ("done", "success"):
-            col = frames[meta.features[f"next.{name}"].column]
-            values[name] = [bool(pc.any(col).as_py()) if name == "success" else bool(col[-1].as_py())]
-        elif name == "reward_sum":
-            values[name] = [float(pc.sum(frames[meta.features["next.reward"].column]).as_py() or 0.0)]
-        elif name.endswith(("_video_blob", "_from_timestamp", "_to_timestamp")) and with_videos:
-            continue
-        elif name == "stats":
-            rec = conv.staging.current(STATS, ep, conv.revision)
-            values[name] = [rec["struct"] if rec else None]
+        col = frames[meta.features[key].column]
+        if name == "reward_sum":
+            values[name] = [float(pc.sum(col).as_py() or 0.0)]
         else:
-            arrays[name] = _as_list_array(frames[name], schema.field(name).type)
+            values[name] = [bool(pc.any(col).as_py()) if name == "success" else bool(col[-1].as_py())]
+    if "stats" in schema.names:
+        rec = conv.staging.current(STATS, ep, conv.revision)
+        values["stats"] = [rec["struct"] if rec else None]
     if with_videos and meta.video_keys:
         rec = conv.staging.current(VIDEOS, ep, conv.revision)
         assert rec is not None  # guaranteed by publishable_episodes
         for key in meta.video_keys:
-            col = meta.features[key].column
+            blob, lo, hi = camera_columns(key)
             cam = rec["cameras"][key]
-            values[f"{col}_video_blob"] = [Path(cam["path"]).read_bytes()]
-            values[f"{col}_from_timestamp"] = [float(cam["from_timestamp"])]
-            values[f"{col}_to_timestamp"] = [float(cam["to_timestamp"])]
+            values[blob] = [Path(cam["path"]).read_bytes()]
+            values[lo] = [float(cam["from_timestamp"])]
+            values[hi] = [float(cam["to_timestamp"])]
     columns = [arrays[n] if n in arrays else pa.array(values[n], type=schema.field(n).type) for n in schema.names]
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 

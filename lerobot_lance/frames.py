@@ -8,6 +8,21 @@ already stores ``fixed_size_list``, v3.0 stores ``list``; the cast is
 lossless, values stay bit-identical); scalars keep their source type; image
 cameras (``struct<bytes: binary, path: string>``, lerobot's ``datasets.Image``
 encoding) keep their encoded bytes verbatim in a ``binary`` column.
+
+The bookkeeping columns (:data:`~lerobot_lance.formats.INDEX_COLUMNS`) are
+always in the table, after the declared features when ``info.json`` does not
+declare them (types: LeRobot's ``DEFAULT_FEATURES`` in
+``lerobot/datasets/utils.py``: ``timestamp`` float32, the others int64).
+Frame tables written by other tools may lack some of them; what LeRobot's
+format defines unambiguously is derived (:func:`derived_columns`,
+:func:`derive_column`): ``frame_index`` = position in the episode,
+``index`` = ``dataset_from_index`` + position, ``timestamp`` =
+``frame_index / fps`` (LeRobot's recorder writes exactly that,
+``LeRobotDataset.add_frame``), ``task_index`` = the dataset's only task, or
+the episode's only task in the episodes metadata. A ``task_index`` that
+cannot be derived (several tasks, the episode lists none or several) is
+refused with a located error. The rule ``index_columns_derived`` (WARN) names
+each derived column.
 """
 
 from __future__ import annotations
@@ -16,11 +31,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lerobot_lance.errors import SourceDataError
+from lerobot_lance.formats import INDEX_COLUMNS, column_name
 from lerobot_lance.model import DatasetMeta, EpisodeMeta, Feature
 from lerobot_lance.source import DatasetSource
 
@@ -39,6 +56,83 @@ _SCALAR_TYPES: dict[str, pa.DataType] = {
     "bool": pa.bool_(),
     "string": pa.string(),
 }
+
+
+#: Types of the bookkeeping columns ``info.json`` does not declare (LeRobot ``DEFAULT_FEATURES``).
+INDEX_COLUMN_TYPES: dict[str, pa.DataType] = {
+    "timestamp": pa.float32(),
+    "frame_index": pa.int64(),
+    "episode_index": pa.int64(),
+    "index": pa.int64(),
+    "task_index": pa.int64(),
+}
+#: Bookkeeping columns the converter derives when the data file lacks them
+#: (``episode_index`` is needed to read a shard at all, so it is never derived).
+DERIVABLE_COLUMNS: tuple[str, ...] = ("frame_index", "index", "timestamp", "task_index")
+
+
+def frame_keys(meta: DatasetMeta) -> list[str]:
+    """Source keys of the frames table's columns, in table order: every
+    non-video feature (:meth:`DatasetMeta.frame_columns`), then the
+    bookkeeping columns ``info.json`` does not declare."""
+    keys = meta.frame_columns()
+    return keys + [c for c in INDEX_COLUMNS if c not in meta.features]
+
+
+def derivable_task_index(meta: DatasetMeta, episode: EpisodeMeta) -> int | None:
+    """The ``task_index`` of every frame of ``episode`` when the metadata
+    alone fixes it: the dataset has exactly one task (``meta/tasks``), or the
+    episode lists exactly one task string that the tasks table holds.
+    ``None`` when it is ambiguous."""
+    if len(meta.tasks) == 1:
+        return next(iter(meta.tasks))
+    if len(episode.tasks) == 1:
+        found = [i for i, t in meta.tasks.items() if t == episode.tasks[0]]
+        if len(found) == 1:
+            return found[0]
+    return None
+
+
+def derived_columns(meta: DatasetMeta, episode: EpisodeMeta, column_names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``(derived, underivable)``: the bookkeeping columns absent from an
+    episode's rows that will be derived, and those that cannot be (only
+    ``task_index`` of a multi-task episode; ``episode_index`` is required
+    to read the rows at all)."""
+    absent = [c for c in DERIVABLE_COLUMNS if c not in column_names]
+    bad = [c for c in absent if c == "task_index" and derivable_task_index(meta, episode) is None]
+    return [c for c in absent if c not in bad], bad
+
+
+def derive_column(name: str, n: int, meta: DatasetMeta, episode: EpisodeMeta, frame_index: pa.Array | None = None) -> pa.Array:
+    """The values of bookkeeping column ``name`` for an episode of ``n`` rows
+    that lacks it (see the module docstring for each definition).
+
+    Args:
+        frame_index: the episode's ``frame_index`` (source or derived), for ``timestamp``.
+
+    Raises:
+        SourceDataError: ``task_index`` cannot be derived (several tasks).
+    """
+    pos = np.arange(n, dtype=np.int64)
+    if name == "frame_index":
+        return pa.array(pos)
+    if name == "index":
+        return pa.array(episode.dataset_from_index + pos)
+    if name == "episode_index":
+        return pa.array(np.full(n, episode.episode_index, dtype=np.int64))
+    if name == "timestamp":
+        fi = pos if frame_index is None else np.asarray(frame_index.to_numpy(zero_copy_only=False), dtype=np.float64)
+        return pa.array((fi / float(meta.fps)).astype(np.float32))
+    if name == "task_index":
+        t = derivable_task_index(meta, episode)
+        if t is None:
+            raise SourceDataError(
+                episode.data_path, "no task_index column, and the metadata does not fix the episode's task",
+                episode_index=episode.episode_index, expected="a task_index column, or one task for the episode",
+                found=f"{len(meta.tasks)} tasks in the dataset, {len(episode.tasks)} listed for the episode",
+            )
+        return pa.array(np.full(n, t, dtype=np.int64))
+    raise ValueError(f"not a derivable column: {name!r}")
 
 
 def _is_vector(feature: Feature) -> bool:
@@ -133,11 +227,15 @@ def frames_schema(meta: DatasetMeta) -> pa.Schema:
     """Schema of the ``frames`` table for this dataset, from ``info.json`` alone.
 
     Vector features: ``fixed_size_list<dtype, width>``; scalars: their dtype;
-    image cameras: ``binary``. Taken from the metadata, not from any one
+    image cameras: ``binary``; undeclared bookkeeping columns: their
+    :data:`INDEX_COLUMN_TYPES`. Taken from the metadata, not from any one
     parquet, so every partition stages the same schema.
     """
     fields = []
-    for key in meta.frame_columns():
+    for key in frame_keys(meta):
+        if key not in meta.features:
+            fields.append(pa.field(column_name(key), INDEX_COLUMN_TYPES[key]))
+            continue
         f = meta.features[key]
         if f.is_image:
             fields.append(pa.field(f.column, pa.binary()))
@@ -158,20 +256,32 @@ def normalize_frames(rows: pa.Table, meta: DatasetMeta, episode: EpisodeMeta, sc
         schema: target schema; defaults to :func:`frames_schema`.
 
     Returns:
-        A table with ``schema`` and ``rows.num_rows`` rows, in source row order.
+        A table with ``schema`` and ``rows.num_rows`` rows, in source row order;
+        bookkeeping columns the rows lack are derived (:func:`derive_column`).
 
     Raises:
-        SourceDataError: a feature column is missing from the parquet, or a
+        SourceDataError: a feature column is missing from the parquet (a
+            bookkeeping column that cannot be derived included), or a
             vector's width differs from the feature's shape.
     """
     schema = schema or frames_schema(meta)
     arrays = []
-    for key, field in zip(meta.frame_columns(), schema):
+    n = rows.num_rows
+    keys = frame_keys(meta)
+    frame_index = rows["frame_index"].combine_chunks() if "frame_index" in rows.column_names else None
+    for key, field in zip(keys, schema):
+        if key not in rows.column_names and key in DERIVABLE_COLUMNS:
+            arrays.append(derive_column(key, n, meta, episode, frame_index).cast(field.type))
+            continue
+        if key not in meta.features:  # an undeclared bookkeeping column the rows carry
+            col = rows[key].combine_chunks() if n else pa.array([], rows[key].type)
+            arrays.append(col.cast(field.type) if col.type != field.type else col)
+            continue
         f = meta.features[key]
         if key not in rows.column_names:
             raise SourceDataError(
                 episode.data_path, f"feature column {key!r} missing", episode_index=episode.episode_index,
-                expected=meta.frame_columns(), found=rows.column_names,
+                expected=keys, found=rows.column_names,
             )
         col = rows[key].combine_chunks() if rows.num_rows else pa.array([], rows[key].type)
         if f.is_image:

@@ -6,11 +6,19 @@ severity ERROR; an offender per failing episode, with its first offending
 frame):
 
 ``feature_columns_present``
-    the rows carry a column for every non-video feature of ``info.json``.
+    the rows carry a column for every non-video feature of ``info.json``,
+    except the bookkeeping columns the converter derives (see
+    ``index_columns_derived``); a ``task_index`` that cannot be derived
+    (several tasks) is reported here.
+``index_columns_derived`` (severity WARN)
+    names each bookkeeping column (``frame_index``, ``index``,
+    ``timestamp``, ``task_index``) absent from an episode's rows, which the
+    frames table then holds as derived (:func:`lerobot_lance.frames.derive_column`).
 ``row_count_matches_length``
     the episode's rows number exactly its metadata ``length`` (frames).
 ``frame_index_sequence``
-    ``frame_index`` is exactly ``0 .. length-1``, in row order.
+    ``frame_index`` is exactly ``0 .. length-1``, in row order (an absent
+    column is derived as that sequence and reported by ``index_columns_derived``).
 ``episode_index_constant``
     every row's ``episode_index`` is the episode's own.
 ``index_contiguous``
@@ -57,12 +65,13 @@ import pyarrow.compute as pc
 
 from lerobot_lance.errors import LeRobotLanceError
 from lerobot_lance.formats import DEFAULT_TOLERANCE_S
-from lerobot_lance.frames import frames_schema
+from lerobot_lance.frames import derived_columns, frames_schema
 from lerobot_lance.model import DatasetMeta, EpisodeMeta
 from lerobot_lance.quality.result import CheckOutcome, Offender
 
 EPISODE_FRAME_RULES: tuple[str, ...] = (
     "feature_columns_present",
+    "index_columns_derived",
     "row_count_matches_length",
     "frame_index_sequence",
     "episode_index_constant",
@@ -77,7 +86,8 @@ EPISODE_FRAME_RULES: tuple[str, ...] = (
 EPISODE_VIDEO_RULES: tuple[str, ...] = ("segment_frame_count", "segment_endpoints_decode")
 
 _DESCRIPTIONS = {
-    "feature_columns_present": "the episode's rows carry a column for every non-video feature of info.json",
+    "feature_columns_present": "the episode's rows carry a column for every non-video feature of info.json (bookkeeping columns may be derived)",
+    "index_columns_derived": "bookkeeping columns absent from the data are derived as LeRobot defines them (frame_index, index, timestamp, task_index)",
     "row_count_matches_length": "each episode has exactly `length` rows",
     "frame_index_sequence": "frame_index is exactly 0..length-1",
     "episode_index_constant": "every row carries its episode's episode_index",
@@ -92,10 +102,20 @@ _DESCRIPTIONS = {
     "segment_endpoints_decode": "the segment's first and last frames decode at the episode window's timestamps",
 }
 
+#: How each derived bookkeeping column is defined (for the WARN's message).
+_DERIVATION = {
+    "frame_index": "frame_index (position in the episode, 0..length-1)",
+    "index": "index (dataset_from_index + position)",
+    "timestamp": "timestamp (frame_index / fps)",
+    "task_index": "task_index (the episode's only task)",
+}
+
 #: Row-level rules, evaluated as Great Expectations expectations (each on a
 #: boolean column ``ok_<rule>`` of the batch's check frame); the columns and
 #: the row count are per episode, compared directly.
-_GX_RULES = tuple(r for r in EPISODE_FRAME_RULES if r not in ("feature_columns_present", "row_count_matches_length"))
+_GX_RULES = tuple(r for r in EPISODE_FRAME_RULES if r not in ("feature_columns_present", "index_columns_derived", "row_count_matches_length"))
+#: Rules of :data:`EPISODE_FRAME_RULES` that warn instead of blocking.
+_WARN_RULES = frozenset({"index_columns_derived"})
 
 
 @lru_cache(maxsize=1)
@@ -148,8 +168,9 @@ def _row_checks(
         return c.to_numpy(zero_copy_only=False)
 
     fi = col("frame_index")
-    ok["frame_index_sequence"] = (fi == pos) if fi is not None else np.zeros(n, bool)
-    found["frame_index_sequence"] = fi if fi is not None else np.full(n, -1)
+    # an absent frame_index is derived as the sequence itself (index_columns_derived warns)
+    ok["frame_index_sequence"] = (fi == pos) if fi is not None else np.ones(n, bool)
+    found["frame_index_sequence"] = fi if fi is not None else pos
     epi = col("episode_index")
     ok["episode_index_constant"] = (epi == e.episode_index) if epi is not None else np.zeros(n, bool)
     found["episode_index_constant"] = epi if epi is not None else np.full(n, -1)
@@ -323,10 +344,25 @@ def check_episode_frames(
     for ep, rows in rows_by_episode.items():
         e = meta.episode(ep)
         file = (data_paths or {}).get(ep, e.data_path)
-        missing = [k for k in meta.frame_columns() if k not in rows.column_names]
+        derived, underivable = derived_columns(meta, e, rows.column_names)
+        missing = [k for k in meta.frame_columns() if k not in rows.column_names and k not in derived]
         if missing:
+            why = ""
+            if underivable:
+                why = (f"; task_index cannot be derived: {len(meta.tasks)} tasks in the dataset, "
+                       f"{len(e.tasks)} listed for the episode")
             offenders["feature_columns_present"].append(
-                Offender(file, ep, f"columns missing: {missing}", expected=meta.frame_columns(), found=rows.column_names)
+                Offender(file, ep, f"columns missing: {missing}{why}", expected=meta.frame_columns(), found=rows.column_names)
+            )
+        elif underivable:  # undeclared and absent, but not derivable
+            offenders["feature_columns_present"].append(
+                Offender(file, ep, f"column task_index absent and not derivable: {len(meta.tasks)} tasks in the dataset, "
+                         f"{len(e.tasks)} listed for the episode", expected="a task_index column", found=rows.column_names)
+            )
+        if derived:
+            offenders["index_columns_derived"].append(
+                Offender(file, ep, f"columns absent from the data file, derived: {', '.join(_DERIVATION[c] for c in derived)}",
+                         expected=list(derived), found="absent")
             )
         if rows.num_rows != e.length:
             offenders["row_count_matches_length"].append(
@@ -340,7 +376,8 @@ def check_episode_frames(
         context[ep] = (start, n, e, file, rc)
         start += n
     if not parts:
-        return [CheckOutcome.from_offenders(r, [], description=_DESCRIPTIONS[r]) for r in EPISODE_FRAME_RULES]
+        return [CheckOutcome.from_offenders(r, [], description=_DESCRIPTIONS[r], severity="WARN" if r in _WARN_RULES else "ERROR")
+                for r in EPISODE_FRAME_RULES]
     frame = pd.concat(parts, ignore_index=True)
     failed_rows = _gx_validate(frame)
     bounds = sorted((s, ep) for ep, (s, *_rest) in context.items())
@@ -354,7 +391,7 @@ def check_episode_frames(
             offenders[rule].append(_row_offender(rule, meta, ep, context[ep], local, tolerance_s))
     return [
         CheckOutcome.from_offenders(
-            r, offenders[r], description=_DESCRIPTIONS[r],
+            r, offenders[r], description=_DESCRIPTIONS[r], severity="WARN" if r in _WARN_RULES else "ERROR",
             metadata={"episodes_checked": len(rows_by_episode), "rows_checked": int(start), **({"tolerance_s": tolerance_s} if r == "timestamps_match_fps" else {})},
         )
         for r in EPISODE_FRAME_RULES

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from lerobot_lance import formats
+from lerobot_lance.column_names import frames_column_collisions
 from lerobot_lance.errors import LeRobotLanceError, SourceDataError, UnsupportedFormatError
 from lerobot_lance.model import DatasetMeta
 from lerobot_lance.quality.result import CheckOutcome, Offender
@@ -53,7 +54,7 @@ SOURCE_FILE_RULES: tuple[str, ...] = (
 _DESCRIPTIONS = {
     "supported_version": f"meta/info.json is a JSON object whose codebase_version is one of {', '.join(formats.SUPPORTED_VERSIONS)}",
     "required_info_keys": "info.json carries codebase_version, fps (> 0), features (non-empty) and the path templates",
-    "features_well_formed": "every feature has a known dtype and a shape of positive integers (cameras: 3 dims)",
+    "features_well_formed": "every feature has a known dtype and a shape of positive integers (cameras: 3 dims); no two keys give the same column",
     "path_templates_safe": "data_path / video_path are relative templates with known fields that cannot leave the dataset root",
     "meta_files_readable": "the episodes and tasks metadata files exist, are non-empty and parse",
     "episode_ranges_tile": "episode index ranges tile [0, total_frames) with no gap or overlap",
@@ -202,6 +203,11 @@ def check_source_meta(root: str | Path) -> list[CheckOutcome]:
             f_off.append(Offender(where, None, "shape is not a list of positive integers", expected="e.g. [26]", found=shape))
         elif spec.get("dtype") in _CAMERA_DTYPES and len(shape) != 3:
             f_off.append(Offender(where, None, "camera shape must have 3 dims", expected="[H, W, C] or [C, H, W]", found=shape))
+    # output columns replace dots by underscores (lerobot_lance.column_names): two keys must not meet
+    for col, keys in frames_column_collisions(list(feats) if isinstance(feats, dict) else []).items():
+        f_off.append(Offender(f"{info_rel} (features.{keys[1]})", None,
+                              f"features {keys} all become output column {col!r} (dots are replaced by underscores)",
+                              expected="feature keys distinct after replacing '.' by '_'", found=keys))
     out.append(_outcome("features_well_formed", f_off, metadata={"features": len(feats) if isinstance(feats, dict) else 0}))
     out.append(_outcome("path_templates_safe", _template_offenders(info)))
     if any(not o.passed for o in out):
