@@ -391,6 +391,7 @@ def _stage_one_episode_videos(conv: Conversion, e: EpisodeMeta) -> dict[str, Any
     cams: dict[str, Any] = {}
     for key, ref in e.videos.items():
         src = root / ref.relative_path
+        lo, hi = ref.window(e.length, meta.fps)  # length frames from from_timestamp, whatever to_timestamp says
         if ref.whole_file:
             probe = video.probe_video(src)
             if probe.frame_count != e.length:
@@ -402,13 +403,14 @@ def _stage_one_episode_videos(conv: Conversion, e: EpisodeMeta) -> dict[str, Any
         else:
             dst = conv.staging.segment_path(meta.features[key].column, e.episode_index)
             dst.parent.mkdir(parents=True, exist_ok=True)
-            seg = video.cut_segment(src, ref.from_timestamp, ref.to_timestamp, e.length, dst, reencode=conv.options.reencode)
+            seg = video.cut_segment(src, lo, hi, e.length, dst, reencode=conv.options.reencode)
             path, method, frames, size = dst, seg.method, seg.frame_count, seg.size_bytes
         cams[key] = {
             "path": str(path),
             "source_path": ref.relative_path,
-            "from_timestamp": ref.from_timestamp,
-            "to_timestamp": ref.to_timestamp,
+            "from_timestamp": lo,
+            "to_timestamp": hi,
+            "declared_to_timestamp": ref.to_timestamp,
             "method": method,
             "frame_count": frames,
             "size_bytes": size,

@@ -74,7 +74,10 @@ class VideoRef:
         chunk_index: chunk of that file (v2.x: ``episode_chunk``).
         file_index: file index within the chunk (v2.x: the episode index).
         from_timestamp: start of the episode's window in the file, seconds.
-        to_timestamp: end of the window, seconds (exclusive; ``from + length / fps``).
+        to_timestamp: end of the window as the metadata declares it, seconds
+            (exclusive; ``from + length / fps`` in LeRobot's own files; some
+            real datasets write the last frame's timestamp instead). The
+            converter reads the window :meth:`window` gives, not this.
         whole_file: True when the file holds exactly this episode (v2.x), so
             the episode's segment is the file itself, copied verbatim.
     """
@@ -86,6 +89,17 @@ class VideoRef:
     from_timestamp: float
     to_timestamp: float
     whole_file: bool
+
+    def window(self, length: int, fps: float) -> tuple[float, float]:
+        """The episode's frames in the file: ``(from_timestamp, from_timestamp + length / fps)``, seconds.
+
+        LeRobot reads frame ``i`` of an episode at ``from_timestamp +
+        timestamp_i`` (lerobot 0.4.4, ``LeRobotDataset._query_videos``), so an
+        episode is its ``length`` frames from ``from_timestamp``; the declared
+        ``to_timestamp`` plays no part (the ``episode_windows_match_length``
+        rule warns when it disagrees).
+        """
+        return self.from_timestamp, self.from_timestamp + length / float(fps)
 
 
 @dataclass(frozen=True)

@@ -625,6 +625,11 @@ def cut_segment(
         src: the source video (e.g. a LeRobot v3.0 shard).
         from_timestamp: window start in seconds (inclusive, half-frame tolerance).
         to_timestamp: window end in seconds (exclusive, half-frame tolerance).
+            For a LeRobot episode pass ``from_timestamp + length / fps``
+            (:meth:`lerobot_lance.model.VideoRef.window`): LeRobot reads frame
+            ``i`` at ``from_timestamp + timestamp_i``, and some datasets
+            declare ``to_timestamp`` as the last frame's timestamp, which
+            would cut one frame short.
         expected_frames: the number of frames the window must hold (the
             episode length from the metadata).
         dst: where to write the mp4.

@@ -28,6 +28,7 @@ from tests.faults import (
     read_jsonl,
     set_column,
     v2_data,
+    v3_shard,
     write_json,
     write_jsonl,
 )
@@ -163,7 +164,45 @@ def build_info_codec_mismatch(base: str, dst: Path, codec: str = "h264", pix_fmt
     return dst
 
 
+def remux_shift_after(path: Path, first_packet: int, shift_s: float) -> int:
+    """Rewrite ``path`` by stream copy with the presentation and decode
+    timestamps of packets ``first_packet`` (decode order) and later moved
+    ``shift_s`` seconds later: a pause in the recording. Returns the packets
+    written (all of them)."""
+    import av
+
+    tmp = path.with_name(f".{path.name}.tmp.mp4")
+    with av.open(str(path)) as src:
+        stream = src.streams.video[0]
+        ticks = int(round(shift_s / float(stream.time_base)))
+        packets = [p for p in src.demux(stream) if p.size]
+        with av.open(str(tmp), mode="w", format="mp4") as out:
+            ostream = out.add_stream_from_template(stream, opaque=True)
+            ostream.time_base = stream.time_base
+            for i, p in enumerate(packets):
+                if i >= first_packet:
+                    p.pts += ticks
+                    p.dts += ticks
+                p.stream = ostream
+                out.mux(p)
+    path.unlink()  # a new file: never written through the shared hard link
+    tmp.rename(path)
+    return len(packets)
+
+
 # --- fault kinds -----------------------------------------------------------------
+
+
+# A shard with a 0.2 s pause inside episode 5 (its frames from 220 on are 6
+# frames later): the shard holds all 855 packets, so every container-level rule
+# passes, but only 439 of the episode's 445 frames lie in [from, from + 445/30);
+# only the per-episode count of the window's frames catches it.
+@_fault(
+    "window_short_of_length", "g1_v30", "segment_frame_count", "episode_videos", 5, v3_shard(2),
+    "v3.0 shard file-002.mp4 remuxed with episode 5's frames 220.. moved 0.2 s later: its window holds 439 of its 445 frames",
+)
+def _window_short_of_length(root: Path) -> None:
+    remux_shift_after(root / v3_shard(2), 410 + 220, 0.2)
 
 
 @_fault(

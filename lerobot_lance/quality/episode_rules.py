@@ -459,7 +459,12 @@ def check_episode_video(
         fps: frames per second.
         windows: camera key -> ``(from_timestamp, to_timestamp)`` seconds in
             that file (source shards); ``None`` means the whole file is the
-            episode, starting at its own first frame.
+            episode, starting at its own first frame. Only ``from_timestamp``
+            is used: the episode is its ``length`` frames from there, the
+            window ``[from, from + length / fps)`` (:meth:`VideoRef.window
+            <lerobot_lance.model.VideoRef.window>`; LeRobot reads frame ``i``
+            at ``from_timestamp + timestamp_i``), so a declared
+            ``to_timestamp`` one frame short does not fail the episode.
         deep: also decode every frame of the window and count them (slow:
             ~300 frames/s for 640x480 AV1 on 2 cores).
         files: camera key -> path to name in offenders (default ``segments``).
@@ -481,6 +486,8 @@ def check_episode_video(
     for key, path in segments.items():
         name = (files or {}).get(key, str(path))
         lo, hi = (windows or {}).get(key, (None, None))
+        if lo is not None:
+            hi = lo + episode.length / fps
         try:
             if frame_counts is not None and key in frame_counts:
                 n = int(frame_counts[key])

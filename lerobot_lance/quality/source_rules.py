@@ -48,8 +48,13 @@ SOURCE_FILE_RULES: tuple[str, ...] = (
     "task_indices_exist",
     "no_orphan_files",
     "video_frames_cover_episodes",
+    "episode_windows_match_length",
     "video_stream_matches_info",
+    "video_codec_matches_info",
 )
+#: Rules of :data:`SOURCE_FILE_RULES` that warn (severity WARN) instead of blocking:
+#: what they compare does not change which frames are read or how they decode.
+SOURCE_FILE_WARN_RULES = frozenset({"episode_windows_match_length", "video_codec_matches_info"})
 
 _DESCRIPTIONS = {
     "supported_version": f"meta/info.json is a JSON object whose codebase_version is one of {', '.join(formats.SUPPORTED_VERSIONS)}",
@@ -64,8 +69,10 @@ _DESCRIPTIONS = {
     "files_non_empty": "no referenced file is empty",
     "data_rows_match_episodes": "each data parquet holds exactly the rows of the episodes it stores",
     "no_orphan_files": "no data parquet or mp4 that no episode references",
-    "video_frames_cover_episodes": "each mp4's frames (packets) cover the frames its episodes imply",
-    "video_stream_matches_info": "each mp4's codec, resolution and fps match info.json",
+    "video_frames_cover_episodes": "each mp4's frames (packets) cover the frames its episodes imply (length frames from from_timestamp)",
+    "episode_windows_match_length": "each v3.0 episode window's to_timestamp is from_timestamp + length / fps (WARN: length frames are read from from_timestamp)",
+    "video_stream_matches_info": "each mp4's resolution and fps match info.json (they fix which frames are read and their shape)",
+    "video_codec_matches_info": "each mp4's codec and pixel format match info.json video.codec / video.pix_fmt (WARN: decoding follows the stream)",
 }
 
 #: Fields LeRobot's path templates may use (v2.x and v3.0).
@@ -408,7 +415,7 @@ def check_source_files(
         out.append(_outcome("no_orphan_files", orphans, metadata={"files_listed": len(present)}))
 
     # containers: packets cover the episodes; stream matches info.json
-    cover, stream = [], []
+    cover, stream, codec = [], [], []
     for rel in want_video:
         if rel not in usable:
             continue
@@ -425,16 +432,22 @@ def check_source_files(
             if probe.frame_count != e.length:
                 cover.append(Offender(rel, e.episode_index, f"camera {key}: frames in the file differ from the episode length", expected=e.length, found=probe.frame_count))
         else:
-            need = max(pairs, key=lambda p: p[1].to_timestamp)
-            frames_needed = int(round(need[1].to_timestamp * meta.fps))
+            # an episode is its length frames from from_timestamp (VideoRef.window), whatever to_timestamp says
+            ends = {p[0].episode_index: p[1].window(p[0].length, meta.fps)[1] for p in pairs}
+            frames_needed = int(round(max(ends.values()) * meta.fps))
             if probe.frame_count < frames_needed:
-                short = [p[0].episode_index for p in pairs if round(p[1].to_timestamp * meta.fps) > probe.frame_count]
+                short = [ep for ep, end in ends.items() if round(end * meta.fps) > probe.frame_count]
                 cover.append(Offender(rel, short[0], f"camera {key}: shard short of the frames its episodes {short} imply",
                                       expected=f">= {frames_needed} frames", found=f"{probe.frame_count} frames"))
         info = f.info
         exp_codec = info.get("video.codec")
         if exp_codec and _codec_family(exp_codec) != _codec_family(probe.codec):
-            stream.append(Offender(rel, pairs[0][0].episode_index, f"camera {key}: codec", expected=exp_codec, found=probe.codec))
+            codec.append(Offender(rel, pairs[0][0].episode_index, f"camera {key}: info.json video.codec names another codec than the stream's",
+                                  expected=exp_codec, found=probe.codec))
+        exp_pix = info.get("video.pix_fmt")
+        if exp_pix and probe.pix_fmt and exp_pix != probe.pix_fmt:
+            codec.append(Offender(rel, pairs[0][0].episode_index, f"camera {key}: info.json video.pix_fmt names another pixel format than the stream's",
+                                  expected=exp_pix, found=probe.pix_fmt))
         exp_w, exp_h = info.get("video.width"), info.get("video.height")
         if exp_w is None and len(f.shape) == 3:
             exp_h, exp_w = (f.shape[1], f.shape[2]) if f.shape[0] in (1, 3, 4) and f.shape[2] not in (1, 3, 4) else (f.shape[0], f.shape[1])
@@ -443,8 +456,41 @@ def check_source_files(
         exp_fps = float(info.get("video.fps") or meta.fps)
         if probe.fps and abs(probe.fps - exp_fps) > 0.01 * exp_fps:
             stream.append(Offender(rel, pairs[0][0].episode_index, f"camera {key}: fps", expected=exp_fps, found=round(probe.fps, 3)))
-    out += [_outcome("video_frames_cover_episodes", cover, metadata={"video_files": len(want_video)}), _outcome("video_stream_matches_info", stream)]
+    out += [
+        _outcome("video_frames_cover_episodes", cover, metadata={"video_files": len(want_video)}),
+        _outcome("episode_windows_match_length", _window_end_offenders(root, meta, sel), severity="WARN",
+                 metadata={"tolerance_s": formats.DEFAULT_TOLERANCE_S}),
+        _outcome("video_stream_matches_info", stream),
+        _outcome("video_codec_matches_info", codec, severity="WARN"),
+    ]
     return out
+
+
+def _window_end_offenders(root: Path, meta: DatasetMeta, episodes: Sequence[Any]) -> list[Offender]:
+    """One offender per episode and camera whose declared ``to_timestamp``
+    differs from ``from_timestamp + length / fps`` by more than
+    :data:`~lerobot_lance.formats.DEFAULT_TOLERANCE_S` (some real datasets
+    write the last frame's timestamp, one frame short). The converter reads
+    ``length`` frames from ``from_timestamp`` either way; whether the file
+    holds them is ``video_frames_cover_episodes`` / ``segment_frame_count``."""
+    out: list[Offender] = []
+    files: dict[int, str] | None = None
+    for e in episodes:
+        for key, ref in e.videos.items():
+            if ref.whole_file:
+                continue
+            if files is None:
+                files = _episode_meta_files(root, meta)
+            _, end = ref.window(e.length, meta.fps)
+            if abs(ref.to_timestamp - end) > formats.DEFAULT_TOLERANCE_S:
+                out.append(Offender(
+                    files.get(e.episode_index, _meta_file_of(meta.codebase_version)), e.episode_index,
+                    f"camera {key}: to_timestamp is not from_timestamp + length / fps "
+                    f"({ref.from_timestamp:.6f} + {e.length} / {meta.fps}); {e.length} frames are read from from_timestamp",
+                    expected=f"{end:.6f} s", found=f"{ref.to_timestamp:.6f} s",
+                ))
+    return out
+
 
 
 def _codec_family(name: str) -> str:
