@@ -16,12 +16,15 @@ declare them (types: LeRobot's ``DEFAULT_FEATURES`` in
 Frame tables written by other tools may lack some of them; what LeRobot's
 format defines unambiguously is derived (:func:`derived_columns`,
 :func:`derive_column`): ``frame_index`` = position in the episode,
-``index`` = ``dataset_from_index`` + position, ``timestamp`` =
-``frame_index / fps`` (LeRobot's recorder writes exactly that,
-``LeRobotDataset.add_frame``), ``task_index`` = the dataset's only task, or
-the episode's only task in the episodes metadata. A ``task_index`` that
-cannot be derived (several tasks, the episode lists none or several) is
-refused with a located error. The rule ``index_columns_derived`` (WARN) names
+``index`` = ``dataset_from_index`` + position, ``task_index`` = the
+dataset's only task, or the episode's only task in the episodes metadata
+(whether or not ``info.json`` declares them: the metadata fixes their
+values), and ``timestamp`` = ``frame_index / fps`` when ``info.json`` does
+not declare it (LeRobot's recorder writes exactly that when given no
+timestamp, ``LeRobotDataset.add_frame``). Refused with a located error: a
+``task_index`` the metadata does not fix (several tasks for the episode) and
+a declared ``timestamp`` absent from the file (measured data, which
+``frame_index / fps`` would silently replace). The rule ``index_columns_derived`` (WARN) names
 each derived column.
 """
 
@@ -95,11 +98,17 @@ def derivable_task_index(meta: DatasetMeta, episode: EpisodeMeta) -> int | None:
 
 def derived_columns(meta: DatasetMeta, episode: EpisodeMeta, column_names: Sequence[str]) -> tuple[list[str], list[str]]:
     """``(derived, underivable)``: the bookkeeping columns absent from an
-    episode's rows that will be derived, and those that cannot be (only
-    ``task_index`` of a multi-task episode; ``episode_index`` is required
-    to read the rows at all)."""
+    episode's rows that will be derived, and those that cannot be:
+    ``task_index`` of an episode whose task the metadata does not fix, and a
+    ``timestamp`` that ``info.json`` declares (a declared timestamp is
+    measured data, maybe wall-clock, which ``frame_index / fps`` would
+    silently replace; only an undeclared one is derived). ``episode_index``
+    is required to read the rows at all."""
     absent = [c for c in DERIVABLE_COLUMNS if c not in column_names]
-    bad = [c for c in absent if c == "task_index" and derivable_task_index(meta, episode) is None]
+    bad = [
+        c for c in absent
+        if (c == "task_index" and derivable_task_index(meta, episode) is None) or (c == "timestamp" and c in meta.features)
+    ]
     return [c for c in absent if c not in bad], bad
 
 
@@ -269,8 +278,9 @@ def normalize_frames(rows: pa.Table, meta: DatasetMeta, episode: EpisodeMeta, sc
     n = rows.num_rows
     keys = frame_keys(meta)
     frame_index = rows["frame_index"].combine_chunks() if "frame_index" in rows.column_names else None
+    derived, _ = derived_columns(meta, episode, rows.column_names)
     for key, field in zip(keys, schema):
-        if key not in rows.column_names and key in DERIVABLE_COLUMNS:
+        if key in derived:
             arrays.append(derive_column(key, n, meta, episode, frame_index).cast(field.type))
             continue
         if key not in meta.features:  # an undeclared bookkeeping column the rows carry

@@ -111,3 +111,18 @@ def test_task_index_that_cannot_be_derived_is_refused_located(tmp_path: Path) ->
     assert summary.rows["frames"] == 2316 - EPISODE_LENGTHS[2]
     frames = _frames(tmp_path / "out")
     assert set(frames["task_index"].to_pylist()) == {0}  # the other episodes' only task
+
+
+def test_declared_timestamp_absent_is_refused_not_derived(tmp_path: Path) -> None:
+    """A timestamp info.json declares is measured data: absent from one file it
+    is refused (fault missing_column), never replaced by frame_index / fps."""
+    from lerobot_lance import doctor
+
+    make_fault("missing_column", tmp_path / "v")
+    o = {x.name: x for x in doctor(str(tmp_path / "v"))}
+    present = o["feature_columns_present"]
+    assert not present.passed and present.n_offenders == 1
+    text = str(present.offenders[0])
+    assert text.startswith("data/chunk-000/episode_000002.parquet (episode 2): columns absent from the data file: ['timestamp']")
+    assert "declared in info.json" in text
+    assert o["index_columns_derived"].passed

@@ -65,7 +65,7 @@ import pyarrow.compute as pc
 
 from lerobot_lance.errors import LeRobotLanceError
 from lerobot_lance.formats import DEFAULT_TOLERANCE_S
-from lerobot_lance.frames import derived_columns, frames_schema
+from lerobot_lance.frames import derived_columns, frame_keys, frames_schema
 from lerobot_lance.model import DatasetMeta, EpisodeMeta
 from lerobot_lance.quality.result import CheckOutcome, Offender
 
@@ -108,6 +108,12 @@ _DERIVATION = {
     "index": "index (dataset_from_index + position)",
     "timestamp": "timestamp (frame_index / fps)",
     "task_index": "task_index (the episode's only task)",
+}
+
+#: Why a bookkeeping column cannot be derived (for feature_columns_present).
+_UNDERIVABLE = {
+    "task_index": "; task_index cannot be derived: {tasks} tasks in the dataset, {listed} listed for the episode",
+    "timestamp": "; timestamp is declared in info.json (measured data), so it is not derived from frame_index / fps",
 }
 
 #: Row-level rules, evaluated as Great Expectations expectations (each on a
@@ -346,18 +352,11 @@ def check_episode_frames(
         file = (data_paths or {}).get(ep, e.data_path)
         derived, underivable = derived_columns(meta, e, rows.column_names)
         missing = [k for k in meta.frame_columns() if k not in rows.column_names and k not in derived]
+        missing += [k for k in underivable if k not in missing]
         if missing:
-            why = ""
-            if underivable:
-                why = (f"; task_index cannot be derived: {len(meta.tasks)} tasks in the dataset, "
-                       f"{len(e.tasks)} listed for the episode")
+            why = "".join(_UNDERIVABLE[k].format(tasks=len(meta.tasks), listed=len(e.tasks)) for k in underivable)
             offenders["feature_columns_present"].append(
-                Offender(file, ep, f"columns missing: {missing}{why}", expected=meta.frame_columns(), found=rows.column_names)
-            )
-        elif underivable:  # undeclared and absent, but not derivable
-            offenders["feature_columns_present"].append(
-                Offender(file, ep, f"column task_index absent and not derivable: {len(meta.tasks)} tasks in the dataset, "
-                         f"{len(e.tasks)} listed for the episode", expected="a task_index column", found=rows.column_names)
+                Offender(file, ep, f"columns absent from the data file: {missing}{why}", expected=frame_keys(meta), found=rows.column_names)
             )
         if derived:
             offenders["index_columns_derived"].append(
