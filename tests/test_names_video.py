@@ -120,3 +120,19 @@ def test_sample_windows_agree_with_their_lengths() -> None:
     meta = read_dataset_meta(sample("g1_v30"))
     o = {x.name: x for x in check_source_files(sample("g1_v30"), meta)}
     assert o["episode_windows_match_length"].passed and o["video_codec_matches_info"].passed
+
+
+def test_a_stream_of_another_codec_than_info_json_warns(tmp_path: Path) -> None:
+    """Episode 2's mp4 re-encoded to H.264 while info.json says av1 (once the
+    fault wrong_codec): it decodes all the same, so a WARN with expected/found."""
+    from lerobot_lance import doctor
+    from tests.faults import copy_sample, reencode, v2_video
+
+    src = copy_sample("g1_v21", tmp_path / "v")
+    assert reencode(src / v2_video(2), "libx264", options={"preset": "ultrafast", "crf": "28"}) == 357
+    o = {x.name: x for x in doctor(str(src))}
+    assert all(x.passed for x in o.values() if x.severity == "ERROR"), [x.message for x in o.values() if not x.passed]
+    warn = o["video_codec_matches_info"]
+    assert not warn.passed and warn.severity == "WARN" and warn.n_offenders == 1
+    off = warn.offenders[0]
+    assert (off.file, off.episode_index, off.expected, off.found) == (v2_video(2), 2, "av1", "h264")
