@@ -52,9 +52,8 @@ SOURCE_FILE_RULES: tuple[str, ...] = (
     "video_stream_matches_info",
     "video_codec_matches_info",
 )
-#: Rules of :data:`SOURCE_FILE_RULES` that warn (severity WARN) instead of blocking:
-#: what they compare does not change which frames are read or how they decode.
-SOURCE_FILE_WARN_RULES = frozenset({"episode_windows_match_length", "video_codec_matches_info"})
+# episode_windows_match_length and video_codec_matches_info have severity WARN:
+# what they compare changes neither which frames are read nor how they decode.
 
 _DESCRIPTIONS = {
     "supported_version": f"meta/info.json is a JSON object whose codebase_version is one of {', '.join(formats.SUPPORTED_VERSIONS)}",
@@ -490,7 +489,6 @@ def _window_end_offenders(root: Path, meta: DatasetMeta, episodes: Sequence[Any]
                     expected=f"{end:.6f} s", found=f"{ref.to_timestamp:.6f} s",
                 ))
     return out
-
 
 
 def _codec_family(name: str) -> str:
