@@ -9,7 +9,8 @@ frame):
     the rows carry a column for every non-video feature of ``info.json``,
     except the bookkeeping columns the converter derives (see
     ``index_columns_derived``); a ``task_index`` that cannot be derived
-    (several tasks) is reported here.
+    (several tasks) and a ``timestamp`` that ``info.json`` declares but the
+    file lacks are reported here, as absent.
 ``index_columns_derived`` (severity WARN)
     names each bookkeeping column (``frame_index``, ``index``,
     ``timestamp``, ``task_index``) absent from an episode's rows, which the
@@ -107,7 +108,7 @@ _DERIVATION = {
     "frame_index": "frame_index (position in the episode, 0..length-1)",
     "index": "index (dataset_from_index + position)",
     "timestamp": "timestamp (frame_index / fps)",
-    "task_index": "task_index (the episode's only task)",
+    "task_index": "task_index (the only task of the dataset, or of the episode)",
 }
 
 #: Why a bookkeeping column cannot be derived (for feature_columns_present).
