@@ -42,6 +42,7 @@ from dagster import (
 
 import lerobot_lance.conversion as convert
 from lerobot_lance.errors import LeRobotLanceError, SourceNotFoundError
+from lerobot_lance.output_root import check_output_root, claim_output_root, source_root_of
 from lerobot_lance.quality import (
     CONTENT_RULES,
     EPISODE_FRAME_RULES,
@@ -220,8 +221,11 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         lerobot_source: LeRobotSourceResource,
         lance_storage: LanceStorageResource,
     ) -> MaterializeResult:
-        conv = conv_of(lance_storage)
         src = lerobot_source.open(cfg.source, cfg.revision)
+        # UI runs: the same output-root guard as the CLI, before anything is written.
+        check_output_root(cfg.output, source_root_of(src))
+        claim_output_root(cfg.output, cfg.source)
+        conv = conv_of(lance_storage)
         outcomes = check_source_meta(src.meta_root())
         failed = [o for o in outcomes if not o.passed and o.severity == "ERROR"]
         if failed:
