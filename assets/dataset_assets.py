@@ -43,6 +43,7 @@ from dagster import (
 import lerobot_lance.conversion as convert
 from lerobot_lance.errors import LeRobotLanceError, SourceNotFoundError
 from lerobot_lance.output_root import check_output_root, claim_output_root, source_root_of
+from lerobot_lance.snippets import frames_columns, open_snippet
 from lerobot_lance.quality import (
     CONTENT_RULES,
     EPISODE_FRAME_RULES,
@@ -136,7 +137,7 @@ def check_results(asset_key: AssetKey, outcomes: Iterable[CheckOutcome], declare
         if o.offenders:
             metadata["first_offenders"] = MetadataValue.md("\n".join(f"- {x}" for x in o.offenders))
         if not o.passed:
-            metadata["message"] = o.message[:1000]
+            metadata["message"] = o.message  # whole: the CLI summary and logs print it as it is
         metadata.update({k: v for k, v in o.metadata.items() if isinstance(v, (int, float, str, bool))})
         results.append(
             AssetCheckResult(
@@ -485,9 +486,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
                 "rows": MetadataValue.json(result.rows),
                 "output": MetadataValue.path(conv.output),
                 "excluded_episodes": MetadataValue.json({str(e): w for e, w in cov.missing.items()}),
-                "open_with": MetadataValue.md(
-                    f"```python\nimport lancedb\ndb = lancedb.connect({conv.output!r})\nframes = db.open_table('frames', version={result.tag!r})\n```"
-                ),
+                "open_with": MetadataValue.md(f"```python\n{open_snippet(conv.output, result.tag, frames_columns(conv.meta))}\n```"),
             },
             check_results=check_results(k("lance_dataset"), outcomes, OUTPUT_CHECKS),
         )
