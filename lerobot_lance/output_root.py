@@ -15,7 +15,9 @@ its own source. Before anything is written:
   - a path that exists and is not a directory.
 * :func:`claim_output_root` then writes the marker (once; it is kept as it
   is afterwards), so later conversions, ``--overwrite`` included, know the
-  directory is an output of ours.
+  directory is an output of ours, and with it a dataset card ``README.md``
+  whose ``configs:`` let Hugging Face ``datasets`` load each table
+  (:func:`dataset_card`).
 
 Object-store outputs (``s3://``, ``gs://``, ``az://``, ...) are not checked:
 listing a bucket prefix is a remote call per conversion, and no local file can
@@ -41,7 +43,9 @@ MARKER_TOOL = "lerobot-lance"
 #: Entries an output of an earlier lerobot-lance (before the marker existed)
 #: holds at its root; such a directory, with ``meta/conversion.json`` in it,
 #: is recognized as ours and gets the marker.
-_LEGACY_ENTRIES = frozenset({"frames.lance", "episodes.lance", "videos.lance", "meta", "_staging", ".meta.tmp", ".meta.old"})
+_LEGACY_ENTRIES = frozenset({"README.md", "frames.lance", "episodes.lance", "videos.lance", "meta", "_staging", ".meta.tmp", ".meta.old"})
+#: The dataset card at the output root (Hugging Face ``datasets`` reads its ``configs:``).
+CARD_NAME = "README.md"
 
 
 class OutputRootError(LeRobotLanceError):
@@ -189,7 +193,8 @@ def check_output_root(output: str, source_root: str | Path | None, overwrite: bo
 
 
 def claim_output_root(output: str, source: str) -> Path | None:
-    """Create the output root if needed and write its marker (unless it has one).
+    """Create the output root if needed and write its marker (unless it has one),
+    and with a new marker the dataset card (:func:`write_dataset_card`).
 
     Call right after :func:`check_output_root`. The marker is JSON:
     ``{"tool": "lerobot-lance", "version", "created_at" (UTC ISO 8601), "source"}``,
@@ -214,4 +219,41 @@ def claim_output_root(output: str, source: str) -> Path | None:
         encoding="utf-8",
     )
     os.replace(tmp, path)
+    write_dataset_card(root, source)
     return path
+
+
+def dataset_card(source: str) -> str:
+    """A Hugging Face dataset card whose ``configs:`` name one config per table.
+
+    ``datasets.load_dataset(<out>)`` then loads the frames table (the default
+    config) and ``load_dataset(<out>, "episodes", columns=[...])`` another table:
+    the card's ``data_files`` globs keep each table's files apart (a bare
+    ``load_dataset("lance", data_dir=<out>)`` globs every table, and anything
+    else under the root, into one split and fails). Checked with datasets
+    5.2.0 and pylance 14.0.2; its Lance builder cannot load blob columns
+    (``extension<lance.blob.v2>``), so the episodes and videos tables load
+    with ``columns=`` naming the other columns.
+    """
+    from lerobot_lance.formats import TABLE_NAMES
+
+    configs = "".join(
+        f"- config_name: {t}\n" + ("  default: true\n" if t == "frames" else "") + f"  data_files:\n  - split: train\n    path: {t}.lance/**\n"
+        for t in TABLE_NAMES
+    )
+    return (
+        f"---\nconfigs:\n{configs}---\n\n"
+        f"Lance tables of the LeRobot dataset `{source}`, written by lerobot-lance: "
+        "`frames.lance` (one row per frame), `episodes.lance` (one row per episode), "
+        "`videos.lance` (one row per source mp4); `meta/` holds the source metadata "
+        "and `meta/conversion.json` the tag of the conversion.\n"
+    )
+
+
+def write_dataset_card(root: Path, source: str) -> Path | None:
+    """Write :func:`dataset_card` as ``<root>/README.md`` unless a file of that name exists."""
+    card = root / CARD_NAME
+    if card.exists():
+        return None
+    card.write_text(dataset_card(source), encoding="utf-8")
+    return card
