@@ -22,7 +22,7 @@ its own source. Before anything is written:
 Object-store outputs (``s3://``, ``gs://``, ``az://``, ...) are not checked:
 listing a bucket prefix is a remote call per conversion, and no local file can
 hold the marker there; the source (local or Hub cache) cannot be inside a
-bucket, so only the foreign-files rule is lost. ``deploy/README.md`` asks for a
+bucket, so only the foreign-files rule is lost; README.md asks for a
 dedicated prefix per dataset.
 """
 
@@ -203,11 +203,18 @@ def claim_output_root(output: str, source: str) -> Path | None:
 
     Returns:
         The marker's path, or ``None`` for an object-store output (no marker).
+
+    Raises:
+        OutputRootError: the directory cannot be created (a parent is a file,
+            no permission).
     """
     if not is_local(output):
         return None
     root = local_path(output)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a parent is a file, no permission, read-only file system
+        raise OutputRootError(output, f"cannot create the output directory ({e.strerror or e}: {e.filename or root})") from None
     path = root / MARKER_NAME
     if read_marker(root) is not None:
         return path
