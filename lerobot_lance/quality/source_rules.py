@@ -145,7 +145,8 @@ def check_source_meta(root: str | Path) -> list[CheckOutcome]:
     """
     inside = symlink_rules.check_tree_inside_root(root, ("meta",))
     if not inside.passed:
-        return [*_skipped(SOURCE_META_RULES[:-1], "a meta/ file resolves outside the dataset root"), inside]
+        others = [n for n in SOURCE_META_RULES if n != symlink_rules.NAME]
+        return [*_skipped(others, "a meta/ file resolves outside the dataset root"), inside]
     out = [o for o in _check_source_meta_rules(root) if o.name != symlink_rules.NAME]
     inside = symlink_rules.check_tree_inside_root(root)
     if not inside.passed and all(o.passed and not o.skipped for o in out if o.name == "meta_files_readable"):
