@@ -42,6 +42,8 @@ from dagster import (
 
 import lerobot_lance.conversion as convert
 from lerobot_lance.errors import LeRobotLanceError, SourceNotFoundError
+from lerobot_lance.output_root import check_output_root, claim_output_root, source_root_of
+from lerobot_lance.snippets import frames_columns, open_snippet
 from lerobot_lance.quality import (
     CONTENT_RULES,
     EPISODE_FRAME_RULES,
@@ -135,7 +137,7 @@ def check_results(asset_key: AssetKey, outcomes: Iterable[CheckOutcome], declare
         if o.offenders:
             metadata["first_offenders"] = MetadataValue.md("\n".join(f"- {x}" for x in o.offenders))
         if not o.passed:
-            metadata["message"] = o.message[:1000]
+            metadata["message"] = o.message  # whole: the CLI summary and logs print it as it is
         metadata.update({k: v for k, v in o.metadata.items() if isinstance(v, (int, float, str, bool))})
         results.append(
             AssetCheckResult(
@@ -220,8 +222,11 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         lerobot_source: LeRobotSourceResource,
         lance_storage: LanceStorageResource,
     ) -> MaterializeResult:
-        conv = conv_of(lance_storage)
         src = lerobot_source.open(cfg.source, cfg.revision)
+        # UI runs: the same output-root guard as the CLI, before anything is written.
+        check_output_root(cfg.output, source_root_of(src))
+        claim_output_root(cfg.output, cfg.source)
+        conv = conv_of(lance_storage)
         outcomes = check_source_meta(src.meta_root())
         failed = [o for o in outcomes if not o.passed and o.severity == "ERROR"]
         if failed:
@@ -481,9 +486,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
                 "rows": MetadataValue.json(result.rows),
                 "output": MetadataValue.path(conv.output),
                 "excluded_episodes": MetadataValue.json({str(e): w for e, w in cov.missing.items()}),
-                "open_with": MetadataValue.md(
-                    f"```python\nimport lancedb\ndb = lancedb.connect({conv.output!r})\nframes = db.open_table('frames', version={result.tag!r})\n```"
-                ),
+                "open_with": MetadataValue.md(f"```python\n{open_snippet(conv.output, result.tag, frames_columns(conv.meta))}\n```"),
             },
             check_results=check_results(k("lance_dataset"), outcomes, OUTPUT_CHECKS),
         )

@@ -145,12 +145,44 @@ def _convert(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(dataclasses.asdict(summary), indent=2))
         return 0
-    out = Console()
-    for w in summary.warnings:
-        out.print(f"[yellow]warning[/] {w if len(w) < 400 else w[:400] + ' ...'}")
-    out.print(f"[green]published[/] {summary.output} tag {summary.tag}: " + ", ".join(f"{t} {n} rows" for t, n in summary.rows.items()))
-    out.print(f"open with: python -c \"import lancedb; db = lancedb.connect('{summary.output}'); print(db.open_table('frames').head(3))\"")
+    _print_summary(summary)
     return 0
+
+
+def _frame_columns(output: str) -> list[str]:
+    """Column names of the published frames table (``[]`` when it cannot be opened)."""
+    try:
+        import lance
+
+        from lerobot_lance.lance_io import table_uri
+
+        return list(lance.dataset(table_uri(output, "frames")).schema.names)
+    except Exception:  # noqa: BLE001 - the snippet then selects the bookkeeping columns only
+        return []
+
+
+def _print_summary(summary: Any) -> None:
+    """Warnings in full, the published tables, and the snippet that opens them.
+
+    Lines are never cut or hard-wrapped (``soft_wrap``): a terminal wraps them
+    at its own width, a pipe or log file gets each warning on one line.
+    """
+    from rich.console import Console
+
+    from lerobot_lance.snippets import open_snippet
+
+    out = Console(soft_wrap=True)
+    for w in summary.warnings:
+        out.print(f"[yellow]warning[/] {_escape(w)}", highlight=False)
+    out.print(f"[green]published[/] {_escape(summary.output)} tag {summary.tag}: " + ", ".join(f"{t} {n} rows" for t, n in summary.rows.items()), highlight=False)
+    out.print("open with:", highlight=False)
+    out.print(open_snippet(summary.output, "latest", _frame_columns(summary.output)), markup=False, highlight=False)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

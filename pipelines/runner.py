@@ -177,14 +177,21 @@ def run_conversion(
         A :class:`ConversionSummary`.
 
     Raises:
+        OutputRootError: ``output`` holds files that are not ours, or is, lies
+            inside or contains the source (:func:`lerobot_lance.output_root.check_output_root`).
         OutputExistsError: ``output`` already holds tables and ``overwrite`` is False.
         ConversionFailed: a step or blocking check failed; lists each failure.
     """
+    from lerobot_lance.output_root import check_output_root, claim_output_root, source_root_of
+
+    # Nothing is written before the output root is known to be ours and apart from the source.
+    check_output_root(output, source_root_of(source, getattr((resources or {}).get("lerobot_source"), "cache_dir", None)), overwrite)
     local_out = None if ("://" in output and not output.startswith("file://")) else Path(output.removeprefix("file://"))
     if local_out is not None and not overwrite and any((local_out / f"{t}.lance").exists() for t in TABLE_NAMES):
         raise OutputExistsError(f"{output}: already holds Lance tables; pass --overwrite to replace them (a new version)")
     if local_out is not None and overwrite:
         shutil.rmtree(local_out / "_staging", ignore_errors=True)
+    claim_output_root(output, source)
     cfg = DatasetConfig(name=name or dataset_name_for(output), source=source, output=output, revision=revision, options=dict(options or {}))
     from resources import ProgressReporter
 

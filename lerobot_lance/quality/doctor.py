@@ -25,7 +25,7 @@ from lerobot_lance.quality.source_rules import SOURCE_FILE_RULES, SOURCE_META_RU
 BATCH_EPISODES = 100
 
 #: Source metadata rules after whose failure no file can be located safely.
-_PARSE_RULES = ("supported_version", "required_info_keys", "features_well_formed", "path_templates_safe", "meta_files_readable")
+_PARSE_RULES = ("files_inside_root", "supported_version", "required_info_keys", "features_well_formed", "path_templates_safe", "meta_files_readable")
 
 #: Stage of each rule, for the report.
 STAGES: dict[str, str] = {

@@ -29,6 +29,7 @@ from lerobot_lance import formats
 from lerobot_lance.column_names import frames_column_collisions
 from lerobot_lance.errors import LeRobotLanceError, SourceDataError, UnsupportedFormatError
 from lerobot_lance.model import DatasetMeta
+from lerobot_lance.quality import symlink_rules
 from lerobot_lance.quality.result import CheckOutcome, Offender
 
 SOURCE_META_RULES: tuple[str, ...] = (
@@ -40,10 +41,12 @@ SOURCE_META_RULES: tuple[str, ...] = (
     "episode_ranges_tile",
     "totals_agree",
     "task_indices_exist",
+    symlink_rules.NAME,  # run first (see check_source_meta), listed last
 )
 SOURCE_FILE_RULES: tuple[str, ...] = (
     "files_exist",
     "files_non_empty",
+    symlink_rules.NAME,
     "data_rows_match_episodes",
     "task_indices_exist",
     "no_orphan_files",
@@ -72,6 +75,7 @@ _DESCRIPTIONS = {
     "episode_windows_match_length": "each v3.0 episode window's to_timestamp is from_timestamp + length / fps (WARN: length frames are read from from_timestamp)",
     "video_stream_matches_info": "each mp4's resolution and fps match info.json (they fix which frames are read and their shape)",
     "video_codec_matches_info": "each mp4's codec and pixel format match info.json video.codec / video.pix_fmt (WARN: decoding follows the stream)",
+    symlink_rules.NAME: symlink_rules.DESCRIPTION,
 }
 
 #: Fields LeRobot's path templates may use (v2.x and v3.0).
@@ -135,6 +139,34 @@ def _meta_file_of(meta_version: str) -> str:
 
 
 def check_source_meta(root: str | Path) -> list[CheckOutcome]:
+    """``files_inside_root`` first, then the other source metadata rules.
+
+    No ``meta/`` file is read while one of them resolves outside the dataset
+    root (every other rule is then returned skipped); the data and video
+    files present under the root are checked the same way (locally: all of
+    them, before any episode reads one), their offenders located by episode
+    when the metadata parses.
+
+    Returns:
+        One :class:`CheckOutcome` per name in :data:`SOURCE_META_RULES`, in that order.
+    """
+    inside = symlink_rules.check_tree_inside_root(root, ("meta",))
+    if not inside.passed:
+        others = [n for n in SOURCE_META_RULES if n != symlink_rules.NAME]
+        return [*_skipped(others, "a meta/ file resolves outside the dataset root"), inside]
+    out = [o for o in _check_source_meta_rules(root) if o.name != symlink_rules.NAME]
+    inside = symlink_rules.check_tree_inside_root(root)
+    if not inside.passed and all(o.passed and not o.skipped for o in out if o.name == "meta_files_readable"):
+        from lerobot_lance.readers import read_dataset_meta
+
+        meta = read_dataset_meta(root)
+        used = {r.relative_path: e.episode_index for e in reversed(meta.episodes) for r in e.videos.values()}
+        used.update({e.data_path: e.episode_index for e in reversed(meta.episodes)})
+        inside = symlink_rules.check_tree_inside_root(root, episode_of=used)
+    return [*out, inside]
+
+
+def _check_source_meta_rules(root: str | Path) -> list[CheckOutcome]:
     """Run the source metadata rules on the ``meta/`` folder under ``root``.
 
     Reads only ``meta/``. The rules run in order; when ``info.json`` cannot
@@ -365,6 +397,11 @@ def check_source_files(
         else:
             usable.add(rel)
     out = [_outcome("files_exist", exist, metadata={"data_files": len(want_data), "video_files": len(want_video)}), _outcome("files_non_empty", empty)]
+    inside, escaping = symlink_rules.check_files_inside_root(
+        root, {rel: data_eps[rel][0] if rel in data_eps else video_eps[rel][0][0].episode_index for rel in [*want_data, *want_video]}
+    )
+    out.append(inside)
+    usable -= escaping  # never read a file from outside the root
 
     # data rows and task indices
     lengths = {e.episode_index: e.length for e in meta.episodes}
