@@ -36,6 +36,7 @@ from dagster import (
     MetadataValue,
     ResourceParam,
     RetryPolicy,
+    RetryRequested,
     BetaWarning,
     asset,
 )
@@ -63,7 +64,8 @@ from resources import LanceStorageResource, LeRobotSourceResource, ProgressRepor
 # ``backfill_policy`` is beta in Dagster 1.13; we rely on it knowingly.
 warnings.filterwarnings("ignore", category=BetaWarning, message=".*backfill_policy.*")
 
-#: Transient failures (Hub network, object-store hiccups) are retried.
+#: Transient failures (Hub network, object-store hiccups) are retried; data
+#: errors and other deterministic failures are not (see ``_final_on_bad_data``).
 RETRY = RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL)
 
 #: Named checks per asset: one per quality rule (see lerobot_lance.quality).
@@ -165,13 +167,18 @@ def _batch_check(asset_key: AssetKey, name: str, result: convert.BatchResult, de
 
 
 def _final_on_bad_data(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Make errors in the data final: a :class:`LeRobotLanceError` other than
-    :class:`SourceNotFoundError` (which may be a network hiccup) raises
-    ``Failure(allow_retries=False)``, so the retry policy does not re-run a
-    step that would fail the same way; the message (file, episode, expected,
-    found) becomes the step's failure description. Local filesystem errors
-    that no retry can fix (a path through a file, no permission, a directory
-    where a file belongs) are final too."""
+    """Retry only what a retry can fix; every other error is final.
+
+    Transient (re-raised, so :data:`RETRY` runs the step again): a
+    :class:`SourceNotFoundError` (the Hub or a network share not answering)
+    and other ``OSError``\ s (network, object-store hiccups; huggingface_hub's
+    HTTP errors are ``OSError``\ s) except the local filesystem ones no retry
+    can fix (a path through a file, no permission, a directory where a file
+    belongs). Final (``Failure(allow_retries=False)``, the message -- file,
+    episode, expected, found -- as the step's failure description): every
+    other :class:`LeRobotLanceError` (bad data) and every other exception
+    (``KeyError``, ``TypeError``, ``ValueError``, ...), which fails the same
+    way on the same input, so retrying it only delays the report."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -182,6 +189,12 @@ def _final_on_bad_data(fn: Callable[..., Any]) -> Callable[..., Any]:
         except LeRobotLanceError as e:
             raise Failure(description=str(e), allow_retries=False) from e
         except (NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError) as e:
+            raise Failure(description=f"{type(e).__name__}: {e}", allow_retries=False) from e
+        except OSError:
+            raise
+        except (Failure, RetryRequested):
+            raise
+        except Exception as e:  # noqa: BLE001 - deterministic: the same input fails the same way
             raise Failure(description=f"{type(e).__name__}: {e}", allow_retries=False) from e
 
     return wrapper

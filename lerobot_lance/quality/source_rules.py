@@ -30,6 +30,7 @@ from lerobot_lance import formats
 from lerobot_lance.errors import LeRobotLanceError, MetadataErrors, SourceDataError, UnsupportedFormatError
 from lerobot_lance.model import DatasetMeta
 from lerobot_lance.readers import file_kind
+from lerobot_lance.quality.meta_rules import META_VALUE_DESCRIPTIONS, META_VALUE_RULES, check_meta_values
 from lerobot_lance.quality.result import CheckOutcome, Offender
 
 SOURCE_META_RULES: tuple[str, ...] = (
@@ -41,6 +42,7 @@ SOURCE_META_RULES: tuple[str, ...] = (
     "episode_ranges_tile",
     "totals_agree",
     "task_indices_exist",
+    *META_VALUE_RULES,  # severity WARN (lerobot_lance/quality/meta_rules.py)
 )
 SOURCE_FILE_RULES: tuple[str, ...] = (
     "files_exist",
@@ -67,6 +69,7 @@ _DESCRIPTIONS = {
     "no_orphan_files": "no data parquet or mp4 that no episode references",
     "video_frames_cover_episodes": "each mp4's frames (packets) cover the frames its episodes imply",
     "video_stream_matches_info": "each mp4's codec, resolution and fps match info.json",
+    **META_VALUE_DESCRIPTIONS,
 }
 
 #: Fields LeRobot's path templates may use (v2.x and v3.0).
@@ -80,7 +83,7 @@ def _outcome(name: str, offenders: list[Offender], **kw: Any) -> CheckOutcome:
 
 
 def _skipped(names: Sequence[str], reason: str) -> list[CheckOutcome]:
-    return [CheckOutcome.skip(n, reason, description=_DESCRIPTIONS[n]) for n in names]
+    return [CheckOutcome.skip(n, reason, description=_DESCRIPTIONS[n], severity="WARN" if n in META_VALUE_RULES else "ERROR") for n in names]
 
 
 def _dtype_known(dtype: Any) -> bool:
@@ -243,7 +246,9 @@ def check_source_meta(root: str | Path) -> list[CheckOutcome]:
         out.append(_outcome("meta_files_readable", [_offender_of(err, root) for err in errors]))
         return out + _skipped(SOURCE_META_RULES[len(out):], "episodes or tasks metadata unreadable")
     out.append(_outcome("meta_files_readable", [], metadata={"episodes": len(meta.episodes)}))
-    out += _meta_consistency(meta, _episode_meta_files(root, meta))
+    files = _episode_meta_files(root, meta)
+    out += _meta_consistency(meta, files)
+    out += check_meta_values(meta, files)
     return out
 
 
