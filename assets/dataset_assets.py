@@ -42,6 +42,7 @@ from dagster import (
 )
 
 import lerobot_lance.conversion as convert
+from lerobot_lance.episode_selection import EpisodeRanges
 from lerobot_lance.errors import LeRobotLanceError, SourceNotFoundError
 from lerobot_lance.quality import (
     CONTENT_RULES,
@@ -92,27 +93,21 @@ class SourceMetaConfig(Config):
     episodes: str = ""
 
 
-def parse_episode_ranges(text: str) -> list[int] | None:
-    """``"0-9,12"`` -> ``[0, ..., 9, 12]``; ``""`` -> ``None`` (all episodes).
+def parse_episode_ranges(text: str) -> EpisodeRanges | None:
+    """``"0-9,12"`` -> the ranges ``0-9`` and ``12`` (not expanded:
+    :func:`~lerobot_lance.conversion.resolve_source` checks them against the
+    dataset); ``""`` -> ``None`` (all episodes).
 
     Raises:
-        ValueError: a part is not ``N`` or ``N-M`` with ``N <= M``.
+        ValueError: a part is not ``N`` or ``N-M`` with ``0 <= N <= M``.
     """
     text = text.strip()
     if not text:
         return None
-    out: set[int] = set()
-    for part in text.split(","):
-        part = part.strip()
-        lo, _, hi = part.partition("-")
-        try:
-            a, b = int(lo), int(hi or lo)
-        except ValueError:
-            raise ValueError(f"episode range {part!r}: expected N or N-M") from None
-        if a > b or a < 0:
-            raise ValueError(f"episode range {part!r}: expected 0 <= N <= M")
-        out.update(range(a, b + 1))
-    return sorted(out)
+    try:
+        return EpisodeRanges.parse(text)
+    except ValueError as e:
+        raise ValueError(f"episode range {e}") from None
 
 
 def check_results(asset_key: AssetKey, outcomes: Iterable[CheckOutcome], declared: Sequence[str]) -> list[AssetCheckResult]:

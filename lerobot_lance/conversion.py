@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lerobot_lance import formats
+from lerobot_lance.episode_selection import EpisodeRanges, select_episodes
 from lerobot_lance.errors import LeRobotLanceError, SourceDataError
 from lerobot_lance.frames import frames_schema, iter_episodes_rows, normalize_frames
 from lerobot_lance.lance_io import PendingTable, PublishResult, blob_field, publish, read_pending, table_uri, write_pending
@@ -151,7 +152,7 @@ def resolve_source(
     conv: Conversion,
     source: DatasetSource | str,
     revision: str | None = None,
-    episodes: Sequence[int] | None = None,
+    episodes: Sequence[int] | EpisodeRanges | None = None,
 ) -> DatasetMeta:
     """Resolve the source (download ``meta/`` only), parse it, pin its revision.
 
@@ -162,20 +163,13 @@ def resolve_source(
         The normalized metadata.
 
     Raises:
-        UnsupportedFormatError, SourceDataError, SourceNotFoundError.
+        UnsupportedFormatError, SourceDataError (also: ``episodes`` names
+        episodes the dataset does not hold), SourceNotFoundError.
     """
     src = open_source(source, revision) if isinstance(source, str) else source
     meta = read_dataset_meta(src.meta_root())
     rev = src.revision()
-    if episodes is not None:
-        unknown = sorted(set(episodes) - set(meta.episode_indices))
-        if unknown:
-            ids = meta.episode_indices
-            raise SourceDataError(
-                "meta/", "requested episodes not in the dataset",
-                expected=f"{len(ids)} episodes, episode_index {ids[0]}..{ids[-1]}" if ids else "no episodes",
-                found=f"{unknown[:10]}{' ...' if len(unknown) > 10 else ''}",
-            )
+    episodes = select_episodes(episodes, meta.episode_indices)  # ranges are checked before they are expanded
     kind = "hub" if src.__class__.__name__ == "HubSource" else "local"
     conv.staging.root.mkdir(parents=True, exist_ok=True)
     fingerprints = episode_fingerprints(src, meta)
