@@ -702,30 +702,30 @@ def source_video_files(conv: Conversion) -> list[Any]:
 
 def write_videos_table(conv: Conversion) -> PendingTable:
     """Stream each source mp4, verbatim, with its sha256, into pending
-    fragments of ``videos.lance``; one file in memory at a time."""
-    import hashlib
+    fragments of ``videos.lance``; one file in memory at a time, read once
+    into the Arrow buffer the batch uses (:mod:`lerobot_lance.blobs`)."""
+    from lerobot_lance import blobs
 
     refs = source_video_files(conv)
     root = conv.source.fetch([r.relative_path for r in refs])
 
     def batches() -> Iterator[pa.RecordBatch]:
         for ref in refs:
-            data = (root / ref.relative_path).read_bytes()
-            yield pa.RecordBatch.from_pylist(
-                [
-                    {
-                        "camera_angle": ref.video_key,
-                        "chunk_index": ref.chunk_index,
-                        "file_index": ref.file_index,
-                        "relative_path": ref.relative_path,
-                        "filename": Path(ref.relative_path).name,
-                        "file_size_bytes": len(data),
-                        "sha256": hashlib.sha256(data).hexdigest(),
-                        "video_blob": data,
-                    }
-                ],
+            data = blobs.read_file_buffer(root / ref.relative_path)
+            row = {
+                "camera_angle": ref.video_key,
+                "chunk_index": ref.chunk_index,
+                "file_index": ref.file_index,
+                "relative_path": ref.relative_path,
+                "filename": Path(ref.relative_path).name,
+                "file_size_bytes": data.size,
+                "sha256": blobs.sha256_buffer(data),
+            }
+            yield pa.RecordBatch.from_arrays(
+                [blobs.blob_array(data) if f.name == "video_blob" else pa.array([row[f.name]], type=f.type) for f in VIDEOS_SCHEMA],
                 schema=VIDEOS_SCHEMA,
             )
+            del data  # released before the next file is read
 
     return write_pending(
         conv.staging, formats.VIDEOS_TABLE, conv.uri(formats.VIDEOS_TABLE), VIDEOS_SCHEMA, batches(),
