@@ -594,6 +594,8 @@ def episodes_schema(meta: DatasetMeta, with_videos: bool = True, stats_type: pa.
 
 
 def _episode_row(conv: Conversion, ep: int, schema: pa.Schema, with_videos: bool) -> pa.RecordBatch:
+    from lerobot_lance import blobs
+
     meta = conv.meta
     e = meta.episode(ep)
     frames = conv.staging.read_frames(ep)
@@ -632,7 +634,7 @@ def _episode_row(conv: Conversion, ep: int, schema: pa.Schema, with_videos: bool
         for key in meta.video_keys:
             col = meta.features[key].column
             cam = rec["cameras"][key]
-            values[f"{col}_video_blob"] = [Path(cam["path"]).read_bytes()]
+            arrays[f"{col}_video_blob"] = blobs.blob_array(blobs.read_file_buffer(cam["path"]))  # one copy in memory
             values[f"{col}_from_timestamp"] = [float(cam["from_timestamp"])]
             values[f"{col}_to_timestamp"] = [float(cam["to_timestamp"])]
     columns = [arrays[n] if n in arrays else pa.array(values[n], type=schema.field(n).type) for n in schema.names]

@@ -245,6 +245,9 @@ def check_source_meta(root: str | Path) -> list[CheckOutcome]:
         errors = e.errors if isinstance(e, MetadataErrors) else [e]
         out.append(_outcome("meta_files_readable", [_offender_of(err, root) for err in errors]))
         return out + _skipped(SOURCE_META_RULES[len(out):], "episodes or tasks metadata unreadable")
+    except Exception as e:  # noqa: BLE001 - the readers locate what they know; never a traceback for data
+        out.append(_outcome("meta_files_readable", [Offender("meta/", None, f"metadata cannot be parsed ({type(e).__name__}: {e})")]))
+        return out + _skipped(SOURCE_META_RULES[len(out):], "episodes or tasks metadata unreadable")
     out.append(_outcome("meta_files_readable", [], metadata={"episodes": len(meta.episodes)}))
     files = _episode_meta_files(root, meta)
     out += _meta_consistency(meta, files)
