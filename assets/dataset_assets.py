@@ -36,11 +36,13 @@ from dagster import (
     MetadataValue,
     ResourceParam,
     RetryPolicy,
+    RetryRequested,
     BetaWarning,
     asset,
 )
 
 import lerobot_lance.conversion as convert
+from lerobot_lance.episode_selection import EpisodeRanges
 from lerobot_lance.errors import LeRobotLanceError, SourceNotFoundError
 from lerobot_lance.output_root import check_output_root, claim_output_root, source_root_of
 from lerobot_lance.snippets import frames_columns, open_snippet
@@ -65,7 +67,8 @@ from resources import LanceStorageResource, LeRobotSourceResource, ProgressRepor
 # ``backfill_policy`` is beta in Dagster 1.13; we rely on it knowingly.
 warnings.filterwarnings("ignore", category=BetaWarning, message=".*backfill_policy.*")
 
-#: Transient failures (Hub network, object-store hiccups) are retried.
+#: Transient failures (Hub network, object-store hiccups) are retried; data
+#: errors and other deterministic failures are not (see ``_final_on_bad_data``).
 RETRY = RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL)
 
 #: Named checks per asset: one per quality rule (see lerobot_lance.quality).
@@ -92,27 +95,21 @@ class SourceMetaConfig(Config):
     episodes: str = ""
 
 
-def parse_episode_ranges(text: str) -> list[int] | None:
-    """``"0-9,12"`` -> ``[0, ..., 9, 12]``; ``""`` -> ``None`` (all episodes).
+def parse_episode_ranges(text: str) -> EpisodeRanges | None:
+    """``"0-9,12"`` -> the ranges ``0-9`` and ``12`` (not expanded:
+    :func:`~lerobot_lance.conversion.resolve_source` checks them against the
+    dataset); ``""`` -> ``None`` (all episodes).
 
     Raises:
-        ValueError: a part is not ``N`` or ``N-M`` with ``N <= M``.
+        ValueError: a part is not ``N`` or ``N-M`` with ``0 <= N <= M``.
     """
     text = text.strip()
     if not text:
         return None
-    out: set[int] = set()
-    for part in text.split(","):
-        part = part.strip()
-        lo, _, hi = part.partition("-")
-        try:
-            a, b = int(lo), int(hi or lo)
-        except ValueError:
-            raise ValueError(f"episode range {part!r}: expected N or N-M") from None
-        if a > b or a < 0:
-            raise ValueError(f"episode range {part!r}: expected 0 <= N <= M")
-        out.update(range(a, b + 1))
-    return sorted(out)
+    try:
+        return EpisodeRanges.parse(text)
+    except ValueError as e:
+        raise ValueError(f"episode range {e}") from None
 
 
 def check_results(asset_key: AssetKey, outcomes: Iterable[CheckOutcome], declared: Sequence[str]) -> list[AssetCheckResult]:
@@ -167,13 +164,18 @@ def _batch_check(asset_key: AssetKey, name: str, result: convert.BatchResult, de
 
 
 def _final_on_bad_data(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Make errors in the data final: a :class:`LeRobotLanceError` other than
-    :class:`SourceNotFoundError` (which may be a network hiccup) raises
-    ``Failure(allow_retries=False)``, so the retry policy does not re-run a
-    step that would fail the same way; the message (file, episode, expected,
-    found) becomes the step's failure description. Local filesystem errors
-    that no retry can fix (a path through a file, no permission, a directory
-    where a file belongs) are final too."""
+    """Retry only what a retry can fix; every other error is final.
+
+    Transient (re-raised, so :data:`RETRY` runs the step again): a
+    :class:`SourceNotFoundError` (the Hub or a network share not answering)
+    and other ``OSError``\ s (network, object-store hiccups; huggingface_hub's
+    HTTP errors are ``OSError``\ s) except the local filesystem ones no retry
+    can fix (a path through a file, no permission, a directory where a file
+    belongs). Final (``Failure(allow_retries=False)``, the message -- file,
+    episode, expected, found -- as the step's failure description): every
+    other :class:`LeRobotLanceError` (bad data) and every other exception
+    (``KeyError``, ``TypeError``, ``ValueError``, ...), which fails the same
+    way on the same input, so retrying it only delays the report."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -184,6 +186,12 @@ def _final_on_bad_data(fn: Callable[..., Any]) -> Callable[..., Any]:
         except LeRobotLanceError as e:
             raise Failure(description=str(e), allow_retries=False) from e
         except (NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError) as e:
+            raise Failure(description=f"{type(e).__name__}: {e}", allow_retries=False) from e
+        except OSError:
+            raise
+        except (Failure, RetryRequested):
+            raise
+        except Exception as e:  # noqa: BLE001 - deterministic: the same input fails the same way
             raise Failure(description=f"{type(e).__name__}: {e}", allow_retries=False) from e
 
     return wrapper

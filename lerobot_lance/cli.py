@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from lerobot_lance.episode_selection import EpisodeRanges
 from lerobot_lance.errors import LeRobotLanceError
 
 
@@ -39,23 +40,19 @@ def _int_at_least(low: int) -> Any:
     return parse
 
 
-def parse_episodes(text: str) -> list[int]:
-    """``"0-9,12"`` -> ``[0, 1, ..., 9, 12]``.
+def parse_episodes(text: str) -> EpisodeRanges:
+    """``"0-9,12"`` -> the ranges ``0-9`` and ``12``, not expanded: the
+    conversion checks them against the dataset's episodes first (so
+    ``0-200000000`` is refused as naming episodes the dataset lacks, in
+    constant memory; see :mod:`lerobot_lance.episode_selection`).
 
     Raises:
         argparse.ArgumentTypeError: malformed ranges.
     """
-    out: set[int] = set()
-    for part in text.split(","):
-        lo, _, hi = part.strip().partition("-")
-        try:
-            a, b = int(lo), int(hi or lo)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{part!r}: expected N or N-M") from None
-        if a < 0 or a > b:
-            raise argparse.ArgumentTypeError(f"{part!r}: expected 0 <= N <= M")
-        out.update(range(a, b + 1))
-    return sorted(out)
+    try:
+        return EpisodeRanges.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

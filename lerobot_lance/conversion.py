@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 
 from lerobot_lance import formats
 from lerobot_lance.column_names import OUTCOME_COLUMNS, camera_columns, episode_sequence_columns
+from lerobot_lance.episode_selection import EpisodeRanges, select_episodes
 from lerobot_lance.errors import LeRobotLanceError, SourceDataError
 from lerobot_lance.frames import frames_schema, iter_episodes_rows, normalize_frames
 from lerobot_lance.lance_io import PendingTable, PublishResult, blob_field, publish, read_pending, table_uri, write_pending
@@ -152,7 +153,7 @@ def resolve_source(
     conv: Conversion,
     source: DatasetSource | str,
     revision: str | None = None,
-    episodes: Sequence[int] | None = None,
+    episodes: Sequence[int] | EpisodeRanges | None = None,
 ) -> DatasetMeta:
     """Resolve the source (download ``meta/`` only), parse it, pin its revision.
 
@@ -163,20 +164,13 @@ def resolve_source(
         The normalized metadata.
 
     Raises:
-        UnsupportedFormatError, SourceDataError, SourceNotFoundError.
+        UnsupportedFormatError, SourceDataError (also: ``episodes`` names
+        episodes the dataset does not hold), SourceNotFoundError.
     """
     src = open_source(source, revision) if isinstance(source, str) else source
     meta = read_dataset_meta(src.meta_root())
     rev = src.revision()
-    if episodes is not None:
-        unknown = sorted(set(episodes) - set(meta.episode_indices))
-        if unknown:
-            ids = meta.episode_indices
-            raise SourceDataError(
-                "meta/", "requested episodes not in the dataset",
-                expected=f"{len(ids)} episodes, episode_index {ids[0]}..{ids[-1]}" if ids else "no episodes",
-                found=f"{unknown[:10]}{' ...' if len(unknown) > 10 else ''}",
-            )
+    episodes = select_episodes(episodes, meta.episode_indices)  # ranges are checked before they are expanded
     kind = "hub" if src.__class__.__name__ == "HubSource" else "local"
     conv.staging.root.mkdir(parents=True, exist_ok=True)
     fingerprints = episode_fingerprints(src, meta)
@@ -600,6 +594,8 @@ def episodes_schema(meta: DatasetMeta, with_videos: bool = True, stats_type: pa.
 
 
 def _episode_row(conv: Conversion, ep: int, schema: pa.Schema, with_videos: bool) -> pa.RecordBatch:
+    from lerobot_lance import blobs
+
     meta = conv.meta
     e = meta.episode(ep)
     frames = conv.staging.read_frames(ep)
@@ -632,7 +628,7 @@ def _episode_row(conv: Conversion, ep: int, schema: pa.Schema, with_videos: bool
         for key in meta.video_keys:
             blob, lo, hi = camera_columns(key)
             cam = rec["cameras"][key]
-            values[blob] = [Path(cam["path"]).read_bytes()]
+            arrays[blob] = blobs.blob_array(blobs.read_file_buffer(cam["path"]))  # one copy in memory
             values[lo] = [float(cam["from_timestamp"])]
             values[hi] = [float(cam["to_timestamp"])]
     columns = [arrays[n] if n in arrays else pa.array(values[n], type=schema.field(n).type) for n in schema.names]
@@ -702,30 +698,30 @@ def source_video_files(conv: Conversion) -> list[Any]:
 
 def write_videos_table(conv: Conversion) -> PendingTable:
     """Stream each source mp4, verbatim, with its sha256, into pending
-    fragments of ``videos.lance``; one file in memory at a time."""
-    import hashlib
+    fragments of ``videos.lance``; one file in memory at a time, read once
+    into the Arrow buffer the batch uses (:mod:`lerobot_lance.blobs`)."""
+    from lerobot_lance import blobs
 
     refs = source_video_files(conv)
     root = conv.source.fetch([r.relative_path for r in refs])
 
     def batches() -> Iterator[pa.RecordBatch]:
         for ref in refs:
-            data = (root / ref.relative_path).read_bytes()
-            yield pa.RecordBatch.from_pylist(
-                [
-                    {
-                        "camera_angle": ref.video_key,
-                        "chunk_index": ref.chunk_index,
-                        "file_index": ref.file_index,
-                        "relative_path": ref.relative_path,
-                        "filename": Path(ref.relative_path).name,
-                        "file_size_bytes": len(data),
-                        "sha256": hashlib.sha256(data).hexdigest(),
-                        "video_blob": data,
-                    }
-                ],
+            data = blobs.read_file_buffer(root / ref.relative_path)
+            row = {
+                "camera_angle": ref.video_key,
+                "chunk_index": ref.chunk_index,
+                "file_index": ref.file_index,
+                "relative_path": ref.relative_path,
+                "filename": Path(ref.relative_path).name,
+                "file_size_bytes": data.size,
+                "sha256": blobs.sha256_buffer(data),
+            }
+            yield pa.RecordBatch.from_arrays(
+                [blobs.blob_array(data) if f.name == "video_blob" else pa.array([row[f.name]], type=f.type) for f in VIDEOS_SCHEMA],
                 schema=VIDEOS_SCHEMA,
             )
+            del data  # released before the next file is read
 
     return write_pending(
         conv.staging, formats.VIDEOS_TABLE, conv.uri(formats.VIDEOS_TABLE), VIDEOS_SCHEMA, batches(),

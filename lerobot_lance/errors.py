@@ -70,3 +70,31 @@ class SourceNotFoundError(LeRobotLanceError):
 
 class OutputExistsError(LeRobotLanceError):
     """The output root already holds tables and ``overwrite`` was not asked for."""
+
+
+class MetadataErrors(SourceDataError):
+    """Several located faults found in the ``meta/`` files, collected and raised once.
+
+    Raised by :func:`lerobot_lance.readers.read_dataset_meta`, which validates
+    every row of every metadata file before raising, so one run names every
+    malformed row instead of the first. The attributes of
+    :class:`SourceDataError` are those of the first fault; the message lists
+    the first three.
+
+    Attributes:
+        errors: every fault, each a located :class:`SourceDataError`, in file order.
+    """
+
+    def __init__(self, errors: Sequence[SourceDataError]) -> None:
+        if not errors:
+            raise ValueError("MetadataErrors needs at least one error")
+        self.errors = list(errors)
+        first = self.errors[0]
+        super().__init__(first.path, first.detail, episode_index=first.episode_index, expected=first.expected, found=first.found)
+        if len(self.errors) > 1:
+            more = "; ".join(str(e) for e in self.errors[1:3])
+            rest = f" (+{len(self.errors) - 3} more)" if len(self.errors) > 3 else ""
+            self.args = (f"{first}; {more}{rest}",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])

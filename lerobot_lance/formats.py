@@ -8,6 +8,9 @@ lerobot 0.4.4 (v3.0 constants), checked against ``../shared/datasets``.
 
 from __future__ import annotations
 
+import re
+import string
+
 #: Versions this converter reads (``meta/info.json`` ``codebase_version``).
 SUPPORTED_VERSIONS: tuple[str, ...] = ("v2.0", "v2.1", "v3.0")
 
@@ -59,3 +62,50 @@ def column_name(feature_key: str) -> str:
     ``"observation.state"`` -> ``"observation_state"``.
     """
     return feature_key.replace(".", "_")
+
+
+#: Widest field a path template may format (``{episode_index:06d}`` is 6;
+#: LeRobot's templates pad to 3 and 6 digits). A format spec wider than this
+#: is refused before anything is formatted: ``{episode_index:100000000d}``
+#: would build a 100 MB string per path.
+MAX_TEMPLATE_FIELD_WIDTH = 64
+
+# Python's format-spec mini-language (``[[fill]align][sign][z][#][0][width][grouping][.precision][type]``).
+_FORMAT_SPEC = re.compile(
+    r"(?:(?P<fill>.)?(?P<align>[<>=^]))?(?P<sign>[-+ ])?z?#?0?(?P<width>\d*)[,_]?(?:\.(?P<precision>\d*))?(?P<type>[a-zA-Z%]?)",
+    re.DOTALL,
+)
+
+
+def template_spec_problems(template: str) -> list[str]:
+    """What makes a path template's format specs unusable, one sentence each
+    (empty when they are fine).
+
+    Checked without formatting anything: every replacement field's spec must
+    follow Python's format-spec grammar, hold no nested ``{...}`` field, and ask
+    for a width and precision of at most :data:`MAX_TEMPLATE_FIELD_WIDTH`.
+    Which field names are allowed is the caller's business.
+    """
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as e:
+        return [f"malformed template ({e})"]
+    out = []
+    for _, name, spec, _ in parsed:
+        if name is None or not spec:
+            continue
+        if "{" in spec or "}" in spec:
+            out.append(f"field {{{name}}} has a nested replacement field in its format spec {spec!r}")
+            continue
+        m = _FORMAT_SPEC.fullmatch(spec)
+        if m is None:
+            out.append(f"field {{{name}}} has a malformed format spec {spec!r}")
+            continue
+        for part in ("width", "precision"):
+            digits = m.group(part) or ""
+            if len(digits) > 4 or (digits and int(digits) > MAX_TEMPLATE_FIELD_WIDTH):
+                out.append(
+                    f"field {{{name}}} asks for a {part} of {digits if len(digits) <= 12 else digits[:12] + '...'} "
+                    f"characters (at most {MAX_TEMPLATE_FIELD_WIDTH})"
+                )
+    return out

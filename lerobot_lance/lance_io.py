@@ -132,6 +132,7 @@ def write_pending(
         for b in batches:
             rows += b.num_rows
             yield b
+            del b  # a batch may hold a whole video file: drop it before the next is read
 
     reader = pa.RecordBatchReader.from_batches(schema, counted())
     if _is_local(uri):

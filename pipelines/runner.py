@@ -21,6 +21,7 @@ from typing import Any
 from dagster import AssetKey, DagsterInstance, Definitions, ResourceDefinition
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from lerobot_lance.episode_selection import EpisodeRanges
 from lerobot_lance.errors import LeRobotLanceError, OutputExistsError
 from lerobot_lance.formats import TABLE_NAMES
 from lerobot_lance.staging import partition_key
@@ -151,7 +152,7 @@ def run_conversion(
     output: str,
     *,
     revision: str | None = None,
-    episodes: Sequence[int] | None = None,
+    episodes: Sequence[int] | EpisodeRanges | None = None,
     overwrite: bool = False,
     options: dict[str, Any] | None = None,
     name: str | None = None,
@@ -165,7 +166,8 @@ def run_conversion(
         source: local directory or Hub dataset id.
         output: output root (directory or object-store URI).
         revision: Hub branch, tag or commit.
-        episodes: episode indices to convert and publish (default all).
+        episodes: episode indices or :class:`EpisodeRanges` to convert and
+            publish (default all); checked against the dataset before expanding.
         overwrite: allow replacing existing tables (a new version; history is kept).
         options: :class:`~lerobot_lance.conversion.ConvertOptions` fields and ``backfill_batch_size``.
         name: dataset/group name (default derived from ``output``).
@@ -226,13 +228,13 @@ def run_conversion(
                 raise ConversionFailed(failed)
             return failed
 
-        ep_text = ",".join(str(e) for e in episodes) if episodes is not None else ""
+        ep_text = str(EpisodeRanges.of(episodes)) if episodes is not None else ""  # ranges: never expanded here
         stage("source_meta", 1)
         run(source_job_name(cfg), run_config={"ops": {f"{cfg.name}__source_meta": {"config": {"episodes": ep_text}}}})
         from assets import partitions_name
 
         registered = [int(k) for k in instance.get_dynamic_partitions(partitions_name(cfg))]
-        selected = sorted(episodes) if episodes is not None else sorted(registered)
+        selected = EpisodeRanges.of(episodes).within(registered) if episodes is not None else sorted(registered)
         for s in ("episode_frames", "episode_videos", "episode_stats"):
             stage(s, len(selected))
         episode_failures: list[str] = []

@@ -17,6 +17,7 @@ features of dtype ``video`` carry ``info["video.codec" | "video.width" |
 from __future__ import annotations
 
 import json
+import math
 import string
 from collections import defaultdict
 from collections.abc import Sequence
@@ -27,9 +28,11 @@ import numpy as np
 
 from lerobot_lance import formats
 from lerobot_lance.column_names import frames_column_collisions
-from lerobot_lance.errors import LeRobotLanceError, SourceDataError, UnsupportedFormatError
+from lerobot_lance.errors import LeRobotLanceError, MetadataErrors, SourceDataError, UnsupportedFormatError
 from lerobot_lance.model import DatasetMeta
 from lerobot_lance.quality import symlink_rules
+from lerobot_lance.quality.meta_rules import META_VALUE_DESCRIPTIONS, META_VALUE_RULES, check_meta_values
+from lerobot_lance.readers import file_kind
 from lerobot_lance.quality.result import CheckOutcome, Offender
 
 SOURCE_META_RULES: tuple[str, ...] = (
@@ -41,6 +44,7 @@ SOURCE_META_RULES: tuple[str, ...] = (
     "episode_ranges_tile",
     "totals_agree",
     "task_indices_exist",
+    *META_VALUE_RULES,  # severity WARN (lerobot_lance/quality/meta_rules.py)
     symlink_rules.NAME,  # run first (see check_source_meta), listed last
 )
 SOURCE_FILE_RULES: tuple[str, ...] = (
@@ -63,7 +67,7 @@ _DESCRIPTIONS = {
     "required_info_keys": "info.json carries codebase_version, fps (> 0), features (non-empty) and the path templates",
     "features_well_formed": "every feature has a known dtype and a shape of positive integers (cameras: 3 dims); no two keys give the same column",
     "path_templates_safe": "data_path / video_path are relative templates with known fields that cannot leave the dataset root",
-    "meta_files_readable": "the episodes and tasks metadata files exist, are non-empty and parse",
+    "meta_files_readable": "the episodes, tasks and stats metadata files exist, parse and hold well-typed values; every entry of meta/ is a regular readable file",
     "episode_ranges_tile": "episode index ranges tile [0, total_frames) with no gap or overlap",
     "totals_agree": "info.json totals agree with the episodes and tasks metadata",
     "task_indices_exist": "every task referenced (episodes metadata, data task_index) exists in the tasks table",
@@ -76,6 +80,7 @@ _DESCRIPTIONS = {
     "video_stream_matches_info": "each mp4's resolution and fps match info.json (they fix which frames are read and their shape)",
     "video_codec_matches_info": "each mp4's codec and pixel format match info.json video.codec / video.pix_fmt (WARN: decoding follows the stream)",
     symlink_rules.NAME: symlink_rules.DESCRIPTION,
+    **META_VALUE_DESCRIPTIONS,
 }
 
 #: Fields LeRobot's path templates may use (v2.x and v3.0).
@@ -89,7 +94,7 @@ def _outcome(name: str, offenders: list[Offender], **kw: Any) -> CheckOutcome:
 
 
 def _skipped(names: Sequence[str], reason: str) -> list[CheckOutcome]:
-    return [CheckOutcome.skip(n, reason, description=_DESCRIPTIONS[n]) for n in names]
+    return [CheckOutcome.skip(n, reason, description=_DESCRIPTIONS[n], severity="WARN" if n in META_VALUE_RULES else "ERROR") for n in names]
 
 
 def _dtype_known(dtype: Any) -> bool:
@@ -122,6 +127,10 @@ def _template_offenders(info: dict[str, Any]) -> list[Offender]:
         unknown = sorted(f.split(".")[0].split("[")[0] for f in fields if f.split(".")[0].split("[")[0] not in TEMPLATE_FIELDS)
         if unknown or any(f == "" or "." in f or "[" in f for f in fields):
             out.append(Offender(where, None, f"unknown template fields {unknown or sorted(fields)}", expected=sorted(TEMPLATE_FIELDS), found=t))
+            continue
+        spec_problems = formats.template_spec_problems(t)
+        if spec_problems:  # checked before formatting: a huge width would build a huge string
+            out.append(Offender(where, None, "; ".join(spec_problems), expected=f"format specs at most {formats.MAX_TEMPLATE_FIELD_WIDTH} wide", found=t))
             continue
         try:
             sample = t.format(episode_chunk=0, episode_index=0, video_key="cam", chunk_index=0, file_index=0)
@@ -184,23 +193,35 @@ def _check_source_meta_rules(root: str | Path) -> list[CheckOutcome]:
     out: list[CheckOutcome] = []
     found: str | None = None
     info: Any = None
-    if not path.is_file():
-        found = "missing file"
+    kind = file_kind(path)
+    if kind is not None:
+        found = kind
     else:
-        text = path.read_text(encoding="utf-8", errors="replace")
-        if not text.strip():
+        raw = path.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            # RFC 8259: JSON exchanged between systems is UTF-8
+            line = raw.count(b"\n", 0, e.start) + 1
+            found = f"not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}, line {line})"
+            text = None
+        if text is None:
+            pass
+        elif not text.strip():
             found = "empty file (0 bytes)" if not text else "empty file (whitespace only)"
         else:
             try:
                 info = json.loads(text)
             except json.JSONDecodeError as e:
                 found = f"invalid JSON (line {e.lineno}, column {e.colno}: {e.msg})"
+            except RecursionError:
+                found = "JSON nested too deep to parse"
             else:
                 if not isinstance(info, dict):
                     found = f"a JSON {type(info).__name__}, not an object"
                 elif not info.get("codebase_version"):
                     found = "no codebase_version"
-                elif info["codebase_version"] not in supported:
+                elif not isinstance(info["codebase_version"], str) or info["codebase_version"] not in supported:
                     found = f"codebase_version {info['codebase_version']!r}"
     if found is not None:
         out.append(_outcome("supported_version", [Offender(info_rel, None, "unsupported or unreadable info.json", expected=supported, found=found)]))
@@ -211,8 +232,14 @@ def _check_source_meta_rules(root: str | Path) -> list[CheckOutcome]:
     offenders = [Offender(info_rel, None, f"required key {k!r} missing", expected=list(formats.REQUIRED_INFO_KEYS), found=sorted(info))
                  for k in formats.REQUIRED_INFO_KEYS if k not in info]
     fps = info.get("fps")
-    if "fps" in info and (not isinstance(fps, (int, float)) or isinstance(fps, bool) or fps <= 0):
-        offenders.append(Offender(info_rel, None, "'fps' is not a positive number", expected="fps > 0", found=repr(fps)))
+    if "fps" in info and (not isinstance(fps, (int, float)) or isinstance(fps, bool) or not math.isfinite(fps) or fps <= 0):
+        offenders.append(Offender(info_rel, None, "'fps' is not a finite positive number", expected="fps > 0", found=repr(fps)))
+    elif "fps" in info and fps != int(fps):
+        # LeRobot's fps is an int; a fractional one would be truncated
+        offenders.append(Offender(info_rel, None, "'fps' is not a whole number", expected="an integer, e.g. 30", found=repr(fps)))
+    cs = info.get("chunks_size")
+    if cs is not None and (not isinstance(cs, int) or isinstance(cs, bool) or cs <= 0):
+        offenders.append(Offender(info_rel, None, "'chunks_size' is not a positive integer", expected=f"e.g. {formats.DEFAULT_CHUNKS_SIZE}", found=repr(cs)))
     feats = info.get("features")
     if "features" in info and (not isinstance(feats, dict) or not feats):
         offenders.append(Offender(info_rel, None, "'features' is not a non-empty object", found=type(feats).__name__))
@@ -241,6 +268,8 @@ def _check_source_meta_rules(root: str | Path) -> list[CheckOutcome]:
             f_off.append(Offender(where, None, "shape is not a list of positive integers", expected="e.g. [26]", found=shape))
         elif spec.get("dtype") in _CAMERA_DTYPES and len(shape) != 3:
             f_off.append(Offender(where, None, "camera shape must have 3 dims", expected="[H, W, C] or [C, H, W]", found=shape))
+        if spec.get("info") is not None and not isinstance(spec.get("info"), dict):
+            f_off.append(Offender(where, None, "'info' is not an object", expected="an object or null", found=type(spec["info"]).__name__))
     # output columns replace dots by underscores (lerobot_lance.column_names): two keys must not meet
     for col, keys in frames_column_collisions(list(feats) if isinstance(feats, dict) else []).items():
         f_off.append(Offender(f"{info_rel} (features.{keys[1]})", None,
@@ -257,17 +286,28 @@ def _check_source_meta_rules(root: str | Path) -> list[CheckOutcome]:
     try:
         meta = read_dataset_meta(root)
     except (SourceDataError, UnsupportedFormatError) as e:
-        p = getattr(e, "path", str(root))
-        try:
-            p = str(Path(p).relative_to(root))
-        except ValueError:
-            pass
-        detail = getattr(e, "detail", None) or str(e)
-        out.append(_outcome("meta_files_readable", [Offender(p, getattr(e, "episode_index", None), detail, getattr(e, "expected", None), getattr(e, "found", None))]))
+        errors = e.errors if isinstance(e, MetadataErrors) else [e]
+        out.append(_outcome("meta_files_readable", [_offender_of(err, root) for err in errors]))
+        return out + _skipped(SOURCE_META_RULES[len(out):], "episodes or tasks metadata unreadable")
+    except Exception as e:  # noqa: BLE001 - the readers locate what they know; never a traceback for data
+        out.append(_outcome("meta_files_readable", [Offender("meta/", None, f"metadata cannot be parsed ({type(e).__name__}: {e})")]))
         return out + _skipped(SOURCE_META_RULES[len(out):], "episodes or tasks metadata unreadable")
     out.append(_outcome("meta_files_readable", [], metadata={"episodes": len(meta.episodes)}))
-    out += _meta_consistency(meta, _episode_meta_files(root, meta))
+    files = _episode_meta_files(root, meta)
+    out += _meta_consistency(meta, files)
+    out += check_meta_values(meta, files)
     return out
+
+
+def _offender_of(err: LeRobotLanceError, root: Path) -> Offender:
+    """A reader error as an offender, its path relative to ``root``."""
+    p = getattr(err, "path", str(root))
+    try:
+        p = str(Path(p).relative_to(root))
+    except ValueError:
+        pass
+    detail = getattr(err, "detail", None) or str(err)
+    return Offender(p, getattr(err, "episode_index", None), detail, getattr(err, "expected", None), getattr(err, "found", None))
 
 
 def _episode_meta_files(root: Path, meta: DatasetMeta) -> dict[int, str]:
