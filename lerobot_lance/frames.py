@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lerobot_lance.errors import SourceDataError
+from lerobot_lance.lfs import FETCH_HINT, is_lfs_pointer, pointer_detail
 from lerobot_lance.model import DatasetMeta, EpisodeMeta, Feature
 from lerobot_lance.source import DatasetSource
 
@@ -110,6 +111,8 @@ def _read_data_file(root: Path, rel: str, first_episode: int) -> pa.Table:
         raise SourceDataError(rel, "data file missing", episode_index=first_episode)
     if path.stat().st_size == 0:
         raise SourceDataError(rel, "data file is empty (0 bytes)", episode_index=first_episode)
+    if is_lfs_pointer(path):
+        raise SourceDataError(rel, f"data file is {pointer_detail(path)}; {FETCH_HINT}", episode_index=first_episode)
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as e:
