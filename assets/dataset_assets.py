@@ -55,6 +55,7 @@ from lerobot_lance.quality import (
     merge_outcomes,
 )
 from lerobot_lance.quality.source_rules import source_listing
+from lerobot_lance.refusal import error_object
 from lerobot_lance.staging import partition_key
 from pipelines.config import DatasetConfig
 from resources import LanceStorageResource, LeRobotSourceResource, ProgressReporter, VideoCodecResource
@@ -181,7 +182,9 @@ def _final_on_bad_data(fn: Callable[..., Any]) -> Callable[..., Any]:
         except SourceNotFoundError:
             raise
         except LeRobotLanceError as e:
-            raise Failure(description=str(e), allow_retries=False) from e
+            # the structured error travels with the failure (``convert --json``)
+            md = {"error": MetadataValue.json(error_object(e))}
+            raise Failure(description=str(e), metadata=md, allow_retries=False) from e
         except (NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError) as e:
             raise Failure(description=f"{type(e).__name__}: {e}", allow_retries=False) from e
 

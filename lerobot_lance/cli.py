@@ -177,6 +177,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return exit_code(outcomes)
         return _convert(args)
     except LeRobotLanceError as e:
+        # --json: the failure as one JSON object on stdout (error type, message,
+        # every offender, hint); the text goes to stderr either way
+        if getattr(args, "json", False):
+            from lerobot_lance.refusal import error_object
+
+            print(json.dumps(error_object(e), indent=2))
         print(f"lerobot-lance: error: {e}", file=sys.stderr)
         return 2
 
