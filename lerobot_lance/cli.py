@@ -111,6 +111,10 @@ def _print_scan(report: dict[str, Any]) -> None:
     con.print(feats)
     for i, t in report["tasks"].items():
         con.print(f"task {i}: {t}")
+    for prob in report.get("problems", []):
+        con.print(f"[red]problem[/] {prob['check'] or 'meta'}: {prob['message']}", highlight=False, markup=True)
+    if report.get("problems"):
+        con.print(f"{len(report['problems'])} problem(s) in meta/; `lerobot-lance doctor` checks the files too")
 
 
 def _convert(args: argparse.Namespace) -> int:
