@@ -16,6 +16,7 @@ import json
 from collections.abc import Sequence
 
 from lerobot_lance.formats import DEFAULT_TOLERANCE_S
+from lerobot_lance.lfs import is_lfs_pointer
 from lerobot_lance.quality.content_rules import check_content
 from lerobot_lance.quality.episode_rules import EPISODE_FRAME_RULES, EPISODE_VIDEO_RULES, check_episode_frames, check_episode_video
 from lerobot_lance.quality.result import CheckOutcome, merge_outcomes
@@ -81,9 +82,9 @@ def run_doctor(
     files = check_source_files(root, meta, listing=listing, orphans=orphans)
     outcomes += files
 
-    def usable(rel: str) -> bool:  # missing and empty videos are reported by the file rules
+    def usable(rel: str) -> bool:  # missing, empty and Git LFS pointer videos are reported by the file rules
         p = root / rel
-        return p.is_file() and p.stat().st_size > 0
+        return p.is_file() and p.stat().st_size > 0 and not is_lfs_pointer(p)
 
     # per-episode tabular rules, a batch of episodes at a time
     frame_outcomes: list[CheckOutcome] = []

@@ -319,9 +319,9 @@ def check_source_files(
             exists, e.g. the Hub could not list the repository: the rule is
             then reported as not run).
         videos: check the video files (False for a ``skip_videos``
-            conversion: the mp4s are not read, but the files the declared video
-            features' ``video_path`` names are still the dataset's own, never
-            orphans).
+            conversion: no mp4 is read or counted as an orphan, and the files
+            the declared video features' ``video_path`` names stay the
+            dataset's own).
 
     Returns:
         One :class:`CheckOutcome` per name in :data:`SOURCE_FILE_RULES`, in
@@ -361,7 +361,7 @@ def check_source_files(
         referenced file; a file of one episode names only its camera."""
         if rel in data_eps:
             eps = data_eps[rel]
-            return eps[0], f"data of {episode_list(eps)}" if len(eps) > 1 else "data"
+            return eps[0], f"data of {episode_list(eps)}" if len(eps) > 1 else ""
         pairs = video_eps[rel]
         cams = list(dict.fromkeys(r.video_key for _, r in pairs))
         eps = sorted({e.episode_index for e, _ in pairs})
@@ -385,12 +385,13 @@ def check_source_files(
             found = similar.find(rel, cam)
             missing_by_group[(key, cam)].append((rel, found))
             where = f"; a misplaced copy may be {found[0]}" if found else ""
-            exist.append(Offender(rel, first_ep, f"file missing ({need}){where}"))
+            exist.append(Offender(rel, first_ep, f"file missing{f' ({need})' if need else ''}{where}"))
         elif p.stat().st_size == 0:
-            empty.append(Offender(rel, first_ep, f"file is empty ({need})", expected="> 0 bytes", found="0 bytes"))
+            empty.append(Offender(rel, first_ep, f"file is empty{f' ({need})' if need else ''}", expected="> 0 bytes", found="0 bytes"))
         elif is_lfs_pointer(p):
             pointers.append(rel)
-            empty.append(Offender(rel, first_ep, f"file is {pointer_detail(p)} ({need})", expected="the file's content", found="a Git LFS pointer"))
+            empty.append(Offender(rel, first_ep, f"file is {pointer_detail(p)}{f' ({need})' if need else ''}",
+                                  expected="the file's content", found="a Git LFS pointer"))
         else:
             usable.add(rel)
     exist_notes = []
@@ -427,7 +428,8 @@ def check_source_files(
             cols = [c for c in ("episode_index", "task_index") if c in pf.schema_arrow.names]
             t = pf.read(columns=cols) if cols else None
         except Exception as e:  # noqa: BLE001 - any reader error is a defect of this file
-            rows_off.append(Offender(rel, eps[0], f"unreadable parquet ({e}; {needed_by(rel)[1]})"))
+            need = needed_by(rel)[1]
+            rows_off.append(Offender(rel, eps[0], f"unreadable parquet ({e}{'; ' + need if need else ''})"))
             continue
         want = sum(lengths[i] for i in eps)
         if n != want:
@@ -450,12 +452,13 @@ def check_source_files(
         out.append(CheckOutcome.skip("no_orphan_files", "the dataset's complete file list is not available", description=_DESCRIPTIONS["no_orphan_files"]))
     else:
         referenced = set(data_eps) | set(video_eps)
-        # with videos=False the declared video features' files are still in
-        # video_eps: skipping videos does not make them orphans
+        # With videos=False the declared video features' files are still in
+        # video_eps (skipping videos does not make them orphans), and no mp4 is
+        # looked at: the conversion reads none.
         missing_of = {f[0]: rel for items in missing_by_group.values() for rel, f in items if f}
         orphan_off = []
         for p in sorted(present):
-            if p in referenced or not is_dataset_file(p):
+            if p in referenced or not is_dataset_file(p) or (not videos and p.endswith(".mp4")):
                 continue
             detail = "no episode references this file"
             if p in missing_of:
