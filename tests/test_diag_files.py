@@ -193,3 +193,18 @@ def test_scan_describes_and_lists_problems_of_an_unknown_template_field(tmp_path
     text = " ".join(p["message"] for p in report["problems"])
     assert "chunk_index" in text and "data_path" in text
     assert scan(str(SHARED / "g1_v21"))["problems"] == []
+
+
+def test_convert_names_every_camera_of_a_missing_shard(tmp_path: Path) -> None:
+    from lerobot_lance import convert
+    from pipelines.runner import ConversionFailed
+
+    make_fault("missing_shards_multicam", tmp_path / "ds")
+    with pytest.raises(ConversionFailed) as err:
+        convert(str(tmp_path / "ds"), str(tmp_path / "out"))
+    staged = next(r for r in err.value.records if r.check == "episodes_staged")
+    assert sorted(o["episode_index"] for o in staged.offenders) == [0, 1]
+    for o in staged.offenders:  # each episode's reason names both cameras and both files
+        for key in MULTICAM:
+            assert f"camera {key}" in o["detail"] and multicam_shard(key) in o["detail"]
+    assert "--skip-videos" in (err.value.hint or "")
