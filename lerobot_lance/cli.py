@@ -189,6 +189,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(error_object(e), indent=2))
         print(f"lerobot-lance: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # a bug, not bad data: --json still gets its object, the traceback still shows
+        if getattr(args, "json", False):
+            from lerobot_lance.refusal import error_object
+
+            print(json.dumps({**error_object(e), "internal": True}, indent=2), flush=True)
+        raise
 
 
 if __name__ == "__main__":

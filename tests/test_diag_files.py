@@ -208,3 +208,17 @@ def test_convert_names_every_camera_of_a_missing_shard(tmp_path: Path) -> None:
         for key in MULTICAM:
             assert f"camera {key}" in o["detail"] and multicam_shard(key) in o["detail"]
     assert "--skip-videos" in (err.value.hint or "")
+
+
+def test_convert_credits_a_missing_data_shard_to_every_episode(tmp_path: Path) -> None:
+    from lerobot_lance import convert
+    from pipelines.runner import ConversionFailed
+
+    make_fault("missing_data_shard_v30", tmp_path / "ds")
+    with pytest.raises(ConversionFailed) as err:
+        convert(str(tmp_path / "ds"), str(tmp_path / "out"))
+    staged = next(r for r in err.value.records if r.check == "episodes_staged")
+    assert sorted(o["episode_index"] for o in staged.offenders) == list(range(6))
+    for o in staged.offenders:
+        assert "data/chunk-000/file-000.parquet" in o["detail"] and "episodes 0-5" in o["detail"]
+        assert "(episode 0)" not in o["detail"]
