@@ -222,3 +222,12 @@ def test_convert_credits_a_missing_data_shard_to_every_episode(tmp_path: Path) -
     for o in staged.offenders:
         assert "data/chunk-000/file-000.parquet" in o["detail"] and "episodes 0-5" in o["detail"]
         assert "(episode 0)" not in o["detail"]
+
+
+def test_an_output_inside_the_dataset_folder_is_not_orphaned(tmp_path: Path) -> None:
+    root = copy_sample("g1_v30", tmp_path / "ds")
+    for rel in ("out/_staging/segments/ep0.mp4", "out2/meta/conversion.json", "out2/frames.lance/data/x.parquet"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"x")
+    os.link(root / "data/chunk-000/file-000.parquet", root / "out2/copy.parquet")  # inside an output root
+    assert _source_files(root)["no_orphan_files"].passed

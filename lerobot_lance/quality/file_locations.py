@@ -38,9 +38,17 @@ def is_dataset_file(rel: str) -> bool:
     )
 
 
+def _is_output_dir(d: Path) -> bool:
+    """A folder this converter writes: a Lance table (``*.lance``), the staging
+    area (``_staging``) or an output root (``meta/conversion.json``), e.g. an
+    ``--output`` inside the dataset's own folder."""
+    return d.name.endswith(".lance") or d.name == "_staging" or (d / "meta" / "conversion.json").is_file()
+
+
 def dataset_listing(root: Path) -> set[str]:
     """Every regular file under ``root`` (relative, POSIX separators), hidden
-    folders (``.git``, ``.cache``, ``.huggingface``) left out."""
+    folders (``.git``, ``.cache``, ``.huggingface``) and this converter's own
+    output folders (:func:`_is_output_dir`) left out."""
     root = Path(root)
     out: set[str] = set()
     if not root.is_dir():
@@ -56,7 +64,8 @@ def dataset_listing(root: Path) -> set[str]:
             if p.name.startswith("."):
                 continue
             if p.is_dir() and not p.is_symlink():
-                stack.append(p)
+                if not _is_output_dir(p):
+                    stack.append(p)
             elif p.is_file():
                 out.add(p.relative_to(root).as_posix())
     return out
