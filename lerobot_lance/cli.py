@@ -75,17 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--tolerance-s", type=_non_negative_float, help="timestamp tolerance in seconds (default 1e-4)")
     c.add_argument("--batch-size", type=_int_at_least(1), help="episodes per run (Dagster backfill batch, default 100)")
     c.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
-    c.add_argument("--json", action="store_true", help="print a JSON summary (tag, rows, runs, seconds per asset, warnings)")
+    c.add_argument("--json", action="store_true", help="print a JSON summary (tag, rows, runs, seconds per asset, warnings); on failure a JSON error object (error, message, every offender, hint)")
 
     s = sub.add_parser("scan", help="describe a dataset from its metadata (downloads only meta/)")
     s.add_argument("source")
     s.add_argument("--revision")
-    s.add_argument("--json", action="store_true", help="print JSON")
+    s.add_argument("--json", action="store_true", help="print JSON (with a 'problems' list; on failure a JSON error object)")
 
     d = sub.add_parser("doctor", help="run the source-side quality checks; exit code = failed checks")
     d.add_argument("source")
     d.add_argument("--revision")
-    d.add_argument("--json", action="store_true", help="print JSON")
+    d.add_argument("--json", action="store_true", help="print JSON (every offender of every check; error, message, offenders and hint when a check failed)")
     d.add_argument("--deep", action="store_true", help="also decode every frame of every episode window (slow)")
     d.add_argument("--tolerance-s", type=_non_negative_float, default=None, help="timestamp tolerance in seconds (default 1e-4)")
     return p
