@@ -14,7 +14,6 @@ the asset just computed, so no stage re-reads its own output to check it.
 """
 
 
-import dataclasses
 import functools
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -60,6 +59,7 @@ from lerobot_lance.quality import (
     merge_outcomes,
 )
 from lerobot_lance.quality.source_rules import source_listing
+from lerobot_lance.refusal import error_object
 from lerobot_lance.staging import partition_key
 from pipelines.config import DatasetConfig
 from resources import LanceStorageResource, LeRobotSourceResource, ProgressReporter, VideoCodecResource
@@ -132,7 +132,9 @@ def check_results(asset_key: AssetKey, outcomes: Iterable[CheckOutcome], declare
         if o.note:
             metadata["note"] = o.note
         if o.offenders:
-            metadata["first_offenders"] = MetadataValue.md("\n".join(f"- {x}" for x in o.offenders))
+            metadata["first_offenders"] = MetadataValue.md("\n".join(f"- {x}" for x in o.first_offenders))
+            # every offender, structured (what ``convert --json`` reports)
+            metadata["offenders_json"] = MetadataValue.json([x.to_dict() for x in o.offenders])
         if not o.passed:
             metadata["message"] = o.message  # whole: the CLI summary and logs print it as it is
         metadata.update({k: v for k, v in o.metadata.items() if isinstance(v, (int, float, str, bool))})
@@ -155,7 +157,7 @@ def _batch_check(asset_key: AssetKey, name: str, result: convert.BatchResult, de
         passed=not result.failed,
         metadata={
             "description": description,
-            "failed_episodes": MetadataValue.json({str(k): v for k, v in list(result.failed.items())[:20]}),
+            "failed_episodes": MetadataValue.json({str(k): v for k, v in result.failed.items()}),
             "failed_episode_indices": MetadataValue.json(sorted(result.failed)),
             "n_failed": len(result.failed),
             "n_ok": len(result.ok),
@@ -184,7 +186,9 @@ def _final_on_bad_data(fn: Callable[..., Any]) -> Callable[..., Any]:
         except SourceNotFoundError:
             raise
         except LeRobotLanceError as e:
-            raise Failure(description=str(e), allow_retries=False) from e
+            # the structured error travels with the failure (``convert --json``)
+            md = {"error": MetadataValue.json(error_object(e))}
+            raise Failure(description=str(e), metadata=md, allow_retries=False) from e
         except (NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError) as e:
             raise Failure(description=f"{type(e).__name__}: {e}", allow_retries=False) from e
         except OSError:
@@ -283,15 +287,14 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
             # from the publish, and their reasons recorded with it
             keep = set(convert.coverage(conv).included)
         sel = [e for e in meta.episodes if e.episode_index in keep]
-        if conv.options.skip_videos:
-            meta = dataclasses.replace(meta, episodes=tuple(dataclasses.replace(e, videos={}) for e in meta.episodes))
-            sel = [meta.episode(e.episode_index) for e in sel]
+        with_videos = not conv.options.skip_videos
         data = list(dict.fromkeys(e.data_path for e in sel))
-        refs = list(dict.fromkeys(r.relative_path for e in sel for r in e.videos.values()))
+        refs = list(dict.fromkeys(r.relative_path for e in sel for r in e.videos.values())) if with_videos else []
         root = conv.source.fetch([*data, *refs], missing_ok=True)
         listing, orphans = source_listing(conv.source)
+        # skip_videos: the mp4s are not checked, but they stay the dataset's own (no orphans)
         outcomes = check_source_files(
-            root, meta, episodes=sorted(keep), listing=listing, orphans=orphans
+            root, meta, episodes=sorted(keep), listing=listing, orphans=orphans, videos=with_videos
         )
         return MaterializeResult(
             metadata={"video_files": len(refs), "data_files": len(data)},

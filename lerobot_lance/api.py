@@ -7,16 +7,27 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-from lerobot_lance.model import DatasetMeta
+from lerobot_lance import formats
+from lerobot_lance.camera_shape import camera_dims
+from lerobot_lance.model import DatasetMeta, Feature
 from lerobot_lance.readers import read_dataset_meta
 from lerobot_lance.source import open_source
 
 
 def scan(source: str, revision: str | None = None, *, probe_videos: bool = True) -> dict[str, Any]:
     """Describe a dataset from its metadata, downloading nothing but ``meta/``.
+
+    A dataset whose metadata breaks a rule (a path template with a field
+    LeRobot does not define, totals that disagree, ...) is still described as
+    far as ``meta/`` can be read: ``info.json``'s fps, features and cameras,
+    and the episodes, frames and tasks counted from the episodes and tasks
+    files (``info.json``'s totals when those cannot be read); every broken
+    rule is listed in ``problems``.
 
     Args:
         source: local directory or Hub dataset id.
@@ -27,58 +38,139 @@ def scan(source: str, revision: str | None = None, *, probe_videos: bool = True)
 
     Returns:
         ``{"source", "revision", "codebase_version", "fps", "episodes", "frames",
-        "robot_type", "cameras": {key: {"dtype", "codec", "width", "height", "pix_fmt", "fps"}},
-        "features": {key: {"dtype", "shape"}}, "tasks": {index: text}}``.
+        "robot_type", "cameras": {key: {"dtype", "codec", "width", "height", "channels", "pix_fmt", "fps"}},
+        "features": {key: {"dtype", "shape"}}, "tasks": {index: text},
+        "problems": [{"check", "message", "offenders": [...]}, ...]}``
+        (``problems`` empty for sound metadata; camera width/height follow
+        :func:`lerobot_lance.camera_shape.camera_dims`).
 
     Raises:
-        UnsupportedFormatError, SourceDataError, SourceNotFoundError.
+        UnsupportedFormatError: ``meta/info.json`` is missing, unreadable or
+            of an unsupported version (nothing can be described).
+        SourceNotFoundError: the source does not exist or cannot be reached.
     """
+    from lerobot_lance.errors import SourceDataError, UnsupportedFormatError
+    from lerobot_lance.quality.source_rules import check_source_meta
+
     src = open_source(source, revision)
-    meta = read_dataset_meta(src.meta_root())
-    cameras = {k: _camera_info(meta, k) for k in meta.camera_keys}
-    if probe_videos and src.__class__.__name__ == "LocalSource":
+    root = src.meta_root()
+    outcomes = check_source_meta(root)
+    problems = [
+        {"check": o.name, "message": o.message, "offenders": [x.to_dict() for x in o.offenders]}
+        for o in outcomes if not o.passed and o.severity == "ERROR"
+    ]
+    try:
+        meta: DatasetMeta | None = read_dataset_meta(root)
+    except UnsupportedFormatError:
+        raise
+    except SourceDataError as e:
+        meta = None
+        if not problems:
+            problems.append({"check": None, "message": str(e), "offenders": []})
+    if meta is None:
+        report = _partial_scan(root)
+    else:
+        report = {
+            "codebase_version": meta.codebase_version,
+            "robot_type": meta.info.get("robot_type"),
+            "fps": meta.fps,
+            "episodes": len(meta.episodes),
+            "frames": meta.total_frames,
+            "cameras": {k: _camera_info(meta.features[k], meta.fps) for k in meta.camera_keys},
+            "features": {k: {"dtype": f.dtype, "shape": list(f.shape)} for k, f in meta.features.items()},
+            "tasks": {str(i): t for i, t in sorted(meta.tasks.items())},
+        }
+    cameras = report["cameras"]
+    if meta is not None and probe_videos and src.__class__.__name__ == "LocalSource":
         from lerobot_lance import video
 
         for ref in meta.video_files():
             cam = cameras[ref.video_key]
             if cam.get("probed"):
                 continue
-            path = src.meta_root() / ref.relative_path
+            path = root / ref.relative_path
             if path.is_file():
                 try:
                     p = video.probe_video(path)
                     cam.update(codec=p.codec, width=p.width, height=p.height, pix_fmt=p.pix_fmt, probed=True)
                 except Exception:  # noqa: BLE001 - scan reports metadata; doctor diagnoses files
                     pass
-    return {
-        "source": src.description,
-        "revision": src.revision(),
-        "codebase_version": meta.codebase_version,
-        "robot_type": meta.info.get("robot_type"),
-        "fps": meta.fps,
-        "episodes": len(meta.episodes),
-        "frames": meta.total_frames,
-        "cameras": cameras,
-        "features": {k: {"dtype": f.dtype, "shape": list(f.shape)} for k, f in meta.features.items()},
-        "tasks": {str(i): t for i, t in sorted(meta.tasks.items())},
-    }
+    return {"source": src.description, "revision": src.revision(), **report, "problems": problems}
 
 
-def _camera_info(meta: DatasetMeta, key: str) -> dict[str, Any]:
-    f = meta.features[key]
+def _camera_info(f: Feature, fps: float | None) -> dict[str, Any]:
     info = f.info
-    h, w = (f.shape[0], f.shape[1]) if len(f.shape) >= 2 else (None, None)
-    if f.names and isinstance(f.names, list) and f.names[:1] == ["channels"] and len(f.shape) == 3:
-        h, w = f.shape[1], f.shape[2]
+    dims = camera_dims(f.shape, f.names)
     return {
         "dtype": f.dtype,
         "codec": info.get("video.codec") if f.is_video else "image",
-        "width": info.get("video.width", w),
-        "height": info.get("video.height", h),
+        "width": info.get("video.width", dims.width),
+        "height": info.get("video.height", dims.height),
+        "channels": info.get("video.channels", dims.channels),
         "pix_fmt": info.get("video.pix_fmt"),
-        "fps": info.get("video.fps", meta.fps),
+        "fps": info.get("video.fps", fps),
         "probed": False,
     }
+
+
+def _partial_scan(root: Path) -> dict[str, Any]:
+    """What :func:`scan` can read of a ``meta/`` that :func:`read_dataset_meta`
+    refuses: ``info.json`` (its version was checked already), then the episode
+    and task counts, each read on its own so one broken file does not hide the others."""
+    info = json.loads((root / formats.INFO_PATH).read_text(encoding="utf-8"))
+    fps = info.get("fps") if isinstance(info.get("fps"), (int, float)) else None
+    features: dict[str, Feature] = {}
+    for key, spec in (info.get("features") or {}).items() if isinstance(info.get("features"), dict) else []:
+        if isinstance(spec, dict) and isinstance(spec.get("dtype"), str):
+            shape = spec.get("shape") if isinstance(spec.get("shape"), list) else []
+            shape = tuple(d for d in shape if isinstance(d, int) and not isinstance(d, bool))
+            features[key] = Feature(key, spec["dtype"], shape, spec.get("names"), spec.get("info") if isinstance(spec.get("info"), dict) else {})
+    episodes, frames = _count_episodes(root, info)
+    return {
+        "codebase_version": info.get("codebase_version"),
+        "robot_type": info.get("robot_type"),
+        "fps": fps,
+        "episodes": episodes,
+        "frames": frames,
+        "cameras": {k: _camera_info(f, fps) for k, f in features.items() if f.is_camera},
+        "features": {k: {"dtype": f.dtype, "shape": list(f.shape)} for k, f in features.items()},
+        "tasks": _read_tasks_loosely(root, info),
+    }
+
+
+def _count_episodes(root: Path, info: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(episodes, frames) from the episodes metadata, else ``info.json``'s totals."""
+    try:
+        if info.get("codebase_version") == "v3.0":
+            import pyarrow.parquet as pq
+
+            lengths = [n for f in sorted(root.glob(formats.EPISODES_PARQUET_GLOB)) for n in pq.read_table(f, columns=["length"])["length"].to_pylist()]
+        else:
+            lines = (root / formats.EPISODES_JSONL_PATH).read_text(encoding="utf-8").splitlines()
+            lengths = [json.loads(line)["length"] for line in lines if line.strip()]
+        if lengths and all(isinstance(n, int) for n in lengths):
+            return len(lengths), sum(lengths)
+    except Exception:  # noqa: BLE001 - fall back to info.json; the problems list says what is wrong
+        pass
+    tot_e, tot_f = info.get("total_episodes"), info.get("total_frames")
+    return (tot_e if isinstance(tot_e, int) else None), (tot_f if isinstance(tot_f, int) else None)
+
+
+def _read_tasks_loosely(root: Path, info: dict[str, Any]) -> dict[str, str]:
+    try:
+        if info.get("codebase_version") == "v3.0":
+            import pyarrow.parquet as pq
+
+            # lerobot 0.4 keeps the task strings as the pandas index (``__index_level_0__``)
+            t = pq.read_table(root / formats.TASKS_PARQUET_PATH).to_pydict()
+            text = t.get("task") or next(v for k, v in t.items() if k != "task_index")
+            tasks = {int(i): str(x) for i, x in zip(t["task_index"], text)}
+        else:
+            rows = [json.loads(line) for line in (root / formats.TASKS_JSONL_PATH).read_text(encoding="utf-8").splitlines() if line.strip()]
+            tasks = {int(r["task_index"]): str(r["task"]) for r in rows}
+        return {str(i): t for i, t in sorted(tasks.items())}
+    except Exception:  # noqa: BLE001 - the problems list says what is wrong
+        return {}
 
 
 def convert(

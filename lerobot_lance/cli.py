@@ -72,17 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--tolerance-s", type=_non_negative_float, help="timestamp tolerance in seconds (default 1e-4)")
     c.add_argument("--batch-size", type=_int_at_least(1), help="episodes per run (Dagster backfill batch, default 100)")
     c.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
-    c.add_argument("--json", action="store_true", help="print a JSON summary (tag, rows, runs, seconds per asset, warnings)")
+    c.add_argument("--json", action="store_true", help="print a JSON summary (tag, rows, runs, seconds per asset, warnings); on failure a JSON error object (error, message, every offender, hint)")
 
     s = sub.add_parser("scan", help="describe a dataset from its metadata (downloads only meta/)")
     s.add_argument("source")
     s.add_argument("--revision")
-    s.add_argument("--json", action="store_true", help="print JSON")
+    s.add_argument("--json", action="store_true", help="print JSON (with a 'problems' list; on failure a JSON error object)")
 
     d = sub.add_parser("doctor", help="run the source-side quality checks; exit code = failed checks")
     d.add_argument("source")
     d.add_argument("--revision")
-    d.add_argument("--json", action="store_true", help="print JSON")
+    d.add_argument("--json", action="store_true", help="print JSON (every offender of every check; error, message, offenders and hint when a check failed)")
     d.add_argument("--deep", action="store_true", help="also decode every frame of every episode window (slow)")
     d.add_argument("--tolerance-s", type=_non_negative_float, default=None, help="timestamp tolerance in seconds (default 1e-4)")
     return p
@@ -108,6 +108,10 @@ def _print_scan(report: dict[str, Any]) -> None:
     con.print(feats)
     for i, t in report["tasks"].items():
         con.print(f"task {i}: {t}")
+    for prob in report.get("problems", []):
+        con.print(f"[red]problem[/] {prob['check'] or 'meta'}: {prob['message']}", highlight=False, markup=True)
+    if report.get("problems"):
+        con.print(f"{len(report['problems'])} problem(s) in meta/; `lerobot-lance doctor` checks the files too")
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -206,8 +210,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return exit_code(outcomes)
         return _convert(args)
     except LeRobotLanceError as e:
+        # --json: the failure as one JSON object on stdout (error type, message,
+        # every offender, hint); the text goes to stderr either way
+        if getattr(args, "json", False):
+            from lerobot_lance.refusal import error_object
+
+            print(json.dumps(error_object(e), indent=2))
         print(f"lerobot-lance: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # a bug, not bad data: --json still gets its object, the traceback still shows
+        if getattr(args, "json", False):
+            from lerobot_lance.refusal import error_object
+
+            print(json.dumps({**error_object(e), "internal": True}, indent=2), flush=True)
+        raise
 
 
 if __name__ == "__main__":

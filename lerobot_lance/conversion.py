@@ -378,27 +378,39 @@ def stage_episode_frames(conv: Conversion, episodes: Sequence[int], on_progress:
 
 
 def _stage_one_episode_videos(conv: Conversion, e: EpisodeMeta) -> dict[str, Any]:
+    """Each camera's segment of episode ``e``.
+
+    Raises:
+        SourceDataError: a camera's file is missing or unreadable, or its
+            segment does not hold ``length`` frames; when several cameras fail,
+            one error names every camera and file.
+    """
     from lerobot_lance import video
 
     meta = conv.meta
-    root = conv.source.fetch([r.relative_path for r in e.videos.values()])
+    root = conv.source.fetch([r.relative_path for r in e.videos.values()], missing_ok=True)
     cams: dict[str, Any] = {}
+    errors: list[tuple[str, LeRobotLanceError]] = []
     for key, ref in e.videos.items():
         src = root / ref.relative_path
         lo, hi = ref.window(e.length, meta.fps)  # length frames from from_timestamp, whatever to_timestamp says
-        if ref.whole_file:
-            probe = video.probe_video(src)
-            if probe.frame_count != e.length:
-                raise SourceDataError(
-                    ref.relative_path, f"video of camera {key!r} does not hold the episode's frames",
-                    episode_index=e.episode_index, expected=f"{e.length} frames", found=f"{probe.frame_count} frames",
-                )
-            path, method, frames, size = src, "copy", probe.frame_count, src.stat().st_size
-        else:
-            dst = conv.staging.segment_path(meta.features[key].column, e.episode_index)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            seg = video.cut_segment(src, lo, hi, e.length, dst, reencode=conv.options.reencode)
-            path, method, frames, size = dst, seg.method, seg.frame_count, seg.size_bytes
+        try:
+            if ref.whole_file:
+                probe = video.probe_video(src)
+                if probe.frame_count != e.length:
+                    raise SourceDataError(
+                        ref.relative_path, f"video of camera {key!r} does not hold the episode's frames",
+                        episode_index=e.episode_index, expected=f"{e.length} frames", found=f"{probe.frame_count} frames",
+                    )
+                path, method, frames, size = src, "copy", probe.frame_count, src.stat().st_size
+            else:
+                dst = conv.staging.segment_path(meta.features[key].column, e.episode_index)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                seg = video.cut_segment(src, lo, hi, e.length, dst, reencode=conv.options.reencode)
+                path, method, frames, size = dst, seg.method, seg.frame_count, seg.size_bytes
+        except LeRobotLanceError as err:  # go on: the error names every camera that fails
+            errors.append((key, err))
+            continue
         cams[key] = {
             "path": str(path),
             "source_path": ref.relative_path,
@@ -409,6 +421,15 @@ def _stage_one_episode_videos(conv: Conversion, e: EpisodeMeta) -> dict[str, Any
             "frame_count": frames,
             "size_bytes": size,
         }
+    if len(errors) == 1:
+        raise errors[0][1]
+    if errors:
+        first = errors[0][1]
+        raise SourceDataError(
+            getattr(first, "path", e.videos[errors[0][0]].relative_path),
+            f"{len(errors)} cameras fail: " + "; ".join(f"camera {key}: {err}" for key, err in errors),
+            episode_index=e.episode_index,
+        )
     return cams
 
 
@@ -523,14 +544,17 @@ def publishable_episodes(conv: Conversion) -> Coverage:
             with their reasons.
     """
     cov = coverage(conv)
+    lines = "; ".join(f"episode {ep}: {why}" for ep, why in cov.missing.items())  # every reason, none dropped
     if cov.missing and not conv.options.exclude_failed_episodes:
-        lines = "; ".join(f"episode {ep}: {why}" for ep, why in list(cov.missing.items())[:10])
         raise SourceDataError(
             str(conv.staging.root), f"{len(cov.missing)} episode(s) not staged or failed: {lines}",
             expected=f"{len(conv.selected())} episodes", found=f"{len(cov.included)} staged",
         )
     if not cov.included:
-        raise SourceDataError(str(conv.staging.root), "no episode staged", expected=">= 1 episode", found=0)
+        raise SourceDataError(
+            str(conv.staging.root), f"no episode staged: every selected episode was excluded: {lines}" if lines else "no episode staged",
+            expected=">= 1 episode", found=0,
+        )
     return cov
 
 

@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 
 from lerobot_lance.errors import SourceDataError
 from lerobot_lance.formats import INDEX_COLUMNS, column_name
+from lerobot_lance.lfs import FETCH_HINT, is_lfs_pointer, pointer_detail
 from lerobot_lance.model import DatasetMeta, EpisodeMeta, Feature
 from lerobot_lance.source import DatasetSource
 
@@ -193,7 +194,7 @@ def iter_episodes_rows(
         by_file[e.data_path].append(e)
     for rel, eps in by_file.items():
         try:
-            table = _read_data_file(root, rel, eps[0].episode_index)
+            table = _read_data_file(root, rel, [e.episode_index for e in eps])
         except SourceDataError as err:
             if on_error is None:
                 raise
@@ -207,18 +208,26 @@ def iter_episodes_rows(
                 yield e, table.filter(pc.equal(table["episode_index"], e.episode_index))
 
 
-def _read_data_file(root: Path, rel: str, first_episode: int) -> pa.Table:
+def _read_data_file(root: Path, rel: str, episodes: Sequence[int]) -> pa.Table:
+    """Read one data file holding ``episodes``; an error names the file and,
+    for a shard of several episodes, every one of them (not only the first)."""
+    from lerobot_lance.quality.file_locations import episode_list
+
     path = root / rel
+    one = episodes[0] if len(episodes) == 1 else None
+    of = f" (data of {episode_list(episodes)})" if one is None else ""
     if not path.is_file():
-        raise SourceDataError(rel, "data file missing", episode_index=first_episode)
+        raise SourceDataError(rel, f"data file missing{of}", episode_index=one)
     if path.stat().st_size == 0:
-        raise SourceDataError(rel, "data file is empty (0 bytes)", episode_index=first_episode)
+        raise SourceDataError(rel, f"data file is empty (0 bytes){of}", episode_index=one)
+    if is_lfs_pointer(path):
+        raise SourceDataError(rel, f"data file is {pointer_detail(path)}{of}; {FETCH_HINT}", episode_index=one)
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as e:
-        raise SourceDataError(rel, f"unreadable parquet ({e})", episode_index=first_episode) from None
+        raise SourceDataError(rel, f"unreadable parquet ({e}){of}", episode_index=one) from None
     if "episode_index" not in table.column_names:
-        raise SourceDataError(rel, "no episode_index column", episode_index=first_episode)
+        raise SourceDataError(rel, f"no episode_index column{of}", episode_index=one)
     return table
 
 

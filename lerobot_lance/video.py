@@ -47,6 +47,7 @@ from av.video.frame import PictureType, VideoFrame
 from av.video.stream import VideoStream
 
 from lerobot_lance.errors import SourceDataError
+from lerobot_lance.lfs import FETCH_HINT, is_lfs_pointer, pointer_detail
 
 __all__ = [
     "Segment",
@@ -143,6 +144,8 @@ def _check_file(path: PathLike) -> Path:
         raise SourceDataError(str(p), "not a regular file", expected="a video file", found="a directory or special file")
     if p.stat().st_size == 0:
         raise SourceDataError(str(p), "video file is empty", expected="an mp4 video", found="0 bytes")
+    if is_lfs_pointer(p):
+        raise SourceDataError(str(p), f"video file is {pointer_detail(p)}; {FETCH_HINT}", expected="an mp4 video", found="a Git LFS pointer")
     return p
 
 

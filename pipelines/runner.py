@@ -24,6 +24,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from lerobot_lance.episode_selection import EpisodeRanges
 from lerobot_lance.errors import LeRobotLanceError, OutputExistsError
 from lerobot_lance.formats import TABLE_NAMES
+from lerobot_lance.refusal import FailedCheck, refusal_hint
 from lerobot_lance.staging import partition_key
 from pipelines.config import DatasetConfig
 from pipelines.definitions import build_definitions, default_resources
@@ -35,11 +36,17 @@ class ConversionFailed(LeRobotLanceError):
 
     Attributes:
         failures: ``"<asset> / <check>: <message>"`` lines, one per failed step or check.
+        records: the same failures structured, each with every offender
+            (:class:`~lerobot_lance.refusal.FailedCheck`).
+        hint: which option would get the sound part through
+            (:func:`~lerobot_lance.refusal.refusal_hint`), or ``None``.
     """
 
-    def __init__(self, failures: list[str]) -> None:
+    def __init__(self, failures: list[str], records: list[FailedCheck] | None = None, hint: str | None = None) -> None:
         self.failures = failures
-        super().__init__("conversion failed:\n  " + "\n  ".join(failures))
+        self.records = list(records or [])
+        self.hint = hint
+        super().__init__("conversion failed:\n  " + "\n  ".join(failures) + (f"\nhint: {hint}" if hint else ""))
 
 
 @dataclass
@@ -125,6 +132,34 @@ def _failures(result: Any) -> tuple[list[str], list[str]]:
                 line = f"{data.asset_key.to_user_string()} / {data.check_name}: {msg}".strip()
                 (warns if data.severity.value == "WARN" else failed).append(line)
     return failed, warns
+
+
+def _failure_records(result: Any) -> list[FailedCheck]:
+    """The blocking failures of one in-process run, structured, with every
+    offender (from the checks' ``offenders_json`` / ``failed_episodes``
+    metadata and the failed steps' ``error`` metadata)."""
+    out: list[FailedCheck] = []
+    for ev in result.all_events:
+        data = ev.event_specific_data
+        if ev.event_type_value == "STEP_FAILURE":
+            err = data.error
+            if err is not None and err.cls_name == "DagsterAssetCheckFailedError":
+                continue
+            md = data.user_failure_data.metadata if data.user_failure_data is not None else {}
+            obj = md["error"].value if "error" in md else {}
+            out.append(FailedCheck(ev.step_key or "", None, _root_message(err), list(obj.get("offenders") or [])))
+        elif ev.event_type_value == "ASSET_CHECK_EVALUATION" and not data.passed and data.severity.value != "WARN":
+            md = data.metadata
+            if "offenders_json" in md:
+                offenders = list(md["offenders_json"].value)
+            elif "failed_episodes" in md:
+                offenders = [{"file": None, "episode_index": int(k), "detail": v, "expected": None, "found": None, "message": f"episode {k}: {v}"}
+                             for k, v in dict(md["failed_episodes"].value).items()]
+            else:
+                offenders = []
+            msg = md["message"].value if "message" in md else "; ".join(o["message"] for o in offenders)
+            out.append(FailedCheck(data.asset_key.to_user_string(), data.check_name, msg, offenders))
+    return out
 
 
 def _range_tags(lo: int, hi: int) -> dict[str, str]:
@@ -224,14 +259,22 @@ def run_conversion(
             summary.warnings += warns
             if not result.success and not failed:
                 failed = [f"run {result.run_id} of {job_name} failed"]
+            records.extend(_failure_records(result) if failed else [])
             if failed and final:
-                raise ConversionFailed(failed)
+                raise refused(failed)
             return failed
+
+        def refused(failed: list[str]) -> ConversionFailed:
+            bad = {o["episode_index"] for r in records if r.check == "episodes_staged" for o in r.offenders}
+            n = EpisodeRanges.of(episodes).count() if episodes is not None else len(instance.get_dynamic_partitions(partitions_name(cfg)))
+            return ConversionFailed(failed, records, refusal_hint(records, failed_episodes=bad, selected_episodes=n, options=cfg.options))
+
+        records: list[FailedCheck] = []
+        from assets import partitions_name
 
         ep_text = str(EpisodeRanges.of(episodes)) if episodes is not None else ""  # ranges: never expanded here
         stage("source_meta", 1)
         run(source_job_name(cfg), run_config={"ops": {f"{cfg.name}__source_meta": {"config": {"episodes": ep_text}}}})
-        from assets import partitions_name
 
         registered = [int(k) for k in instance.get_dynamic_partitions(partitions_name(cfg))]
         selected = EpisodeRanges.of(episodes).within(registered) if episodes is not None else sorted(registered)
@@ -254,7 +297,7 @@ def run_conversion(
                     asset_selection=[AssetKey([cfg.name, "episode_stats"])],
                 )
         if episode_failures and not cfg.options.get("exclude_failed_episodes"):
-            raise ConversionFailed(episode_failures)
+            raise refused(episode_failures)
         summary.warnings += [f"excluded: {f}" for f in episode_failures]
         for s in ("frames_table", "episodes_table", "videos_table", "dataset_stats", "lance_dataset"):
             stage(s, 1)

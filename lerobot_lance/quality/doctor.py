@@ -16,6 +16,7 @@ import json
 from collections.abc import Sequence
 
 from lerobot_lance.formats import DEFAULT_TOLERANCE_S
+from lerobot_lance.lfs import is_lfs_pointer
 from lerobot_lance.quality.content_rules import check_content
 from lerobot_lance.quality.episode_rules import EPISODE_FRAME_RULES, EPISODE_VIDEO_RULES, check_episode_frames, check_episode_video
 from lerobot_lance.quality.result import CheckOutcome, merge_outcomes
@@ -81,9 +82,9 @@ def run_doctor(
     files = check_source_files(root, meta, listing=listing, orphans=orphans)
     outcomes += files
 
-    def usable(rel: str) -> bool:  # missing and empty videos are reported by the file rules
+    def usable(rel: str) -> bool:  # missing, empty and Git LFS pointer videos are reported by the file rules
         p = root / rel
-        return p.is_file() and p.stat().st_size > 0
+        return p.is_file() and p.stat().st_size > 0 and not is_lfs_pointer(p)
 
     # per-episode tabular rules, a batch of episodes at a time
     frame_outcomes: list[CheckOutcome] = []
@@ -128,20 +129,37 @@ def exit_code(outcomes: Sequence[CheckOutcome]) -> int:
 
 
 def format_report(outcomes: Sequence[CheckOutcome], *, as_json: bool = False) -> str:
-    """One line per rule: status, stage/rule, and the first offenders.
+    """One line per rule: status, stage/rule, and the first offenders (text),
+    then which ``convert`` option would get the sound part through, if any.
 
-    ``as_json`` gives ``{"failed": n, "checks": [CheckOutcome.to_dict(), ...]}``.
+    ``as_json`` gives ``{"failed": n, "checks": [CheckOutcome.to_dict(), ...]}``
+    with every offender of every rule; when a blocking rule failed it also has
+    ``"error": "ChecksFailed"``, ``"message"`` (the failed rules),
+    ``"offenders"`` (every failed rule's offenders, each with its ``check``)
+    and ``"hint"`` (:func:`~lerobot_lance.refusal.doctor_hint`).
     """
+    from lerobot_lance.refusal import doctor_hint
+
+    n = exit_code(outcomes)
+    total = next((o.metadata.get("episodes") for o in outcomes if o.name == "meta_files_readable" and "episodes" in o.metadata), None)
+    hint = doctor_hint(outcomes, total) if n else None
     if as_json:
-        return json.dumps(
-            {"failed": exit_code(outcomes), "checks": [{"stage": STAGES.get(o.name, "content"), **o.to_dict()} for o in outcomes]},
-            indent=2, default=str,
-        )
+        report: dict[str, object] = {"failed": n, "checks": [{"stage": STAGES.get(o.name, "content"), **o.to_dict()} for o in outcomes]}
+        if n:
+            bad = [o for o in outcomes if not o.passed and o.severity == "ERROR"]
+            report.update(
+                error="ChecksFailed",
+                message=f"{n} check(s) failed: {', '.join(o.name for o in bad)}",
+                offenders=[{"check": o.name, **x.to_dict()} for o in bad for x in o.offenders],
+                hint=hint,
+            )
+        return json.dumps(report, indent=2, default=str)
     lines = []
     for o in outcomes:
         status = "SKIP" if o.skipped else "ok  " if o.passed else ("FAIL" if o.severity == "ERROR" else "WARN")
         lines.append(f"{status} {STAGES.get(o.name, 'content')}/{o.name}: {o.message}")
-    n = exit_code(outcomes)
     lines.append(f"{n} check(s) failed" if n else "all blocking checks passed")
+    if hint:
+        lines.append(f"hint: {hint}")
     return "\n".join(lines)
 

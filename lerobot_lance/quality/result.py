@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Severity = Literal["ERROR", "WARN"]
 
-#: How many offenders a result keeps (the count is always complete).
+#: How many offenders a text view (the one-line ``message``, Dagster's
+#: ``first_offenders`` metadata) shows; a :class:`CheckOutcome` keeps them all,
+#: so ``--json`` and :meth:`CheckOutcome.to_dict` give every one.
 MAX_OFFENDERS = 10
 
 
@@ -31,6 +34,14 @@ class Offender:
     expected: Any = None
     found: Any = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The offender as JSON-safe values (``expected`` / ``found`` that are
+        not JSON types, e.g. numpy scalars or tuples, become their ``str``), with
+        ``message``: the one-line text of :meth:`__str__`."""
+        d = json.loads(json.dumps(asdict(self), default=str))
+        d["message"] = str(self)
+        return d
+
     def __str__(self) -> str:
         where = self.file or ""
         if self.episode_index is not None:
@@ -50,8 +61,9 @@ class CheckOutcome:
         passed: False when at least one offender was found.
         severity: ``"ERROR"`` for blocking gates, ``"WARN"`` for content checks.
         description: what the rule asserts (one sentence).
-        offenders: the first :data:`MAX_OFFENDERS` violations.
-        n_offenders: how many violations in all.
+        offenders: every violation found (text views abbreviate them).
+        n_offenders: how many violations in all (``len(offenders)`` unless an
+            outcome was built with a count only).
         metadata: counts and figures a person can act on (JSON-serializable).
         note: optional remark (e.g. "source declares no stats").
         skipped: the rule did not run (an earlier rule it depends on failed,
@@ -91,7 +103,7 @@ class CheckOutcome:
             passed=not offenders,
             severity=severity,
             description=description,
-            offenders=offenders[:MAX_OFFENDERS],
+            offenders=list(offenders),
             n_offenders=len(offenders),
             metadata=dict(metadata or {}),
             note=note,
@@ -99,14 +111,21 @@ class CheckOutcome:
 
     @property
     def message(self) -> str:
-        """One line: status, count and the first offenders."""
+        """One line: status, count, the note (a failed rule's summary, when it
+        has one) and the first three offenders."""
         if self.skipped:
             return self.note or "not run"
         if self.passed:
             return f"ok{' — ' + self.note if self.note else ''}"
         first = "; ".join(str(o) for o in self.offenders[:3])
         more = f" (+{self.n_offenders - 3} more)" if self.n_offenders > 3 else ""
-        return f"{self.n_offenders} problem(s): {first}{more}"
+        summary = f" {self.note}." if self.note else ""
+        return f"{self.n_offenders} problem(s):{summary} {first}{more}"
+
+    @property
+    def first_offenders(self) -> list[Offender]:
+        """The first :data:`MAX_OFFENDERS` offenders, for views that abbreviate."""
+        return self.offenders[:MAX_OFFENDERS]
 
     @property
     def episodes(self) -> list[int]:
@@ -114,7 +133,9 @@ class CheckOutcome:
         return sorted({o.episode_index for o in self.offenders if o.episode_index is not None})
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field (all offenders, as :meth:`Offender.to_dict`) and ``message``."""
         d = asdict(self)
+        d["offenders"] = [o.to_dict() for o in self.offenders]
         d["message"] = self.message
         return d
 
@@ -122,7 +143,7 @@ class CheckOutcome:
 def merge_outcomes(outcomes: Iterable[CheckOutcome]) -> list[CheckOutcome]:
     """One outcome per rule name, in first-seen order, from outcomes of the same
     rules over several episodes or batches: passed only if all passed, offender
-    counts summed, the first :data:`MAX_OFFENDERS` offenders kept. An outcome
+    counts summed, every offender kept. An outcome
     that ran replaces a skipped one of the same name."""
     merged: dict[str, CheckOutcome] = {}
     for o in outcomes:
@@ -136,5 +157,5 @@ def merge_outcomes(outcomes: Iterable[CheckOutcome]) -> list[CheckOutcome]:
             m.skipped, m.note, m.metadata = False, o.note, dict(o.metadata)
         m.passed = m.passed and o.passed
         m.n_offenders += o.n_offenders
-        m.offenders = (m.offenders + o.offenders)[:MAX_OFFENDERS]
+        m.offenders = m.offenders + o.offenders
     return list(merged.values())

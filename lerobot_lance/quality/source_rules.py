@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from lerobot_lance import formats
+from lerobot_lance.camera_shape import camera_dims
 from lerobot_lance.column_names import frames_column_collisions
 from lerobot_lance.errors import LeRobotLanceError, MetadataErrors, SourceDataError, UnsupportedFormatError
 from lerobot_lance.model import DatasetMeta
@@ -72,9 +73,9 @@ _DESCRIPTIONS = {
     "totals_agree": "info.json totals agree with the episodes and tasks metadata",
     "task_indices_exist": "every task referenced (episodes metadata, data task_index) exists in the tasks table",
     "files_exist": "every data parquet and mp4 the metadata references exists",
-    "files_non_empty": "no referenced file is empty",
+    "files_non_empty": "no referenced file is empty or a Git LFS pointer (content not fetched)",
     "data_rows_match_episodes": "each data parquet holds exactly the rows of the episodes it stores",
-    "no_orphan_files": "no data parquet or mp4 that no episode references",
+    "no_orphan_files": "no parquet or mp4 outside meta/ (in any folder) that no episode references",
     "video_frames_cover_episodes": "each mp4's frames (packets) cover the frames its episodes imply (length frames from from_timestamp)",
     "episode_windows_match_length": "each v3.0 episode window's to_timestamp is from_timestamp + length / fps (WARN: length frames are read from from_timestamp)",
     "video_stream_matches_info": "each mp4's resolution and fps match info.json (they fix which frames are read and their shape)",
@@ -386,6 +387,7 @@ def check_source_files(
     episodes: Sequence[int] | None = None,
     listing: Sequence[str] | None = None,
     orphans: bool = True,
+    videos: bool = True,
 ) -> list[CheckOutcome]:
     """Run the source file rules.
 
@@ -396,19 +398,32 @@ def check_source_files(
             only the selected episodes); ``None`` checks every episode.
         listing: every file of the dataset, relative to its root, when the
             local root is a partial copy (Hub: ``HubSource.list_files()``);
-            ``None`` walks ``root``.
+            ``None`` walks ``root`` (every folder but ``meta/`` and hidden ones).
         orphans: run ``no_orphan_files`` (False when no complete file list
             exists, e.g. the Hub could not list the repository: the rule is
             then reported as not run).
+        videos: check the video files (False for a ``skip_videos``
+            conversion: no mp4 is read or counted as an orphan, and the files
+            the declared video features' ``video_path`` names stay the
+            dataset's own).
 
     Returns:
         One :class:`CheckOutcome` per name in :data:`SOURCE_FILE_RULES`, in
         that order. Offenders name the file (relative to ``root``) and the
-        first episode it concerns. Cost: parquet footers, the ``episode_index``
-        and ``task_index`` columns, and one demux pass per mp4 (about 20 ms
-        for a 400-frame 640x480 AV1 file); nothing is decoded.
+        first episode it concerns; the detail names every episode and camera
+        that needs the file (v3.0 shards hold several episodes). A missing
+        file's offender names the template that points to it and where a
+        misplaced copy was found; orphans are any ``.parquet`` / ``.mp4``
+        outside ``meta/`` that no template names for any episode. Git LFS
+        pointer files (a clone without git-lfs) are reported by
+        ``files_non_empty``, counted, with the command that fetches them.
+        Cost: parquet footers, the ``episode_index`` and ``task_index``
+        columns, and one demux pass per mp4 (about 20 ms for a 400-frame
+        640x480 AV1 file); nothing is decoded.
     """
     from lerobot_lance import video
+    from lerobot_lance.lfs import FETCH_HINT, is_lfs_pointer, pointer_detail
+    from lerobot_lance.quality.file_locations import SimilarFiles, common_folder, dataset_listing, episode_list, is_dataset_file
 
     root = Path(root)
     keep = set(episodes) if episodes is not None else None
@@ -421,22 +436,65 @@ def check_source_files(
         for ref in e.videos.values():
             video_eps[ref.relative_path].append((e, ref))
     want_data = list(dict.fromkeys(e.data_path for e in sel))
-    want_video = list(dict.fromkeys(r.relative_path for e in sel for r in e.videos.values()))
-    present: set[str] | None = (_listing(root) if listing is None else set(listing)) if orphans else None
+    want_video = list(dict.fromkeys(r.relative_path for e in sel for r in e.videos.values())) if videos else []
+    present: set[str] | None = (dataset_listing(root) if listing is None else set(listing)) if orphans else None
+    info = meta.info
+
+    def needed_by(rel: str) -> tuple[int, str]:
+        """(first episode, who needs the file: "camera X, episodes 2, 3") of a
+        referenced file; a file of one episode names only its camera."""
+        if rel in data_eps:
+            eps = data_eps[rel]
+            return eps[0], f"data of {episode_list(eps)}" if len(eps) > 1 else ""
+        pairs = video_eps[rel]
+        cams = list(dict.fromkeys(r.video_key for _, r in pairs))
+        eps = sorted({e.episode_index for e, _ in pairs})
+        text = f"{'camera' if len(cams) == 1 else 'cameras'} {', '.join(cams)}"
+        return eps[0], f"{text}, {episode_list(eps)}" if len(eps) > 1 else text
 
     exist, empty = [], []
     usable: set[str] = set()
+    similar: SimilarFiles | None = None
+    missing_by_group: dict[tuple[str, str | None], list[tuple[str, list[str]]]] = defaultdict(list)
+    pointers: list[str] = []
     for rel in [*want_data, *want_video]:
-        first_ep = data_eps[rel][0] if rel in data_eps else video_eps[rel][0][0].episode_index
+        first_ep, need = needed_by(rel)
         p = root / rel
         if not p.is_file():
-            hint = _same_name_elsewhere(rel, present if present is not None else _listing(root))
-            exist.append(Offender(rel, first_ep, "file missing" + (f"; a file of that name is at {hint} (a folder the template does not name)" if hint else "")))
+            if similar is None:
+                listed = present if present is not None else dataset_listing(root)
+                similar = SimilarFiles(listed, [*data_eps, *video_eps], meta.video_keys)
+            cam = None if rel in data_eps else video_eps[rel][0][1].video_key
+            key = "data_path" if cam is None else "video_path"
+            found = similar.find(rel, cam)
+            missing_by_group[(key, cam)].append((rel, found))
+            where = f"; a misplaced copy may be {found[0]}" if found else ""
+            exist.append(Offender(rel, first_ep, f"file missing{f' ({need})' if need else ''}{where}"))
         elif p.stat().st_size == 0:
-            empty.append(Offender(rel, first_ep, "file is empty", expected="> 0 bytes", found="0 bytes"))
+            empty.append(Offender(rel, first_ep, f"file is empty{f' ({need})' if need else ''}", expected="> 0 bytes", found="0 bytes"))
+        elif is_lfs_pointer(p):
+            pointers.append(rel)
+            empty.append(Offender(rel, first_ep, f"file is {pointer_detail(p)}{f' ({need})' if need else ''}",
+                                  expected="the file's content", found="a Git LFS pointer"))
         else:
             usable.add(rel)
-    out = [_outcome("files_exist", exist, metadata={"data_files": len(want_data), "video_files": len(want_video)}), _outcome("files_non_empty", empty)]
+    exist_notes = []
+    for (key, cam), items in missing_by_group.items():
+        total = sum(1 for r in (want_data if cam is None else want_video) if cam is None or video_eps[r][0][1].video_key == cam)
+        what = "data files" if cam is None else f"files of camera {cam}"
+        copies = [f[0] for _, f in items if f]
+        text = f"{len(items)} of {total} {what} missing where {key} {info.get(key)!r} points (e.g. {items[0][0]})"
+        if copies:
+            text += f"; {len(copies)} file(s) of the same name or camera are under {common_folder(copies)} instead, a folder {key} does not name"
+        exist_notes.append(text)
+    lfs_note = None
+    if pointers:
+        lfs_note = f"{len(pointers)} of {len(want_data) + len(want_video)} referenced files are Git LFS pointers, not content (the repository was cloned without git-lfs): {FETCH_HINT}"
+    out = [
+        _outcome("files_exist", exist, metadata={"data_files": len(want_data), "video_files": len(want_video)},
+                 note="; ".join(exist_notes) or None),
+        _outcome("files_non_empty", empty, metadata={"lfs_pointers": len(pointers)}, note=lfs_note),
+    ]
     inside, escaping = symlink_rules.check_files_inside_root(
         root, {rel: data_eps[rel][0] if rel in data_eps else video_eps[rel][0][0].episode_index for rel in [*want_data, *want_video]}
     )
@@ -459,13 +517,13 @@ def check_source_files(
             cols = [c for c in ("episode_index", "task_index") if c in pf.schema_arrow.names]
             t = pf.read(columns=cols) if cols else None
         except Exception as e:  # noqa: BLE001 - any reader error is a defect of this file
-            rows_off.append(Offender(rel, eps[0], f"unreadable parquet ({e})"))
+            need = needed_by(rel)[1]
+            rows_off.append(Offender(rel, eps[0], f"unreadable parquet ({e}{'; ' + need if need else ''})"))
             continue
         want = sum(lengths[i] for i in eps)
         if n != want:
             rows_off.append(Offender(rel, eps[0] if len(eps) == 1 else None,
-                                     f"rows differ from the lengths of its episodes {eps[:6]}{'...' if len(eps) > 6 else ''}",
-                                     expected=want, found=n))
+                                     f"rows differ from the lengths of its {episode_list(eps)}", expected=want, found=n))
         if t is not None and "task_index" in cols:
             values = pc.unique(t["task_index"]).to_pylist()
             missing = sorted(v for v in values if v is not None and int(v) not in meta.tasks)
@@ -483,12 +541,23 @@ def check_source_files(
         out.append(CheckOutcome.skip("no_orphan_files", "the dataset's complete file list is not available", description=_DESCRIPTIONS["no_orphan_files"]))
     else:
         referenced = set(data_eps) | set(video_eps)
-        orphans = [
-            Offender(p, None, "no episode references this file")
-            for p in sorted(present)
-            if p not in referenced and ((p.startswith("data/") and p.endswith(".parquet")) or (p.startswith("videos/") and p.endswith(".mp4")))
-        ]
-        out.append(_outcome("no_orphan_files", orphans, metadata={"files_listed": len(present)}))
+        # With videos=False the declared video features' files are still in
+        # video_eps (skipping videos does not make them orphans), and no mp4 is
+        # looked at: the conversion reads none.
+        missing_of = {f[0]: rel for items in missing_by_group.values() for rel, f in items if f}
+        orphan_off = []
+        for p in sorted(present):
+            if p in referenced or not is_dataset_file(p) or (not videos and p.endswith(".mp4")):
+                continue
+            detail = "no episode references this file"
+            if p in missing_of:
+                detail += f"; it looks like the missing {missing_of[p]}"
+            orphan_off.append(Offender(p, None, detail))
+        note = None
+        if orphan_off:
+            folders = sorted({common_folder([o.file]) for o in orphan_off if o.file})
+            note = f"{len(orphan_off)} file(s) no template names, in {', '.join(folders[:5])}{' ...' if len(folders) > 5 else ''}"
+        out.append(_outcome("no_orphan_files", orphan_off, metadata={"files_listed": len(present)}, note=note))
 
     # containers: packets cover the episodes; stream matches info.json
     cover, stream, codec = [], [], []
@@ -501,7 +570,8 @@ def check_source_files(
         try:
             probe = video.probe_video(root / rel)
         except LeRobotLanceError as e:
-            cover.append(Offender(rel, pairs[0][0].episode_index, f"container unreadable ({e})", expected="a readable mp4", found="unreadable"))
+            cover.append(Offender(rel, pairs[0][0].episode_index, f"container unreadable ({e}; {needed_by(rel)[1]})",
+                                  expected="a readable mp4", found="unreadable"))
             continue
         if pairs[0][1].whole_file:
             e = pairs[0][0]
@@ -513,7 +583,7 @@ def check_source_files(
             frames_needed = int(round(max(ends.values()) * meta.fps))
             if probe.frame_count < frames_needed:
                 short = [ep for ep, end in ends.items() if round(end * meta.fps) > probe.frame_count]
-                cover.append(Offender(rel, short[0], f"camera {key}: shard short of the frames its episodes {short} imply",
+                cover.append(Offender(rel, short[0], f"camera {key}: shard short of the frames its {episode_list(short)} imply",
                                       expected=f">= {frames_needed} frames", found=f"{probe.frame_count} frames"))
         info = f.info
         exp_codec = info.get("video.codec")
@@ -525,8 +595,9 @@ def check_source_files(
             codec.append(Offender(rel, pairs[0][0].episode_index, f"camera {key}: info.json video.pix_fmt names another pixel format than the stream's",
                                   expected=exp_pix, found=probe.pix_fmt))
         exp_w, exp_h = info.get("video.width"), info.get("video.height")
-        if exp_w is None and len(f.shape) == 3:
-            exp_h, exp_w = (f.shape[1], f.shape[2]) if f.shape[0] in (1, 3, 4) and f.shape[2] not in (1, 3, 4) else (f.shape[0], f.shape[1])
+        if exp_w is None:
+            dims = camera_dims(f.shape, f.names)
+            exp_h, exp_w = dims.height, dims.width
         if (exp_w, exp_h) != (probe.width, probe.height):
             stream.append(Offender(rel, pairs[0][0].episode_index, f"camera {key}: resolution", expected=f"{exp_w}x{exp_h}", found=f"{probe.width}x{probe.height}"))
         exp_fps = float(info.get("video.fps") or meta.fps)
@@ -571,25 +642,6 @@ def _window_end_offenders(root: Path, meta: DatasetMeta, episodes: Sequence[Any]
 def _codec_family(name: str) -> str:
     n = name.lower()
     return {"libdav1d": "av1", "libaom-av1": "av1", "libsvtav1": "av1", "avc": "h264", "libx264": "h264", "h265": "hevc", "libx265": "hevc"}.get(n, n)
-
-
-def _listing(root: Path) -> set[str]:
-    out = set()
-    for top in ("data", "videos"):
-        d = root / top
-        if d.is_dir():
-            out.update(str(p.relative_to(root)) for p in d.rglob("*") if p.is_file())
-    return out
-
-
-def _same_name_elsewhere(rel: str, present: set[str] | None) -> str | None:
-    if not present:
-        return None
-    name = PurePosixPath(rel).name
-    for p in sorted(present):
-        if p != rel and PurePosixPath(p).name == name and PurePosixPath(p).parts[:1] == PurePosixPath(rel).parts[:1]:
-            return p
-    return None
 
 
 def source_listing(source: Any) -> tuple[list[str] | None, bool]:
