@@ -55,6 +55,7 @@ from lerobot_lance.quality import (
     check_source_meta,
     merge_outcomes,
 )
+from lerobot_lance.quality.descriptions import check_description
 from lerobot_lance.quality.source_rules import source_listing
 from lerobot_lance.staging import partition_key
 from pipelines.config import DatasetConfig
@@ -188,7 +189,8 @@ def _final_on_bad_data(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _specs(key: AssetKey, names: Iterable[str], blocking: bool = True) -> list[AssetCheckSpec]:
-    return [AssetCheckSpec(n, asset=key, blocking=blocking) for n in names]
+    """One check spec per rule name, described by its rule (what it checks, what fails it)."""
+    return [AssetCheckSpec(n, asset=key, blocking=blocking, description=check_description(n, blocking=blocking)) for n in names]
 
 
 def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
@@ -346,7 +348,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         partitions_def=episodes,
         backfill_policy=backfill,
         description="Per-episode statistics of every numeric feature and camera, compared with the source's own.",
-        check_specs=[*_specs(k("episode_stats"), ["episodes_staged"]), AssetCheckSpec("stats_match_source", asset=k("episode_stats"))],
+        check_specs=[*_specs(k("episode_stats"), ["episodes_staged"]), *_specs(k("episode_stats"), ["stats_match_source"], blocking=False)],
         retry_policy=RETRY,
     )
     @_final_on_bad_data
@@ -440,7 +442,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         group_name=group,
         deps=[episode_stats],
         description="Dataset statistics aggregated over episodes like LeRobot (count-weighted mean, pooled variance).",
-        check_specs=[AssetCheckSpec("stats_match_source", asset=k("dataset_stats"))],
+        check_specs=_specs(k("dataset_stats"), ["stats_match_source"], blocking=False),
     )
     @_final_on_bad_data
     def dataset_stats(lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:

@@ -14,11 +14,11 @@ Per configured dataset ``<name>``:
   episodes' staged output forward, then those partitions in batches of
   ``backfill_batch_size``, then the table assets). The cursor then holds the
   revision it acted on.
-* ``<name>__full_reconversion`` (schedule on ``<name>__reconvert``): one run of
-  every asset over every episode partition. Its cron is the dataset's
-  ``schedule`` key, and it is then on from the start; a dataset without one
-  still gets the schedule, off, on :data:`DEFAULT_CRON`, so it can be switched
-  on from the UI.
+* ``<name>__full_reconversion`` (schedule on ``<name>__reconvert``), only for a
+  dataset whose config sets ``schedule:`` (a cron string, evaluated in UTC):
+  one run of every asset over every episode partition, on from the start. A
+  dataset without ``schedule:`` has no schedule at all; its
+  ``<name>__reconvert`` job is still defined, to launch by hand.
 
 The sensor's backfill request uses ``RunRequest.for_asset_graph_subset``: the
 way Dagster 1.13's own automation sensors launch backfills (``AssetGraphSubset``
@@ -66,8 +66,6 @@ from pipelines.config import DatasetConfig
 from pipelines.jobs import EPISODE_ASSETS, TABLE_ASSETS
 from resources import LanceStorageResource, LeRobotSourceResource
 
-#: Cron of a dataset's reconversion schedule when its config sets none (the schedule is then stopped).
-DEFAULT_CRON = "0 3 * * 0"
 #: Seconds between two ticks of the change sensor (``options.sensor_interval_seconds`` overrides).
 DEFAULT_SENSOR_INTERVAL_S = 120
 #: Tags on every run the sensor or schedule starts (usable in run-queue concurrency limits).
@@ -265,22 +263,28 @@ def _ranges_text(eps: Sequence[int]) -> str:
 
 
 def make_full_reconversion_schedule(cfg: DatasetConfig) -> ScheduleDefinition:
-    """The reconversion schedule of one dataset (see the module docstring).
+    """The reconversion schedule of one dataset (see the module docstring), on
+    ``cfg.schedule`` in UTC and running from the start.
 
     Each tick registers every episode of the source as a partition (dropping
     partitions of episodes the source no longer has) and requests one run of
     ``<name>__reconvert`` over the whole partition range. Large datasets are
     better served by the sensor or a UI backfill, which batch episodes into
     runs of ``backfill_batch_size``.
+
+    Raises:
+        ValueError: ``cfg.schedule`` is not set.
     """
+    if not cfg.schedule:
+        raise ValueError(f"dataset {cfg.name!r} sets no schedule: it has no reconversion schedule")
     parts = DynamicPartitionsDefinition(name=partitions_name(cfg))
 
     @schedule(
         name=schedule_name(cfg),
-        cron_schedule=cfg.schedule or DEFAULT_CRON,
-        job=build_reconvert_job(cfg),
+        cron_schedule=cfg.schedule,
+        job_name=reconvert_job_name(cfg),
         execution_timezone="UTC",
-        default_status=DefaultScheduleStatus.RUNNING if cfg.schedule else DefaultScheduleStatus.STOPPED,
+        default_status=DefaultScheduleStatus.RUNNING,
         description=f"Full re-conversion of {cfg.name} (every episode, then publish) on a cron.",
     )
     def _full_reconversion(context: ScheduleEvaluationContext, lerobot_source: LeRobotSourceResource) -> RunRequest | SkipReason:
@@ -313,4 +317,10 @@ def build_sensors(cfg: DatasetConfig) -> list[SensorDefinition]:
 
 
 def build_schedules(cfg: DatasetConfig) -> list[ScheduleDefinition]:
-    return [make_full_reconversion_schedule(cfg)]
+    """The dataset's reconversion schedule if its config sets ``schedule:``, else none."""
+    return [make_full_reconversion_schedule(cfg)] if cfg.schedule else []
+
+
+def build_automation_jobs(cfg: DatasetConfig) -> list[UnresolvedAssetJobDefinition]:
+    """``<name>__reconvert``, defined whether or not a schedule launches it."""
+    return [build_reconvert_job(cfg)]

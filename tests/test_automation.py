@@ -22,7 +22,6 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from lerobot_lance.source import LocalSource
 from pipelines.automation import (
-    DEFAULT_CRON,
     SensorCursor,
     reconvert_job_name,
     schedule_name,
@@ -86,9 +85,9 @@ def test_definitions_expose_sensor_schedule_retries_and_batched_backfills(tmp_pa
     schedules = {s.name: s for s in repo.schedule_defs}
     assert set(sensors) == {"g1__source_change", "g2__source_change"}
     assert all(s.default_status.value == "STOPPED" for s in sensors.values())
-    assert schedules["g1__full_reconversion"].cron_schedule == DEFAULT_CRON
-    assert schedules["g1__full_reconversion"].default_status.value == "STOPPED"
+    assert set(schedules) == {"g2__full_reconversion"}  # g1 sets no schedule: it has none
     assert schedules["g2__full_reconversion"].cron_schedule == "15 2 * * *"
+    assert schedules["g2__full_reconversion"].execution_timezone == "UTC"
     assert schedules["g2__full_reconversion"].default_status.value == "RUNNING"
     assert schedules["g2__full_reconversion"].job_name == "g2__reconvert"
     job = repo.get_job("g1__reconvert")
@@ -230,3 +229,41 @@ def test_schedule_runs_one_full_reconversion_over_every_episode(tmp_path: Path, 
     result = defs.resolve_job_def(reconvert_job_name(cfg)).execute_in_process(instance=instance, tags=req.tags, raise_on_error=False)
     assert result.success
     verify_output(tmp_path / "out", src, decode=False)
+
+
+def test_a_dataset_without_schedule_has_no_schedule(tmp_path: Path) -> None:
+    """No ``schedule:`` key, ``schedule: null`` or ``schedule: ""``: no schedule at all
+    (not a stopped one on some default cron); the reconversion job stays, to launch by hand."""
+    import yaml
+
+    from pipelines.config import load_dataset_configs
+
+    yml = tmp_path / "datasets.yaml"
+    yml.write_text(yaml.safe_dump({"datasets": [
+        {"name": "absent", "source": str(sample(SAMPLE)), "output": str(tmp_path / "o1")},
+        {"name": "null", "source": str(sample(SAMPLE)), "output": str(tmp_path / "o2"), "schedule": None},
+        {"name": "empty", "source": str(sample(SAMPLE)), "output": str(tmp_path / "o3"), "schedule": ""},
+        {"name": "weekly", "source": str(sample(SAMPLE)), "output": str(tmp_path / "o4"), "schedule": "0 3 * * 0"},
+    ]}))
+    cfgs = load_dataset_configs(yml)
+    assert [c.schedule for c in cfgs] == [None, None, None, "0 3 * * 0"]
+    repo = build_definitions(cfgs).get_repository_def()
+    assert [(s.name, s.cron_schedule, s.default_status.value) for s in repo.schedule_defs] == [
+        ("weekly__full_reconversion", "0 3 * * 0", "RUNNING")
+    ]
+    assert {j.name for j in repo.get_all_jobs() if j.name.endswith("__reconvert")} == {
+        "absent__reconvert", "null__reconvert", "empty__reconvert", "weekly__reconvert"
+    }
+
+
+@pytest.mark.parametrize("value", ["every sunday", "0 3 * *", 5])
+def test_a_schedule_that_is_not_a_cron_string_is_refused_naming_the_file_and_dataset(tmp_path: Path, value: Any) -> None:
+    import yaml
+
+    from pipelines.config import load_dataset_configs
+
+    yml = tmp_path / "datasets.yaml"
+    yml.write_text(yaml.safe_dump({"datasets": [{"name": "g1", "source": "x", "output": "y", "schedule": value}]}))
+    with pytest.raises(ValueError) as err:
+        load_dataset_configs(yml)
+    assert str(yml) in str(err.value) and "'g1'" in str(err.value) and repr(value) in str(err.value)
