@@ -14,10 +14,12 @@ the asset just computed, so no stage re-reads its own output to check it.
 """
 
 
+import contextlib
 import dataclasses
 import functools
+import inspect
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from dagster import (
@@ -26,6 +28,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    AssetObservation,
     AssetsDefinition,
     BackfillPolicy,
     Backoff,
@@ -42,6 +45,7 @@ from dagster import (
 
 import lerobot_lance.conversion as convert
 from lerobot_lance.errors import LeRobotLanceError, SourceNotFoundError
+from lerobot_lance.output_info import describe_tables, output_url, tables_markdown
 from lerobot_lance.quality import (
     CONTENT_RULES,
     EPISODE_FRAME_RULES,
@@ -174,10 +178,10 @@ def _final_on_bad_data(fn: Callable[..., Any]) -> Callable[..., Any]:
     that no retry can fix (a path through a file, no permission, a directory
     where a file belongs) are final too."""
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    @contextlib.contextmanager
+    def final() -> Iterator[None]:
         try:
-            return fn(*args, **kwargs)
+            yield
         except SourceNotFoundError:
             raise
         except LeRobotLanceError as e:
@@ -185,7 +189,43 @@ def _final_on_bad_data(fn: Callable[..., Any]) -> Callable[..., Any]:
         except (NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError) as e:
             raise Failure(description=f"{type(e).__name__}: {e}", allow_retries=False) from e
 
+    if inspect.isgeneratorfunction(fn):  # an asset that yields its result, then observations
+
+        @functools.wraps(fn)
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            with final():
+                yield from fn(*args, **kwargs)
+
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with final():
+            return fn(*args, **kwargs)
+
     return wrapper
+
+
+def failed_partition_observations(
+    context: AssetExecutionContext, stage: str, result: convert.BatchResult
+) -> Iterator[AssetObservation]:
+    """One observation per episode of the batch that failed this stage, on that
+    episode's partition, carrying the located reason (file, episode, expected,
+    found). A batch is one run materializing every partition of its range, so
+    the reason goes where the partition page shows it: an observation logged
+    after the materialization appears in that partition's metadata."""
+    for ep, reason in sorted(result.failed.items()):
+        yield AssetObservation(
+            asset_key=context.asset_key,
+            partition=partition_key(ep),
+            description=f"{stage} failed for episode {ep}",
+            metadata={
+                "status": "failed",
+                "failure_reason": MetadataValue.text(reason),
+                "episode_index": ep,
+                "check": "episodes_staged",
+            },
+        )
 
 
 def _specs(key: AssetKey, names: Iterable[str], blocking: bool = True) -> list[AssetCheckSpec]:
@@ -298,7 +338,9 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         retry_policy=RETRY,
     )
     @_final_on_bad_data
-    def episode_frames(context: AssetExecutionContext, lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
+    def episode_frames(
+        context: AssetExecutionContext, lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]
+    ) -> Iterator[MaterializeResult | AssetObservation]:
         conv = conv_of(lance_storage)
         eps = [int(p) for p in context.partition_keys]
         result = convert.stage_episode_frames(conv, eps, progress.for_stage("episode_frames"))
@@ -308,10 +350,11 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
             *check_results(k("episode_frames"), result.outcomes, EPISODE_FRAME_CHECKS),
             *check_results(k("episode_frames"), content, CONTENT_CHECKS),
         ]
-        return MaterializeResult(
+        yield MaterializeResult(
             metadata={"episodes": len(eps), "staged": len(result.ok), "failed": len(result.failed), "rows": result.rows, "bytes": result.bytes},
             check_results=checks,
         )
+        yield from failed_partition_observations(context, "episode_frames", result)
 
     @asset(
         key=k("episode_videos"),
@@ -329,17 +372,18 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         lance_storage: LanceStorageResource,
         video_codec: VideoCodecResource,
         progress: ResourceParam[ProgressReporter],
-    ) -> MaterializeResult:
+    ) -> Iterator[MaterializeResult | AssetObservation]:
         conv = conv_of(lance_storage, video_codec)
         eps = [int(p) for p in context.partition_keys]
         result = convert.stage_episode_videos(conv, eps, progress.for_stage("episode_videos"))
-        return MaterializeResult(
+        yield MaterializeResult(
             metadata={"episodes": len(eps), "segments": result.rows, "failed": len(result.failed), "bytes": result.bytes},
             check_results=[
                 _batch_check(k("episode_videos"), "episodes_staged", result, "every episode's segments hold exactly its frames"),
                 *check_results(k("episode_videos"), result.outcomes, EPISODE_VIDEO_CHECKS),
             ],
         )
+        yield from failed_partition_observations(context, "episode_videos", result)
 
     @asset(
         key=k("episode_stats"),
@@ -352,17 +396,20 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         retry_policy=RETRY,
     )
     @_final_on_bad_data
-    def episode_stats(context: AssetExecutionContext, lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
+    def episode_stats(
+        context: AssetExecutionContext, lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]
+    ) -> Iterator[MaterializeResult | AssetObservation]:
         conv = conv_of(lance_storage)
         eps = [int(p) for p in context.partition_keys]
         result = convert.stage_episode_stats(conv, eps, progress.for_stage("episode_stats"))
-        return MaterializeResult(
+        yield MaterializeResult(
             metadata={"episodes": len(eps), "staged": len(result.ok), "failed": len(result.failed)},
             check_results=[
                 _batch_check(k("episode_stats"), "episodes_staged", result, "statistics computed for every episode"),
                 *check_results(k("episode_stats"), result.outcomes, ["stats_match_source"]),
             ],
         )
+        yield from failed_partition_observations(context, "episode_stats", result)
 
     def _table_result(name: str, pending: Any, cov: convert.Coverage, expected_rows: int) -> MaterializeResult:
         key = k(name)
@@ -476,12 +523,17 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
             conv.output, conv.meta, conv.source.meta_root(), tag=result.tag, episodes=cov.included,
             skip_videos=conv.options.skip_videos, storage_options=conv.options.storage_options,
         )
+        tables = describe_tables(conv.output, result.versions, result.tag, conv.options.storage_options)
         return MaterializeResult(
             metadata={
                 "tag": result.tag,
                 "versions": MetadataValue.json(result.versions),
                 "rows": MetadataValue.json(result.rows),
                 "output": MetadataValue.path(conv.output),
+                "output_url": MetadataValue.url(output_url(conv.output)),
+                "tables": MetadataValue.md(tables_markdown(tables)),
+                "table_bytes": MetadataValue.json({t.name: t.data_bytes for t in tables}),
+                "table_latest_versions": MetadataValue.json({t.name: t.latest_version for t in tables}),
                 "excluded_episodes": MetadataValue.json({str(e): w for e, w in cov.missing.items()}),
                 "open_with": MetadataValue.md(
                     f"```python\nimport lancedb\ndb = lancedb.connect({conv.output!r})\nframes = db.open_table('frames', version={result.tag!r})\n```"
