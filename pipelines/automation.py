@@ -20,6 +20,15 @@ Per configured dataset ``<name>``:
   dataset without ``schedule:`` has no schedule at all; its
   ``<name>__reconvert`` job is still defined, to launch by hand.
 
+* ``<name>__register_episodes`` (sensor, running from the start; launches
+  nothing): while the dataset has no episode partition, each tick reads the
+  source's ``meta/`` and registers one partition per episode; once there are
+  partitions its ticks only count them. Without it a fresh instance has zero
+  partitions, and Dagster 1.13's asset graph draws a partitioned asset with
+  zero partitions as complete (green, "0 partitions": it counts 0 missing of
+  0); with them the per-episode assets read as never materialized (0 of N)
+  until their first run.
+
 The sensor's backfill request uses ``RunRequest.for_asset_graph_subset``: the
 way Dagster 1.13's own automation sensors launch backfills (``AssetGraphSubset``
 is not a top-level export). Schedules cannot launch backfills in 1.13, hence
@@ -58,6 +67,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from assets import partitions_name
 import lerobot_lance.conversion as convert
+from lerobot_lance.errors import LeRobotLanceError
 from lerobot_lance.lance_io import current_version
 from lerobot_lance.readers import read_dataset_meta
 from lerobot_lance.source import DatasetSource, HubSource
@@ -68,6 +78,8 @@ from resources import LanceStorageResource, LeRobotSourceResource
 
 #: Seconds between two ticks of the change sensor (``options.sensor_interval_seconds`` overrides).
 DEFAULT_SENSOR_INTERVAL_S = 120
+#: Seconds between two ticks of the episode registration sensor.
+REGISTER_SENSOR_INTERVAL_S = 60
 #: Tags on every run the sensor or schedule starts (usable in run-queue concurrency limits).
 DATASET_TAG = "lerobot_lance/dataset"
 TRIGGER_TAG = "lerobot_lance/trigger"
@@ -79,6 +91,10 @@ def reconvert_job_name(cfg: DatasetConfig) -> str:
 
 def sensor_name(cfg: DatasetConfig) -> str:
     return f"{cfg.name}__source_change"
+
+
+def register_sensor_name(cfg: DatasetConfig) -> str:
+    return f"{cfg.name}__register_episodes"
 
 
 def schedule_name(cfg: DatasetConfig) -> str:
@@ -256,6 +272,45 @@ def make_source_change_sensor(cfg: DatasetConfig, *, minimum_interval_seconds: i
     return _source_change
 
 
+def make_register_episodes_sensor(cfg: DatasetConfig) -> SensorDefinition:
+    """The episode registration sensor of one dataset (see the module docstring).
+
+    A tick that finds partitions registered returns a skip without touching the
+    source. Otherwise it reads ``meta/`` only (on the Hub: downloads it) and
+    requests one partition per episode; a source that cannot be read gives a
+    skip naming the source and the error (``source_meta`` and its checks report
+    bad data), never a failed tick.
+    """
+    parts = DynamicPartitionsDefinition(name=partitions_name(cfg))
+
+    @sensor(
+        name=register_sensor_name(cfg),
+        minimum_interval_seconds=REGISTER_SENSOR_INTERVAL_S,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=(
+            f"Register one partition per episode of {cfg.source} (meta/ only) while {cfg.name} has none, so the "
+            "per-episode assets read as never materialized (0 of N) before their first run. Launches nothing."
+        ),
+    )
+    def _register_episodes(context: SensorEvaluationContext, lerobot_source: LeRobotSourceResource) -> SensorResult | SkipReason:
+        registered = context.instance.get_dynamic_partitions(parts.name)
+        if registered:
+            return SkipReason(f"{len(registered)} episode partition(s) registered")
+        try:
+            src = lerobot_source.open(cfg.source, cfg.revision)
+            keys = [partition_key(e) for e in read_dataset_meta(src.meta_root()).episode_indices]
+        except (LeRobotLanceError, OSError) as e:
+            return SkipReason(f"{cfg.source}: episodes not registered: {e}")
+        if not keys:
+            return SkipReason(f"{cfg.source}: the source lists no episodes")
+        return SensorResult(
+            skip_reason=SkipReason(f"{cfg.source}: registered {len(keys)} episode partition(s)"),
+            dynamic_partitions_requests=[parts.build_add_request(keys)],
+        )
+
+    return _register_episodes
+
+
 def _ranges_text(eps: Sequence[int]) -> str:
     from pipelines.runner import contiguous_ranges
 
@@ -313,7 +368,7 @@ def make_full_reconversion_schedule(cfg: DatasetConfig) -> ScheduleDefinition:
 
 
 def build_sensors(cfg: DatasetConfig) -> list[SensorDefinition]:
-    return [make_source_change_sensor(cfg)]
+    return [make_source_change_sensor(cfg), make_register_episodes_sensor(cfg)]
 
 
 def build_schedules(cfg: DatasetConfig) -> list[ScheduleDefinition]:
