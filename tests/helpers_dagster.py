@@ -344,6 +344,14 @@ def dagster_servers(datasets_yaml: Path, workdir: Path, *, extra_env: dict[str, 
         **(extra_env or {}),
     )
     bindir = Path(sys.executable).parent
+    # Create the instance's storages (SQLite: runs, event index, schedules) before
+    # either server starts: both would create them at once, and SQLite then fails
+    # one of them with "table alembic_version already exists" / "more than one head".
+    subprocess.run(
+        [sys.executable, "-c", "from dagster import DagsterInstance\nwith DagsterInstance.get() as i:\n"
+         "    i.run_storage, i.event_log_storage, i.schedule_storage"],
+        env=env, check=True, capture_output=True, timeout=startup_timeout_s,
+    )
     port = free_port()
     logs = [workdir / "daemon.log", workdir / "webserver.log"]
     procs = [
