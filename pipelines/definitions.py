@@ -1,8 +1,9 @@
 """The code location: one Definitions object built from ``datasets.yaml``.
 
 Each configured dataset contributes its asset group, jobs, sensors and, if
-its config sets ``schedule:``, its reconversion schedule; resources are shared. ``dagster dev`` (via ``workspace.yaml``) and the
-CLI both load :data:`defs`.
+its config sets ``schedule:``, its reconversion schedule; resources are
+shared. ``dagster dev`` (via ``workspace.yaml``) and the CLI both load
+:data:`defs`.
 """
 
 from __future__ import annotations
