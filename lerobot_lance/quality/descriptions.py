@@ -64,6 +64,8 @@ def check_description(name: str, *, blocking: bool) -> str:
     Raises:
         KeyError: ``name`` has no description (a new rule without one).
     """
+    if name not in RULE_DESCRIPTIONS:
+        raise KeyError(f"check {name!r} has no description: add one next to its rule (RULE_DESCRIPTIONS gathers them)")
     rule = _sentence(RULE_DESCRIPTIONS[name])
     if blocking:
         return f"{rule} Any violation fails the check and stops what depends on it."
