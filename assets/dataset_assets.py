@@ -525,15 +525,15 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         )
         tables = describe_tables(conv.output, result.versions, result.tag, conv.options.storage_options)
         return MaterializeResult(
-            metadata={
-                "tag": result.tag,
-                "versions": MetadataValue.json(result.versions),
-                "rows": MetadataValue.json(result.rows),
+            metadata={  # in the order the UI lists them: where, what, then the machine-readable parts
                 "output": MetadataValue.path(conv.output),
                 "output_url": MetadataValue.url(output_url(conv.output)),
+                "tag": result.tag,
                 "tables": MetadataValue.md(tables_markdown(tables)),
-                "table_bytes": MetadataValue.json({t.name: t.data_bytes for t in tables}),
+                "versions": MetadataValue.json(result.versions),
                 "table_latest_versions": MetadataValue.json({t.name: t.latest_version for t in tables}),
+                "table_bytes": MetadataValue.json({t.name: t.data_bytes for t in tables}),
+                "rows": MetadataValue.json(result.rows),
                 "excluded_episodes": MetadataValue.json({str(e): w for e, w in cov.missing.items()}),
                 "open_with": MetadataValue.md(
                     f"```python\nimport lancedb\ndb = lancedb.connect({conv.output!r})\nframes = db.open_table('frames', version={result.tag!r})\n```"

@@ -271,7 +271,9 @@ def test_lance_dataset_page_shows_where_versions_and_sizes(servers: DagsterServe
     if chromium_binary() is None:
         pytest.skip("chromium is not installed")
     shot = tmp_path / "lance_dataset.png"
-    chromium_until(f"{servers.url}/assets/{NAME}/lance_dataset", tmp_path, ["output_url", "table_bytes", tag], screenshot=shot)
+    # a tall window: the whole metadata table (path, link, per-table versions and bytes, snippet) in one picture
+    chromium_until(f"{servers.url}/assets/{NAME}/lance_dataset", tmp_path, ["output_url", "table_bytes", tag], screenshot=shot,
+                   window=(1600, 2000))
     _save(shot)
 
 
