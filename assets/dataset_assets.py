@@ -14,9 +14,11 @@ the asset just computed, so no stage re-reads its own output to check it.
 """
 
 
+import contextlib
 import functools
+import inspect
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from dagster import (
@@ -25,6 +27,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    AssetObservation,
     AssetsDefinition,
     BackfillPolicy,
     Backoff,
@@ -45,6 +48,7 @@ from lerobot_lance.episode_selection import EpisodeRanges
 from lerobot_lance.errors import LeRobotLanceError, SourceNotFoundError
 from lerobot_lance.output_root import check_output_root, claim_output_root, source_root_of
 from lerobot_lance.snippets import frames_columns, open_snippet
+from lerobot_lance.output_info import describe_tables, output_url, tables_markdown
 from lerobot_lance.quality import (
     CONTENT_RULES,
     EPISODE_FRAME_RULES,
@@ -58,6 +62,7 @@ from lerobot_lance.quality import (
     check_source_meta,
     merge_outcomes,
 )
+from lerobot_lance.quality.descriptions import check_description
 from lerobot_lance.quality.source_rules import source_listing
 from lerobot_lance.refusal import error_object
 from lerobot_lance.staging import partition_key
@@ -179,10 +184,10 @@ def _final_on_bad_data(fn: Callable[..., Any]) -> Callable[..., Any]:
     (``KeyError``, ``TypeError``, ``ValueError``, ...), which fails the same
     way on the same input, so retrying it only delays the report."""
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    @contextlib.contextmanager
+    def final() -> Iterator[None]:
         try:
-            return fn(*args, **kwargs)
+            yield
         except SourceNotFoundError:
             raise
         except LeRobotLanceError as e:
@@ -198,11 +203,48 @@ def _final_on_bad_data(fn: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as e:  # noqa: BLE001 - deterministic: the same input fails the same way
             raise Failure(description=f"{type(e).__name__}: {e}", allow_retries=False) from e
 
+    if inspect.isgeneratorfunction(fn):  # an asset that yields its result, then observations
+
+        @functools.wraps(fn)
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            with final():
+                yield from fn(*args, **kwargs)
+
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with final():
+            return fn(*args, **kwargs)
+
     return wrapper
 
 
+def failed_partition_observations(
+    context: AssetExecutionContext, stage: str, result: convert.BatchResult
+) -> Iterator[AssetObservation]:
+    """One observation per episode of the batch that failed this stage, on that
+    episode's partition, carrying the located reason (file, episode, expected,
+    found). A batch is one run materializing every partition of its range, so
+    the reason goes where the partition page shows it: an observation logged
+    after the materialization appears in that partition's metadata."""
+    for ep, reason in sorted(result.failed.items()):
+        yield AssetObservation(
+            asset_key=context.asset_key,
+            partition=partition_key(ep),
+            description=f"{stage} failed for episode {ep}",
+            metadata={
+                "status": "failed",
+                "failure_reason": MetadataValue.text(reason),
+                "episode_index": ep,
+                "check": "episodes_staged",
+            },
+        )
+
+
 def _specs(key: AssetKey, names: Iterable[str], blocking: bool = True) -> list[AssetCheckSpec]:
-    return [AssetCheckSpec(n, asset=key, blocking=blocking) for n in names]
+    """One check spec per rule name, described by its rule (what it checks, what fails it)."""
+    return [AssetCheckSpec(n, asset=key, blocking=blocking, description=check_description(n, blocking=blocking)) for n in names]
 
 
 def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
@@ -312,7 +354,9 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         retry_policy=RETRY,
     )
     @_final_on_bad_data
-    def episode_frames(context: AssetExecutionContext, lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
+    def episode_frames(
+        context: AssetExecutionContext, lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]
+    ) -> Iterator[MaterializeResult | AssetObservation]:
         conv = conv_of(lance_storage)
         eps = [int(p) for p in context.partition_keys]
         result = convert.stage_episode_frames(conv, eps, progress.for_stage("episode_frames"))
@@ -322,10 +366,11 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
             *check_results(k("episode_frames"), result.outcomes, EPISODE_FRAME_CHECKS),
             *check_results(k("episode_frames"), content, CONTENT_CHECKS),
         ]
-        return MaterializeResult(
+        yield MaterializeResult(
             metadata={"episodes": len(eps), "staged": len(result.ok), "failed": len(result.failed), "rows": result.rows, "bytes": result.bytes},
             check_results=checks,
         )
+        yield from failed_partition_observations(context, "episode_frames", result)
 
     @asset(
         key=k("episode_videos"),
@@ -343,17 +388,18 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         lance_storage: LanceStorageResource,
         video_codec: VideoCodecResource,
         progress: ResourceParam[ProgressReporter],
-    ) -> MaterializeResult:
+    ) -> Iterator[MaterializeResult | AssetObservation]:
         conv = conv_of(lance_storage, video_codec)
         eps = [int(p) for p in context.partition_keys]
         result = convert.stage_episode_videos(conv, eps, progress.for_stage("episode_videos"))
-        return MaterializeResult(
+        yield MaterializeResult(
             metadata={"episodes": len(eps), "segments": result.rows, "failed": len(result.failed), "bytes": result.bytes},
             check_results=[
                 _batch_check(k("episode_videos"), "episodes_staged", result, "every episode's segments hold exactly its frames"),
                 *check_results(k("episode_videos"), result.outcomes, EPISODE_VIDEO_CHECKS),
             ],
         )
+        yield from failed_partition_observations(context, "episode_videos", result)
 
     @asset(
         key=k("episode_stats"),
@@ -362,21 +408,24 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         partitions_def=episodes,
         backfill_policy=backfill,
         description="Per-episode statistics of every numeric feature and camera, compared with the source's own.",
-        check_specs=[*_specs(k("episode_stats"), ["episodes_staged"]), AssetCheckSpec("stats_match_source", asset=k("episode_stats"))],
+        check_specs=[*_specs(k("episode_stats"), ["episodes_staged"]), *_specs(k("episode_stats"), ["stats_match_source"], blocking=False)],
         retry_policy=RETRY,
     )
     @_final_on_bad_data
-    def episode_stats(context: AssetExecutionContext, lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
+    def episode_stats(
+        context: AssetExecutionContext, lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]
+    ) -> Iterator[MaterializeResult | AssetObservation]:
         conv = conv_of(lance_storage)
         eps = [int(p) for p in context.partition_keys]
         result = convert.stage_episode_stats(conv, eps, progress.for_stage("episode_stats"))
-        return MaterializeResult(
+        yield MaterializeResult(
             metadata={"episodes": len(eps), "staged": len(result.ok), "failed": len(result.failed)},
             check_results=[
                 _batch_check(k("episode_stats"), "episodes_staged", result, "statistics computed for every episode"),
                 *check_results(k("episode_stats"), result.outcomes, ["stats_match_source"]),
             ],
         )
+        yield from failed_partition_observations(context, "episode_stats", result)
 
     def _table_result(name: str, pending: Any, cov: convert.Coverage, expected_rows: int) -> MaterializeResult:
         key = k(name)
@@ -456,7 +505,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         group_name=group,
         deps=[episode_stats],
         description="Dataset statistics aggregated over episodes like LeRobot (count-weighted mean, pooled variance).",
-        check_specs=[AssetCheckSpec("stats_match_source", asset=k("dataset_stats"))],
+        check_specs=_specs(k("dataset_stats"), ["stats_match_source"], blocking=False),
     )
     @_final_on_bad_data
     def dataset_stats(lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
@@ -490,12 +539,17 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
             conv.output, conv.meta, conv.source.meta_root(), tag=result.tag, episodes=cov.included,
             skip_videos=conv.options.skip_videos, storage_options=conv.options.storage_options,
         )
+        tables = describe_tables(conv.output, result.versions, result.tag, conv.options.storage_options)
         return MaterializeResult(
-            metadata={
-                "tag": result.tag,
-                "versions": MetadataValue.json(result.versions),
-                "rows": MetadataValue.json(result.rows),
+            metadata={  # in the order the UI lists them: where, what, then the machine-readable parts
                 "output": MetadataValue.path(conv.output),
+                "output_url": MetadataValue.url(output_url(conv.output)),
+                "tag": result.tag,
+                "tables": MetadataValue.md(tables_markdown(tables)),
+                "versions": MetadataValue.json(result.versions),
+                "table_latest_versions": MetadataValue.json({t.name: t.latest_version for t in tables}),
+                "table_bytes": MetadataValue.json({t.name: t.data_bytes for t in tables}),
+                "rows": MetadataValue.json(result.rows),
                 "excluded_episodes": MetadataValue.json({str(e): w for e, w in cov.missing.items()}),
                 "open_with": MetadataValue.md(f"```python\n{open_snippet(conv.output, result.tag, frames_columns(conv.meta))}\n```"),
             },

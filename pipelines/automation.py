@@ -14,11 +14,20 @@ Per configured dataset ``<name>``:
   episodes' staged output forward, then those partitions in batches of
   ``backfill_batch_size``, then the table assets). The cursor then holds the
   revision it acted on.
-* ``<name>__full_reconversion`` (schedule on ``<name>__reconvert``): one run of
-  every asset over every episode partition. Its cron is the dataset's
-  ``schedule`` key, and it is then on from the start; a dataset without one
-  still gets the schedule, off, on :data:`DEFAULT_CRON`, so it can be switched
-  on from the UI.
+* ``<name>__full_reconversion`` (schedule on ``<name>__reconvert``), only for a
+  dataset whose config sets ``schedule:`` (a cron string, evaluated in UTC):
+  one run of every asset over every episode partition, on from the start. A
+  dataset without ``schedule:`` has no schedule at all; its
+  ``<name>__reconvert`` job is still defined, to launch by hand.
+
+* ``<name>__register_episodes`` (sensor, running from the start; launches
+  nothing): while the dataset has no episode partition, each tick reads the
+  source's ``meta/`` and registers one partition per episode; once there are
+  partitions its ticks only count them. Without it a fresh instance has zero
+  partitions, and Dagster 1.13's asset graph draws a partitioned asset with
+  zero partitions as complete (green, "0 partitions": it counts 0 missing of
+  0); with them the per-episode assets read as never materialized (0 of N)
+  until their first run.
 
 The sensor's backfill request uses ``RunRequest.for_asset_graph_subset``: the
 way Dagster 1.13's own automation sensors launch backfills (``AssetGraphSubset``
@@ -58,6 +67,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from assets import partitions_name
 import lerobot_lance.conversion as convert
+from lerobot_lance.errors import LeRobotLanceError
 from lerobot_lance.lance_io import current_version
 from lerobot_lance.readers import read_dataset_meta
 from lerobot_lance.source import DatasetSource, HubSource
@@ -66,10 +76,10 @@ from pipelines.config import DatasetConfig
 from pipelines.jobs import EPISODE_ASSETS, TABLE_ASSETS
 from resources import LanceStorageResource, LeRobotSourceResource
 
-#: Cron of a dataset's reconversion schedule when its config sets none (the schedule is then stopped).
-DEFAULT_CRON = "0 3 * * 0"
 #: Seconds between two ticks of the change sensor (``options.sensor_interval_seconds`` overrides).
 DEFAULT_SENSOR_INTERVAL_S = 120
+#: Seconds between two ticks of the episode registration sensor.
+REGISTER_SENSOR_INTERVAL_S = 60
 #: Tags on every run the sensor or schedule starts (usable in run-queue concurrency limits).
 DATASET_TAG = "lerobot_lance/dataset"
 TRIGGER_TAG = "lerobot_lance/trigger"
@@ -81,6 +91,10 @@ def reconvert_job_name(cfg: DatasetConfig) -> str:
 
 def sensor_name(cfg: DatasetConfig) -> str:
     return f"{cfg.name}__source_change"
+
+
+def register_sensor_name(cfg: DatasetConfig) -> str:
+    return f"{cfg.name}__register_episodes"
 
 
 def schedule_name(cfg: DatasetConfig) -> str:
@@ -258,6 +272,45 @@ def make_source_change_sensor(cfg: DatasetConfig, *, minimum_interval_seconds: i
     return _source_change
 
 
+def make_register_episodes_sensor(cfg: DatasetConfig) -> SensorDefinition:
+    """The episode registration sensor of one dataset (see the module docstring).
+
+    A tick that finds partitions registered returns a skip without touching the
+    source. Otherwise it reads ``meta/`` only (on the Hub: downloads it) and
+    requests one partition per episode; a source that cannot be read gives a
+    skip naming the source and the error (``source_meta`` and its checks report
+    bad data), never a failed tick.
+    """
+    parts = DynamicPartitionsDefinition(name=partitions_name(cfg))
+
+    @sensor(
+        name=register_sensor_name(cfg),
+        minimum_interval_seconds=REGISTER_SENSOR_INTERVAL_S,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=(
+            f"Register one partition per episode of {cfg.source} (meta/ only) while {cfg.name} has none, so the "
+            "per-episode assets read as never materialized (0 of N) before their first run. Launches nothing."
+        ),
+    )
+    def _register_episodes(context: SensorEvaluationContext, lerobot_source: LeRobotSourceResource) -> SensorResult | SkipReason:
+        registered = context.instance.get_dynamic_partitions(parts.name)
+        if registered:
+            return SkipReason(f"{len(registered)} episode partition(s) registered")
+        try:
+            src = lerobot_source.open(cfg.source, cfg.revision)
+            keys = [partition_key(e) for e in read_dataset_meta(src.meta_root()).episode_indices]
+        except (LeRobotLanceError, OSError) as e:
+            return SkipReason(f"{cfg.source}: episodes not registered: {e}")
+        if not keys:
+            return SkipReason(f"{cfg.source}: the source lists no episodes")
+        return SensorResult(
+            skip_reason=SkipReason(f"{cfg.source}: registered {len(keys)} episode partition(s)"),
+            dynamic_partitions_requests=[parts.build_add_request(keys)],
+        )
+
+    return _register_episodes
+
+
 def _ranges_text(eps: Sequence[int]) -> str:
     from pipelines.runner import contiguous_ranges
 
@@ -265,22 +318,28 @@ def _ranges_text(eps: Sequence[int]) -> str:
 
 
 def make_full_reconversion_schedule(cfg: DatasetConfig) -> ScheduleDefinition:
-    """The reconversion schedule of one dataset (see the module docstring).
+    """The reconversion schedule of one dataset (see the module docstring), on
+    ``cfg.schedule`` in UTC and running from the start.
 
     Each tick registers every episode of the source as a partition (dropping
     partitions of episodes the source no longer has) and requests one run of
     ``<name>__reconvert`` over the whole partition range. Large datasets are
     better served by the sensor or a UI backfill, which batch episodes into
     runs of ``backfill_batch_size``.
+
+    Raises:
+        ValueError: ``cfg.schedule`` is not set.
     """
+    if not cfg.schedule:
+        raise ValueError(f"dataset {cfg.name!r} sets no schedule: it has no reconversion schedule")
     parts = DynamicPartitionsDefinition(name=partitions_name(cfg))
 
     @schedule(
         name=schedule_name(cfg),
-        cron_schedule=cfg.schedule or DEFAULT_CRON,
-        job=build_reconvert_job(cfg),
+        cron_schedule=cfg.schedule,
+        job_name=reconvert_job_name(cfg),
         execution_timezone="UTC",
-        default_status=DefaultScheduleStatus.RUNNING if cfg.schedule else DefaultScheduleStatus.STOPPED,
+        default_status=DefaultScheduleStatus.RUNNING,
         description=f"Full re-conversion of {cfg.name} (every episode, then publish) on a cron.",
     )
     def _full_reconversion(context: ScheduleEvaluationContext, lerobot_source: LeRobotSourceResource) -> RunRequest | SkipReason:
@@ -309,8 +368,14 @@ def make_full_reconversion_schedule(cfg: DatasetConfig) -> ScheduleDefinition:
 
 
 def build_sensors(cfg: DatasetConfig) -> list[SensorDefinition]:
-    return [make_source_change_sensor(cfg)]
+    return [make_source_change_sensor(cfg), make_register_episodes_sensor(cfg)]
 
 
 def build_schedules(cfg: DatasetConfig) -> list[ScheduleDefinition]:
-    return [make_full_reconversion_schedule(cfg)]
+    """The dataset's reconversion schedule if its config sets ``schedule:``, else none."""
+    return [make_full_reconversion_schedule(cfg)] if cfg.schedule else []
+
+
+def build_automation_jobs(cfg: DatasetConfig) -> list[UnresolvedAssetJobDefinition]:
+    """``<name>__reconvert``, defined whether or not a schedule launches it."""
+    return [build_reconvert_job(cfg)]

@@ -8,7 +8,7 @@
         source: examples/g1_sample     # local directory, or a Hub id "owner/name"
         revision: null                 # Hub branch, tag or commit
         output: out/g1_sample          # output root (directory or object-store URI)
-        schedule: null                 # cron for full re-conversion, off by default
+        schedule: null                 # cron (UTC) of a full re-conversion; absent/null: no schedule
         options:                       # see lerobot_lance.conversion.ConvertOptions
           reencode: auto
           skip_videos: false
@@ -16,6 +16,9 @@
           backfill_batch_size: 100
 
 Relative ``source`` and ``output`` paths are resolved against the YAML file's folder.
+A ``schedule`` gives the dataset a ``<name>__full_reconversion`` schedule,
+running from the start (pipelines/automation.py); without one the dataset has
+no schedule.
 """
 
 from __future__ import annotations
@@ -54,8 +57,9 @@ def load_dataset_configs(path: str | os.PathLike[str] | None = None) -> list[Dat
     """Parse the datasets YAML.
 
     Raises:
-        ValueError: missing keys, a name that is not a Python identifier, or a
-            name used twice; the message names the file and the entry.
+        ValueError: missing keys, a name that is not a Python identifier, a
+            name used twice, or a ``schedule`` that is not a cron string; the
+            message names the file and the entry.
     """
     path = Path(path or os.environ.get("LEROBOT_LANCE_DATASETS") or DEFAULT_CONFIG)
     doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -74,7 +78,7 @@ def load_dataset_configs(path: str | os.PathLike[str] | None = None) -> list[Dat
                 source=_resolve(base, d["source"], hub_ok=True),
                 output=_resolve(base, d["output"]),
                 revision=d.get("revision"),
-                schedule=d.get("schedule"),
+                schedule=_schedule(path, d),
                 options=dict(d.get("options") or {}),
             )
         )
@@ -83,6 +87,21 @@ def load_dataset_configs(path: str | os.PathLike[str] | None = None) -> list[Dat
     if dup:
         raise ValueError(f"{path}: dataset names used twice: {sorted(dup)}")
     return out
+
+
+def _schedule(path: Path, entry: dict[str, Any]) -> str | None:
+    """The entry's cron string, or None when ``schedule`` is absent, null or empty."""
+    from dagster._utils.schedules import is_valid_cron_string  # Dagster's own cron grammar
+
+    value = entry.get("schedule")
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not is_valid_cron_string(value):
+        raise ValueError(
+            f"{path}: dataset {entry['name']!r}: schedule must be a cron string such as \"0 3 * * 0\" "
+            f"(or absent for no schedule), found {value!r}"
+        )
+    return value
 
 
 def _resolve(base: Path, value: str, hub_ok: bool = False) -> str:

@@ -1,8 +1,9 @@
 """The code location: one Definitions object built from ``datasets.yaml``.
 
-Each configured dataset contributes its asset group, jobs, schedule and
-sensor; resources are shared. ``dagster dev`` (via ``workspace.yaml``) and the
-CLI both load :data:`defs`.
+Each configured dataset contributes its asset group, jobs, sensors and, if
+its config sets ``schedule:``, its reconversion schedule; resources are
+shared. ``dagster dev`` (via ``workspace.yaml``) and the CLI both load
+:data:`defs`.
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ def build_definitions(configs: list[DatasetConfig], resources: dict[str, object]
         assets += build_dataset_assets(cfg)
         jobs += build_jobs(cfg)
         try:
-            from pipelines.automation import build_schedules, build_sensors
+            from pipelines.automation import build_automation_jobs, build_schedules, build_sensors
         except ImportError:
             continue
+        jobs += build_automation_jobs(cfg)
         schedules += build_schedules(cfg)
         sensors += build_sensors(cfg)
     return Definitions(

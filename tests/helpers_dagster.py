@@ -344,6 +344,14 @@ def dagster_servers(datasets_yaml: Path, workdir: Path, *, extra_env: dict[str, 
         **(extra_env or {}),
     )
     bindir = Path(sys.executable).parent
+    # Create the instance's storages (SQLite: runs, event index, schedules) before
+    # either server starts: both would create them at once, and SQLite then fails
+    # one of them with "table alembic_version already exists" / "more than one head".
+    subprocess.run(
+        [sys.executable, "-c", "from dagster import DagsterInstance\nwith DagsterInstance.get() as i:\n"
+         "    i.run_storage, i.event_log_storage, i.schedule_storage"],
+        env=env, check=True, capture_output=True, timeout=startup_timeout_s,
+    )
     port = free_port()
     logs = [workdir / "daemon.log", workdir / "webserver.log"]
     procs = [
@@ -454,10 +462,11 @@ def chromium_binary() -> str | None:
 
 
 def chromium(url: str, workdir: Path, *, screenshot: Path | None = None, dump_dom: bool = False,
-             budget_ms: int = 15000, timeout_s: float = 90) -> str:
+             budget_ms: int = 15000, timeout_s: float = 90, window: tuple[int, int] = (1600, 1000)) -> str:
     """Load ``url`` in headless Chromium (no network but loopback in practice:
     background networking, sync and component updates are off); save a
-    screenshot and/or return the DOM after ``budget_ms`` of virtual time."""
+    screenshot of a ``window`` (width, height in CSS pixels) and/or return the
+    DOM after ``budget_ms`` of virtual time."""
     binary = chromium_binary()
     if binary is None:
         raise FileNotFoundError("chromium is not installed (Debian: apt-get install -y chromium)")
@@ -465,7 +474,7 @@ def chromium(url: str, workdir: Path, *, screenshot: Path | None = None, dump_do
     cmd = [
         binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1600,1000",
+        "--disable-dev-shm-usage", f"--user-data-dir={profile}", f"--window-size={window[0]},{window[1]}",
         f"--virtual-time-budget={budget_ms}",
     ]
     if screenshot is not None:
@@ -488,7 +497,7 @@ def chromium(url: str, workdir: Path, *, screenshot: Path | None = None, dump_do
 
 
 def chromium_until(url: str, workdir: Path, needles: Sequence[str], *, budgets_ms: Sequence[int] = (15000, 30000, 60000, 90000),
-                   screenshot: Path | None = None) -> str:
+                   screenshot: Path | None = None, window: tuple[int, int] = (1600, 1000)) -> str:
     """The DOM of ``url`` once every string of ``needles`` is in it.
 
     Dagster's UI is a single-page app that fills the page from GraphQL
@@ -501,11 +510,11 @@ def chromium_until(url: str, workdir: Path, needles: Sequence[str], *, budgets_m
     does not render them."""
     dom = ""
     for budget in budgets_ms:
-        dom = chromium(url, workdir, dump_dom=True, budget_ms=budget, timeout_s=budget / 1000 + 90)
+        dom = chromium(url, workdir, dump_dom=True, budget_ms=budget, timeout_s=budget / 1000 + 90, window=window)
         missing = [n for n in needles if n not in dom]
         if not missing:
             if screenshot is not None:
-                chromium(url, workdir, screenshot=screenshot, budget_ms=budget, timeout_s=budget / 1000 + 90)
+                chromium(url, workdir, screenshot=screenshot, budget_ms=budget, timeout_s=budget / 1000 + 90, window=window)
             return dom
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", dom, flags=re.S)))
     raise AssertionError(f"{url}: {missing} not rendered after {budgets_ms[-1]} ms of virtual time; page text: {text[:1500]!r}")

@@ -22,8 +22,8 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from lerobot_lance.source import LocalSource
 from pipelines.automation import (
-    DEFAULT_CRON,
     SensorCursor,
+    register_sensor_name,
     reconvert_job_name,
     schedule_name,
     sensor_name,
@@ -84,11 +84,15 @@ def test_definitions_expose_sensor_schedule_retries_and_batched_backfills(tmp_pa
     repo = build_definitions([off, on]).get_repository_def()
     sensors = {s.name: s for s in repo.sensor_defs}
     schedules = {s.name: s for s in repo.schedule_defs}
-    assert set(sensors) == {"g1__source_change", "g2__source_change"}
-    assert all(s.default_status.value == "STOPPED" for s in sensors.values())
-    assert schedules["g1__full_reconversion"].cron_schedule == DEFAULT_CRON
-    assert schedules["g1__full_reconversion"].default_status.value == "STOPPED"
+    assert set(sensors) == {"g1__source_change", "g2__source_change", "g1__register_episodes", "g2__register_episodes"}
+    # the change sensors launch runs: off until switched on; the registration sensors launch nothing: on
+    assert {n: s.default_status.value for n, s in sensors.items()} == {
+        "g1__source_change": "STOPPED", "g2__source_change": "STOPPED",
+        "g1__register_episodes": "RUNNING", "g2__register_episodes": "RUNNING",
+    }
+    assert set(schedules) == {"g2__full_reconversion"}  # g1 sets no schedule: it has none
     assert schedules["g2__full_reconversion"].cron_schedule == "15 2 * * *"
+    assert schedules["g2__full_reconversion"].execution_timezone == "UTC"
     assert schedules["g2__full_reconversion"].default_status.value == "RUNNING"
     assert schedules["g2__full_reconversion"].job_name == "g2__reconvert"
     job = repo.get_job("g1__reconvert")
@@ -230,3 +234,77 @@ def test_schedule_runs_one_full_reconversion_over_every_episode(tmp_path: Path, 
     result = defs.resolve_job_def(reconvert_job_name(cfg)).execute_in_process(instance=instance, tags=req.tags, raise_on_error=False)
     assert result.success
     verify_output(tmp_path / "out", src, decode=False)
+
+
+def test_a_dataset_without_schedule_has_no_schedule(tmp_path: Path) -> None:
+    """No ``schedule:`` key, ``schedule: null`` or ``schedule: ""``: no schedule at all
+    (not a stopped one on some default cron); the reconversion job stays, to launch by hand."""
+    import yaml
+
+    from pipelines.config import load_dataset_configs
+
+    yml = tmp_path / "datasets.yaml"
+    yml.write_text(yaml.safe_dump({"datasets": [
+        {"name": "absent", "source": str(sample(SAMPLE)), "output": str(tmp_path / "o1")},
+        {"name": "null", "source": str(sample(SAMPLE)), "output": str(tmp_path / "o2"), "schedule": None},
+        {"name": "empty", "source": str(sample(SAMPLE)), "output": str(tmp_path / "o3"), "schedule": ""},
+        {"name": "weekly", "source": str(sample(SAMPLE)), "output": str(tmp_path / "o4"), "schedule": "0 3 * * 0"},
+    ]}))
+    cfgs = load_dataset_configs(yml)
+    assert [c.schedule for c in cfgs] == [None, None, None, "0 3 * * 0"]
+    repo = build_definitions(cfgs).get_repository_def()
+    assert [(s.name, s.cron_schedule, s.default_status.value) for s in repo.schedule_defs] == [
+        ("weekly__full_reconversion", "0 3 * * 0", "RUNNING")
+    ]
+    assert {j.name for j in repo.get_all_jobs() if j.name.endswith("__reconvert")} == {
+        "absent__reconvert", "null__reconvert", "empty__reconvert", "weekly__reconvert"
+    }
+
+
+@pytest.mark.parametrize("value", ["every sunday", "0 3 * *", 5])
+def test_a_schedule_that_is_not_a_cron_string_is_refused_naming_the_file_and_dataset(tmp_path: Path, value: Any) -> None:
+    import yaml
+
+    from pipelines.config import load_dataset_configs
+
+    yml = tmp_path / "datasets.yaml"
+    yml.write_text(yaml.safe_dump({"datasets": [{"name": "g1", "source": "x", "output": "y", "schedule": value}]}))
+    with pytest.raises(ValueError) as err:
+        load_dataset_configs(yml)
+    assert str(yml) in str(err.value) and "'g1'" in str(err.value) and repr(value) in str(err.value)
+
+
+def test_register_sensor_registers_every_episode_once_and_launches_nothing(tmp_path: Path, instance: Any) -> None:
+    """A fresh instance: the first tick registers one partition per episode of
+    the source (so the UI shows 0 of 4 materialized, not Dagster's green 0 of 0);
+    the next tick sees them and leaves the source alone."""
+    src = make_v2_dataset(sample(SAMPLE), tmp_path / "src", 4)
+    cfg = _cfg(src, tmp_path / "out")
+    defs = build_definitions([cfg])
+    sensor = defs.get_repository_def().get_sensor_def(register_sensor_name(cfg))
+
+    def tick() -> Any:
+        context = build_sensor_context(instance=instance, definitions=defs, resources=default_resources())
+        return sensor.evaluate_tick(context)
+
+    assert instance.get_dynamic_partitions("g1_episodes") == []
+    first = tick()
+    assert first.run_requests == [] and _added(first) == ["000000", "000001", "000002", "000003"]
+    for req in first.dynamic_partitions_requests:
+        instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+    second = tick()
+    assert second.run_requests == [] and second.dynamic_partitions_requests == []
+    assert "4 episode partition(s) registered" in second.skip_message
+    (src / "meta" / "info.json").unlink()  # not read again once registered
+    assert "registered" in tick().skip_message
+
+
+def test_register_sensor_skips_with_the_reason_when_the_source_is_unreadable(tmp_path: Path, instance: Any) -> None:
+    src = make_v2_dataset(sample(SAMPLE), tmp_path / "src", 2)
+    (src / "meta" / "info.json").write_text("{not json")
+    cfg = _cfg(src, tmp_path / "out")
+    defs = build_definitions([cfg])
+    sensor = defs.get_repository_def().get_sensor_def(register_sensor_name(cfg))
+    data = sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=defs, resources=default_resources()))
+    assert data.run_requests == [] and data.dynamic_partitions_requests == []
+    assert "episodes not registered" in data.skip_message and "info.json" in data.skip_message, data.skip_message

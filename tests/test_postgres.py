@@ -46,7 +46,7 @@ def test_conversion_with_postgres_storage_and_multiprocess_executor(pg: Postgres
     shutil.copy2(DEPLOY_YAML, home / "dagster.yaml")  # the documented file, unchanged
     out = tmp_path / "out"
     yml = write_datasets_yaml(
-        tmp_path / "datasets.yaml", [{"name": "g1", "source": str(sample(SAMPLE)), "output": str(out)}]
+        tmp_path / "datasets.yaml", [{"name": "g1", "source": str(sample(SAMPLE)), "output": str(out), "schedule": "0 3 * * 0"}]
     )
     env = {**os.environ, **pg.env(), "DAGSTER_HOME": str(home)}
     proc = subprocess.run(
