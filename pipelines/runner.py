@@ -11,7 +11,7 @@ one.
 
 import os
 import re
-import shutil
+import sys
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -53,6 +53,10 @@ class ConversionSummary:
         warnings: failed non-blocking (WARN) checks, one line each.
         step_seconds: asset name -> seconds its steps took, summed over runs
             (from Dagster's ``STEP_SUCCESS``/``STEP_FAILURE`` events).
+        kept_episodes: with ``episodes`` over an existing output, the episodes
+            it had published that were kept (not requested, still published).
+        notes: what the conversion did beyond the plain case, one line each
+            (kept episodes, skipped videos, recovered publish).
     """
 
     output: str
@@ -61,6 +65,8 @@ class ConversionSummary:
     rows: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     step_seconds: dict[str, float] = field(default_factory=dict)
+    kept_episodes: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def dataset_name_for(output: str) -> str:
@@ -158,6 +164,7 @@ def run_conversion(
     progress: Callable[[str, int], Any] | None = None,
     on_stage: Callable[[str, int], Any] | None = None,
     resources: dict[str, Any] | None = None,
+    staging_dir: str | None = None,
 ) -> ConversionSummary:
     """Convert ``source`` into ``output`` by running the dataset's Dagster graph in-process.
 
@@ -165,33 +172,84 @@ def run_conversion(
         source: local directory or Hub dataset id.
         output: output root (directory or object-store URI).
         revision: Hub branch, tag or commit.
-        episodes: episode indices to convert and publish (default all).
-        overwrite: allow replacing existing tables (a new version; history is kept).
+        episodes: episode indices to convert (default all). Over an output
+            that holds a publish of the same source, the other episodes it
+            published are kept (re-converted only if their staged output is
+            gone), as a partition rerun does; ``kept_episodes`` and
+            ``meta/conversion.json`` say which.
+        overwrite: allow replacing existing tables (a new version; history is
+            kept) and start from an empty staging area. Never discards what
+            recovering an interrupted publish needs: recovery runs first.
         options: :class:`~lerobot_lance.conversion.ConvertOptions` fields and ``backfill_batch_size``.
         name: dataset/group name (default derived from ``output``).
         progress: ``(stage, n)`` callback, called as episodes and tables finish.
         on_stage: ``(stage, total)`` callback, called when a stage's total is known.
         resources: override the code location's resources.
+        staging_dir: the staging area (default
+            :func:`lerobot_lance.staging.default_staging_dir`, outside the output).
+
+    The output's writer lock (:mod:`lerobot_lance.output_lock`) is held for the
+    whole conversion, and an interrupted publish of the output is recovered
+    before anything else.
 
     Returns:
         A :class:`ConversionSummary`.
 
     Raises:
-        OutputExistsError: ``output`` already holds tables and ``overwrite`` is False.
+        OutputExistsError: ``output`` already holds tables, ``overwrite`` is
+            False and no ``episodes`` selection asks for a partial update.
+        OutputLockedError: another process is writing ``output``.
         ConversionFailed: a step or blocking check failed; lists each failure.
     """
-    local_out = None if ("://" in output and not output.startswith("file://")) else Path(output.removeprefix("file://"))
-    if local_out is not None and not overwrite and any((local_out / f"{t}.lance").exists() for t in TABLE_NAMES):
-        raise OutputExistsError(f"{output}: already holds Lance tables; pass --overwrite to replace them (a new version)")
-    if local_out is not None and overwrite:
-        shutil.rmtree(local_out / "_staging", ignore_errors=True)
-    cfg = DatasetConfig(name=name or dataset_name_for(output), source=source, output=output, revision=revision, options=dict(options or {}))
-    from resources import ProgressReporter
+    from lerobot_lance.output_lock import output_lock
 
+    command = "lerobot-lance convert " + " ".join(sys.argv[1:]) if sys.argv and "lerobot" in sys.argv[0] else None
+    with output_lock(output, command=command):
+        return _run_conversion_locked(
+            source, output, revision=revision, episodes=episodes, overwrite=overwrite, options=options, name=name,
+            progress=progress, on_stage=on_stage, resources=resources, staging_dir=staging_dir,
+        )
+
+
+def _run_conversion_locked(
+    source: str,
+    output: str,
+    *,
+    revision: str | None,
+    episodes: Sequence[int] | None,
+    overwrite: bool,
+    options: dict[str, Any] | None,
+    name: str | None,
+    progress: Callable[[str, int], Any] | None,
+    on_stage: Callable[[str, int], Any] | None,
+    resources: dict[str, Any] | None,
+    staging_dir: str | None,
+) -> ConversionSummary:
+    from lerobot_lance.conversion import Conversion, episodes_to_convert, writing
+    from resources import LanceStorageResource, ProgressReporter
+
+    local_out = None if ("://" in output and not output.startswith("file://")) else Path(output.removeprefix("file://"))
+    opts = dict(options or {})
+    if staging_dir is not None:
+        opts["staging_dir"] = str(staging_dir)
+    cfg = DatasetConfig(name=name or dataset_name_for(output), source=source, output=output, revision=revision, options=opts)
     res = dict(resources or default_resources())
+    storage = res.get("lance_storage")
+    conv = storage.conversion(cfg) if isinstance(storage, LanceStorageResource) else Conversion.at(output, opts.get("staging_dir"))
+    summary = ConversionSummary(output=output)
+    from lerobot_lance.lance_io import JOURNAL
+
+    had_journal = local_out is not None and (local_out / JOURNAL).exists()
+    with writing(conv):  # recover an interrupted publish before anything else
+        pass
+    if had_journal:
+        summary.notes.append("recovered an interrupted publish of this output before converting")
+    if local_out is not None and not overwrite and episodes is None and any((local_out / f"{t}.lance").exists() for t in TABLE_NAMES):
+        raise OutputExistsError(f"{output}: already holds Lance tables; pass --overwrite to replace them (a new version)")
+    if overwrite:
+        conv.staging.clear()
     res["progress"] = ResourceDefinition.hardcoded_resource(ProgressReporter(progress))
     defs: Definitions = build_definitions([cfg], res)
-    summary = ConversionSummary(output=output)
     stage = on_stage or (lambda s, n: None)
     # Dagster's console log (every event, stack traces of failed steps) is for
     # debugging; the summary and ConversionFailed carry what a user acts on,
@@ -226,6 +284,17 @@ def run_conversion(
 
         registered = [int(k) for k in instance.get_dynamic_partitions(partitions_name(cfg))]
         selected = sorted(episodes) if episodes is not None else sorted(registered)
+        kept = list(conv.snapshot.get("kept") or []) if episodes is not None else []
+        if kept:
+            # Episodes published before and not requested stay published: from
+            # their staged output, re-converted only where it is gone.
+            restage = episodes_to_convert(conv, kept)
+            selected = sorted(set(selected) | set(restage))
+            summary.kept_episodes = kept
+            summary.notes.append(
+                f"kept {len(kept)} previously published episode(s) ({_ranges(kept)})"
+                + (f"; re-converted {len(restage)} of them whose staged output was gone" if restage else "")
+            )
         for s in ("episode_frames", "episode_videos", "episode_stats"):
             stage(s, len(selected))
         episode_failures: list[str] = []
@@ -250,9 +319,16 @@ def run_conversion(
         for s in ("frames_table", "episodes_table", "videos_table", "dataset_stats", "lance_dataset"):
             stage(s, 1)
         run(publish_job_name(cfg))
+    if cfg.options.get("skip_videos"):
+        summary.notes.append("videos skipped: no videos table; video features dropped from meta/info.json")
     if local_out is not None:
         import json
 
         info = json.loads((local_out / "meta" / "conversion.json").read_text())
         summary.tag, summary.rows = info["tag"], info["rows"]
     return summary
+
+
+def _ranges(values: Sequence[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2,5"`` (the ``--episodes`` syntax)."""
+    return ",".join(f"{lo}-{hi}" if hi > lo else str(lo) for lo, hi in contiguous_ranges(values, 1 << 62))
