@@ -337,7 +337,8 @@ def publish(
         The tag, and each table's tagged version and row count.
 
     Pause points (:mod:`lerobot_lance.testhook`): ``commit:<t>``,
-    ``index:<t>:<column>``, ``verified``, then those of :func:`_roll_forward`.
+    ``index:<t>:<column>``, ``committed`` (journal says so), then those of
+    :func:`_roll_forward`.
     """
     tag = tag or new_tag_name()
     recover_interrupted_publish(journal, storage_options=storage_options)
@@ -376,10 +377,10 @@ def publish(
         _roll_back(doc, storage_options)
         journal.unlink(missing_ok=True)
         raise
-    pause_point("verified")
     # Every table is committed and verified: from here on recovery rolls forward.
     doc.update(state="committed", committed=versions)
     write_json_atomic(journal, doc)
+    pause_point("committed")
     dropped = _roll_forward(doc, journal, storage_options)
     if staging is not None:
         for t in pendings:

@@ -7,7 +7,7 @@ named point writes the point's name to the file ``LEROBOT_LANCE_TEST_PAUSE_FILE`
 exactly there. Without the variable :func:`pause_point` returns at once.
 
 Points (see :func:`lerobot_lance.lance_io.publish`): ``commit:<table>``,
-``index:<table>:<column>``, ``verified``, ``tag:<table>:<tag>``,
+``index:<table>:<column>``, ``committed``, ``tag:<table>:<tag>``,
 ``drop:<table>``, ``meta:<relative path>``, ``meta:conversion.json``.
 A trailing ``*`` matches every point with that prefix (the first one reached).
 """
