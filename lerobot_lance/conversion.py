@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
@@ -884,10 +885,14 @@ def publish_dataset(conv: Conversion, tag: str | None = None, dataset_stats: Map
         meta_swap = None
         if is_local(conv.output):
             prepared = local_root(conv.output) / PREPARED_META_DIR
-            files = prepare_output_meta(
-                conv.source.meta_root(), conv.meta, cov.included, prepared,
-                dataset_stats=dataset_stats, skip_videos=conv.options.skip_videos,
-            )
+            try:
+                files = prepare_output_meta(
+                    conv.source.meta_root(), conv.meta, cov.included, prepared,
+                    dataset_stats=dataset_stats, skip_videos=conv.options.skip_videos,
+                )
+            except BaseException:
+                shutil.rmtree(prepared, ignore_errors=True)
+                raise
             record = {
                 "rows": {t: p.rows for t, p in pendings.items()},
                 "tables": list(pendings),

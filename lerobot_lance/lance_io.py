@@ -314,9 +314,10 @@ def publish(
 ) -> PublishResult:
     """Commit every pending table as one new version each, index, verify, and tag them alike.
 
-    The caller holds the output's writer lock (:mod:`lerobot_lance.output_lock`)
-    and has prepared everything the publish needs (``meta``): after the first
-    commit nothing reads the source.
+    The caller holds the output's writer lock (:mod:`lerobot_lance.output_lock`),
+    has recovered an interrupted publish (:func:`recover_interrupted_publish`)
+    and has then prepared everything the publish needs (``meta``): after the
+    first commit nothing reads the source.
 
     Args:
         pendings: table name -> its :class:`PendingTable` (the tables this
@@ -341,7 +342,8 @@ def publish(
     :func:`_roll_forward`.
     """
     tag = tag or new_tag_name()
-    recover_interrupted_publish(journal, storage_options=storage_options)
+    if journal.exists():
+        raise RuntimeError(f"{journal}: a publish is in flight or was interrupted; recover it first (recover_interrupted_publish)")
     before = {t: current_version(p.uri, storage_options) for t, p in pendings.items()}
     doc: dict[str, Any] = {
         "state": "committing",
@@ -441,6 +443,8 @@ def _swap_meta(spec: MetaSwap, tag: str, versions: Mapping[str, int]) -> None:
     for rel in spec.files:
         src, dst = prepared / rel, target / rel
         if not src.exists():
+            if not dst.exists():
+                raise FileNotFoundError(f"{src}: prepared meta file missing (and not in {target})")
             continue  # moved by an earlier attempt
         dst.parent.mkdir(parents=True, exist_ok=True)
         if dst.is_dir() and not dst.is_symlink():
@@ -559,6 +563,7 @@ def recover_interrupted_publish(journal: Path, storage_options: dict[str, str] |
     """
     j = read_json(journal)
     if not j:
+        shutil.rmtree(journal.parent / PREPARED_META_DIR, ignore_errors=True)  # of a publish killed before its journal
         return remove_uncommitted_tables(str(journal.parent))
     if j.get("state") == "committed" or (j.get("committed") and "tables" not in j):
         if "tables" not in j:  # journal of an older version: uris + committed
