@@ -244,8 +244,20 @@ def _run_conversion_locked(
         pass
     if had_journal:
         summary.notes.append("recovered an interrupted publish of this output before converting")
-    if local_out is not None and not overwrite and episodes is None and any((local_out / f"{t}.lance").exists() for t in TABLE_NAMES):
-        raise OutputExistsError(f"{output}: already holds Lance tables; pass --overwrite to replace them (a new version)")
+    if local_out is not None and not overwrite and any((local_out / f"{t}.lance").exists() for t in TABLE_NAMES):
+        from lerobot_lance.conversion import published_record
+
+        prev = published_record(conv) or {}
+        same_source = prev.get("source") in (
+            source, source.removeprefix("hf://datasets/").split("@")[0], str(Path(source).expanduser().resolve())
+        )
+        if episodes is None or not same_source:
+            raise OutputExistsError(
+                f"{output}: already holds Lance tables"
+                + (f" of another source ({prev.get('source')})" if episodes is not None and prev.get("source") else "")
+                + "; pass --overwrite to replace them (a new version)"
+                + ("" if episodes is not None else ", or --episodes to re-convert some episodes and keep the others")
+            )
     if overwrite:
         conv.staging.clear()
     res["progress"] = ResourceDefinition.hardcoded_resource(ProgressReporter(progress))
