@@ -877,7 +877,7 @@ def publish_dataset(conv: Conversion, tag: str | None = None, dataset_stats: Map
         pendings = {}
         for t in tables_written(conv):
             p = read_pending(conv.staging, t)
-            if p is None:
+            if p is None or (p.write_uri and p.write_uri != p.uri and is_local(p.write_uri) and not Path(p.write_uri).is_dir()):
                 raise LeRobotLanceError(f"{conv.staging.root}: table {t!r} has no staged fragments; materialize {t}_table first")
             pendings[t] = p
         cov = coverage(conv)

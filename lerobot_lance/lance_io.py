@@ -15,8 +15,8 @@ Two phases, so a failed or killed run never changes what readers see:
 2. :func:`publish` commits each table's pending fragments as one
    ``LanceOperation.Overwrite`` (one new version per table), builds the
    scalar indexes, verifies the committed versions, then gives every table
-   one shared tag (and moves ``latest``), drops tables the conversion no longer
-   writes, and swaps in the prepared ``meta/``, ``conversion.json`` last.
+   one shared tag (and moves ``latest``), swaps in the prepared ``meta/``
+   (``conversion.json`` last), and drops tables the conversion no longer writes.
 
 The publish journal ``<output>/.lerobot-lance-publish.json`` is written
 before the first commit and removed last. It lives in the output root, next
@@ -471,19 +471,21 @@ def _prune_empty_dirs(d: Path, stop: Path) -> None:
 
 
 def _roll_forward(doc: Mapping[str, Any], journal: Path, storage_options: dict[str, str] | None) -> tuple[str, ...]:
-    """Finish a publish whose tables are committed and verified: tags, drops,
-    ``meta/``, cleanup; then remove the journal. Pause points ``tag:<t>:<tag>``,
-    ``drop:<t>``, ``meta:<path>``."""
+    """Finish a publish whose tables are committed and verified: tags,
+    ``meta/``, drops, cleanup; then remove the journal. Pause points
+    ``tag:<t>:<tag>``, ``meta:<path>``, ``drop:<t>``."""
     committed = {t: (doc["tables"][t]["uri"], int(v)) for t, v in doc["committed"].items()}
     _tag_all(committed, doc["tag"], storage_options)
+    if doc.get("meta"):
+        _swap_meta(MetaSwap.from_json(doc["meta"]), doc["tag"], {t: v for t, (_, v) in committed.items()})
+    # Dropped last: until the new conversion.json is in place, readers pin the
+    # previous one, whose tag the dropped table may still carry.
     dropped = []
     for uri in doc.get("drop") or []:
         if _is_local(uri) and _path(uri).exists():
             shutil.rmtree(_path(uri))
             dropped.append(_path(uri).name.removesuffix(".lance"))
             pause_point(f"drop:{_path(uri).name}")
-    if doc.get("meta"):
-        _swap_meta(MetaSwap.from_json(doc["meta"]), doc["tag"], {t: v for t, (_, v) in committed.items()})
     journal.unlink(missing_ok=True)
     for uri, _ in committed.values():
         remove_unreferenced_files(uri, storage_options)
