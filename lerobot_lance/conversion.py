@@ -877,7 +877,7 @@ def publish_dataset(conv: Conversion, tag: str | None = None, dataset_stats: Map
         pendings = {}
         for t in tables_written(conv):
             p = read_pending(conv.staging, t)
-            if p is None or (p.write_uri and p.write_uri != p.uri and is_local(p.write_uri) and not Path(p.write_uri).is_dir()):
+            if p is None or not _pending_files_present(p):
                 raise LeRobotLanceError(f"{conv.staging.root}: table {t!r} has no staged fragments; materialize {t}_table first")
             pendings[t] = p
         cov = coverage(conv)
@@ -939,6 +939,19 @@ def publish_dataset(conv: Conversion, tag: str | None = None, dataset_stats: Map
         result = dataclasses.replace(result, checks=[*(result.checks or []), *shared])
         remove_staging_leftovers(conv)
         return result
+
+
+def _pending_files_present(p: PendingTable) -> bool:
+    """Whether every data file the pending fragments name is still there (local
+    outputs; a recovery's cleanup removes the files of a rolled-back publish)."""
+    root = p.write_uri or p.uri
+    if not is_local(root):
+        return True
+    for frag in p.fragments:
+        for f in json.loads(frag).get("files", []):
+            if not (local_root(root) / "data" / f["path"]).is_file():
+                return False
+    return True
 
 
 def remove_staging_leftovers(conv: Conversion) -> list[Path]:
