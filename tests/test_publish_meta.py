@@ -77,8 +77,20 @@ def assert_meta_matches_tables(out: Path) -> dict[str, Any]:
     assert set(stats) <= set(info["features"])
     assert int(np.asarray(stats["action"]["count"]).ravel()[0]) == sum(lengths.values())
     assert not (out / JOURNAL).exists()
-    assert sorted(p.name for p in out.iterdir()) == sorted([".lerobot-lance.lock", "meta", *(f"{t}.lance" for t in conv["tables"])])
+    assert_output_root_clean(out, conv["tables"])
     return conv
+
+
+#: Hidden files a published output root may hold: the writer lock and the marker of ours.
+ALLOWED_HIDDEN = {".lerobot-lance.lock", ".lerobot-lance.json"}
+
+
+def assert_output_root_clean(out: Path, tables: list[str]) -> None:
+    """After a publish the output root holds the tables and meta/ only (plus the lock
+    and marker files): no staging, no journal, no pending or prepared folders."""
+    names = {p.name for p in out.iterdir()}
+    assert {n for n in names if not n.startswith(".")} == {"meta", *(f"{t}.lance" for t in tables)}
+    assert {n for n in names if n.startswith(".")} <= ALLOWED_HIDDEN, names
 
 
 def test_excluded_episode_is_absent_from_every_meta_file(tmp_path: Path) -> None:
