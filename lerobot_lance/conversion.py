@@ -37,6 +37,7 @@ from lerobot_lance import formats
 from lerobot_lance.errors import LeRobotLanceError, SourceDataError
 from lerobot_lance.frames import frames_schema, iter_episodes_rows, normalize_frames
 from lerobot_lance.lance_io import (
+    PENDING_TABLES_DIR,
     PREPARED_META_DIR,
     MetaSwap,
     PendingTable,
@@ -939,6 +940,19 @@ def publish_dataset(conv: Conversion, tag: str | None = None, dataset_stats: Map
         result = dataclasses.replace(result, checks=[*(result.checks or []), *shared])
         remove_staging_leftovers(conv)
         return result
+
+
+def discard_unpublished(conv: Conversion) -> None:
+    """Forget the pending fragments of every table (after a failed conversion):
+    the records in the staging area and the hidden folder of first versions,
+    so a failed run leaves no table files of its own in the output. Data files
+    it wrote into existing tables are unreferenced; the next publish removes
+    them. Under the output's writer lock."""
+    with writing(conv):
+        for t in formats.TABLE_NAMES:
+            discard_pending(conv.staging, t)
+        if is_local(conv.output):
+            shutil.rmtree(local_root(conv.output) / PENDING_TABLES_DIR, ignore_errors=True)
 
 
 def _pending_files_present(p: PendingTable) -> bool:

@@ -12,8 +12,8 @@ one.
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,6 +211,19 @@ def run_conversion(
         )
 
 
+@contextmanager
+def _discard_on_failure(conv: Any) -> Iterator[None]:
+    """A failed conversion leaves no pending table files of its own in the output
+    (:func:`lerobot_lance.conversion.discard_unpublished`)."""
+    try:
+        yield
+    except BaseException:
+        from lerobot_lance.conversion import discard_unpublished
+
+        discard_unpublished(conv)
+        raise
+
+
 def _run_conversion_locked(
     source: str,
     output: str,
@@ -268,6 +281,7 @@ def _run_conversion_locked(
     # and with DAGSTER_HOME set every event is still in the instance (the UI).
     log_level = os.environ.get("LEROBOT_LANCE_DAGSTER_LOG_LEVEL", "CRITICAL").upper()
     with ExitStack() as stack:
+        stack.enter_context(_discard_on_failure(conv))
         instance = _instance(stack)
 
         def run(job_name: str, *, final: bool = True, run_config: dict[str, Any] | None = None, **kw: Any) -> list[str]:

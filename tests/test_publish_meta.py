@@ -173,3 +173,17 @@ def test_unreadable_meta_file_fails_before_any_commit(tmp_path: Path, kind: str)
     assert {t: lance.dataset(str(out / f"{t}.lance")).version for t in versions} == versions  # nothing committed
     assert json.loads((out / "meta" / "conversion.json").read_text())["tag"] == tag
     assert_meta_matches_tables(out)
+
+
+def test_a_failed_first_conversion_leaves_no_table_folder(tmp_path: Path) -> None:
+    import os
+
+    from pipelines.runner import ConversionFailed
+
+    src = copy_sample("g1_multicam_v30", tmp_path / "src")
+    os.mkfifo(src / "meta" / "notes.fifo")  # fails the publish after every table stage wrote its fragments
+    out = tmp_path / "out"
+    with pytest.raises(ConversionFailed):
+        convert(str(src), str(out), **FAST)
+    assert lancedb.connect(str(out)).table_names() == []
+    assert {p.name for p in out.iterdir()} <= ALLOWED_HIDDEN
