@@ -107,13 +107,18 @@ def output_lock(output: str, *, command: str | None = None) -> Iterator[None]:
     Raises:
         OutputLockedError: another live process holds the lock (exits at once,
             naming the holder: pid, host, command, since when).
+        LeRobotLanceError: the output root or the lock file cannot be created
+            (a path through a file, no permission), with the OS error.
     """
     if not is_local(output):
         yield
         return
     root = local_root(output)
-    root.mkdir(parents=True, exist_ok=True)
-    path = str((root / LOCK_FILE).resolve())
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        path = str((root / LOCK_FILE).resolve())
+    except OSError as err:
+        raise LeRobotLanceError(f"{output}: cannot create the output root: {err}") from None
     with _guard:
         entry = _held.get(path)
         if entry and entry[2] == os.getpid():
@@ -128,7 +133,10 @@ def output_lock(output: str, *, command: str | None = None) -> Iterator[None]:
             with _guard:
                 _held[path][1] -= 1
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise LeRobotLanceError(f"{output}: cannot create the writer lock {LOCK_FILE}: {err}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
