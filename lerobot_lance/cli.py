@@ -63,9 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("source", help="local dataset directory or Hub dataset id (owner/name)")
     c.add_argument("--output", "-o", required=True, help="output root (directory or object-store URI)")
     c.add_argument("--revision", help="Hub branch, tag or commit")
-    c.add_argument("--episodes", type=parse_episodes, help="episodes to convert, e.g. 0-9,12 (default all)")
+    c.add_argument("--episodes", type=parse_episodes,
+                   help="episodes to convert, e.g. 0-9,12 (default all); over an existing output of the same source the other published episodes are kept")
     c.add_argument("--overwrite", action="store_true", help="replace existing tables (as a new Lance version)")
     c.add_argument("--skip-videos", action="store_true", help="tabular-only conversion (no video segments, no videos table)")
+    c.add_argument("--staging-dir", help="staging area for per-episode output (default: $LEROBOT_LANCE_STAGING or ~/.cache/lerobot-lance/staging/<name>-<hash>)")
     c.add_argument("--exclude-failed-episodes", action="store_true", help="publish the sound episodes; record the excluded ones")
     c.add_argument("--reencode", choices=["auto", "always", "never"], default="auto", help="v3.0 segment cutting (default auto)")
     c.add_argument("--camera-stats-samples", type=_int_at_least(0), help="decoded frames per episode and camera for camera stats (0: none)")
@@ -141,7 +143,7 @@ def _convert(args: argparse.Namespace) -> int:
     with bars:
         summary = run_conversion(
             args.source, args.output, revision=args.revision, episodes=args.episodes, overwrite=args.overwrite,
-            options=options, progress=progress, on_stage=on_stage,
+            options=options, progress=progress, on_stage=on_stage, staging_dir=args.staging_dir,
         )
     if args.json:
         print(json.dumps(dataclasses.asdict(summary), indent=2))
@@ -175,6 +177,8 @@ def _print_summary(summary: Any) -> None:
     out = Console(soft_wrap=True)
     for w in summary.warnings:
         out.print(f"[yellow]warning[/] {_escape(w)}", highlight=False)
+    for note in getattr(summary, "notes", []):
+        out.print(f"note {_escape(note)}", highlight=False)
     out.print(f"[green]published[/] {_escape(summary.output)} tag {summary.tag}: " + ", ".join(f"{t} {n} rows" for t, n in summary.rows.items()), highlight=False)
     out.print("open with:", highlight=False)
     out.print(open_snippet(summary.output, "latest", _frame_columns(summary.output)), markup=False, highlight=False)

@@ -9,7 +9,7 @@ The Dagster assets, the CLI and the Python API all call these, in this order::
     write_frames_table      -> pending fragments of frames.lance
     write_episodes_table    -> pending fragments of episodes.lance
     write_videos_table      -> pending fragments of videos.lance
-    publish_dataset         -> one commit per table, shared tag, meta/ copied
+    publish_dataset         -> one commit per table, shared tag, meta/ swapped in
 
 Per-episode stages take any batch of episodes (a Dagster partition range) and
 never raise for one bad episode: its record says ``"status": "failed"`` with
@@ -19,9 +19,11 @@ which episodes are missing and why.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -36,11 +38,27 @@ from lerobot_lance.column_names import OUTCOME_COLUMNS, camera_columns, episode_
 from lerobot_lance.episode_selection import EpisodeRanges, select_episodes
 from lerobot_lance.errors import LeRobotLanceError, SourceDataError
 from lerobot_lance.frames import frames_schema, iter_episodes_rows, normalize_frames
-from lerobot_lance.lance_io import PendingTable, PublishResult, blob_field, publish, read_pending, table_uri, write_pending
+from lerobot_lance.lance_io import (
+    PENDING_TABLES_DIR,
+    PREPARED_META_DIR,
+    MetaSwap,
+    PendingTable,
+    PublishRefused,
+    PublishResult,
+    blob_field,
+    discard_pending,
+    journal_path,
+    publish,
+    read_pending,
+    recover_interrupted_publish,
+    table_uri,
+    write_pending,
+)
 from lerobot_lance.model import DatasetMeta, EpisodeMeta
 from lerobot_lance.readers import read_dataset_meta
 from lerobot_lance.source import DatasetSource, open_source
-from lerobot_lance.staging import FRAMES, STATS, VIDEOS, Staging, read_json, write_json_atomic
+from lerobot_lance.output_lock import is_local, local_root, output_lock
+from lerobot_lance.staging import FRAMES, STATS, VIDEOS, Staging, default_staging_dir, read_json, write_json_atomic
 
 #: Scalar indexes built at publish (DESIGN.md "Output layout").
 INDEXES: dict[str, dict[str, str]] = {
@@ -90,7 +108,8 @@ class Conversion:
 
     Attributes:
         output: output root, a directory or an object-store URI.
-        staging: the staging area (``<output>/_staging`` for local outputs).
+        staging: the staging area, outside the output (default
+            :func:`~lerobot_lance.staging.default_staging_dir`).
         options: see :class:`ConvertOptions`.
     """
 
@@ -104,9 +123,7 @@ class Conversion:
     def at(cls, output: str | Path, staging_dir: str | Path | None = None, options: ConvertOptions | None = None) -> Conversion:
         output = str(output)
         if staging_dir is None:
-            if "://" in output and not output.startswith("file://"):
-                raise LeRobotLanceError(f"{output}: an object-store output needs a local staging_dir")
-            staging_dir = Path(output.removeprefix("file://")) / "_staging"
+            staging_dir = default_staging_dir(output)
         return cls(output=output, staging=Staging(Path(staging_dir)), options=options or ConvertOptions())
 
     # --- the pinned source --------------------------------------------------
@@ -147,6 +164,39 @@ class Conversion:
     def uri(self, table: str) -> str:
         return table_uri(self.output, table)
 
+    @property
+    def journal(self) -> Path:
+        """The publish journal: ``<output>/.lerobot-lance-publish.json`` (local
+        outputs), or in the staging area for object-store outputs."""
+        return journal_path(self.output) if is_local(self.output) else self.staging.root / "publish_journal.json"
+
+
+@contextmanager
+def writing(conv: Conversion) -> Iterator[None]:
+    """Hold the output's writer lock and recover an interrupted publish first.
+
+    Every stage that writes the output (or decides what it will hold) runs
+    inside this: :func:`resolve_source`, the ``write_*_table`` stages and
+    :func:`publish_dataset`. Re-entrant within a process (the CLI's runner
+    holds the lock for the whole conversion).
+
+    Raises:
+        OutputLockedError: another process is writing this output.
+    """
+    with output_lock(conv.output):
+        recover_interrupted_publish(conv.journal, storage_options=conv.options.storage_options)
+        yield
+
+
+def published_record(conv: Conversion) -> dict[str, Any] | None:
+    """The output's ``meta/conversion.json`` (what the last publish recorded), or ``None``."""
+    if not is_local(conv.output):
+        return None
+    try:
+        return read_json(local_root(conv.output) / "meta" / "conversion.json")
+    except ValueError:
+        return None
+
 
 # --- source_meta -------------------------------------------------------------
 def resolve_source(
@@ -158,20 +208,43 @@ def resolve_source(
     """Resolve the source (download ``meta/`` only), parse it, pin its revision.
 
     Writes ``<staging>/source.json`` so every later stage reads the same
-    revision. Staged episodes of another revision are then ignored.
+    revision. Staged episodes of another revision are then ignored. Runs under
+    the output's writer lock, after recovering an interrupted publish
+    (:func:`writing`).
+
+    ``episodes`` over an output that already holds a publish of the same
+    source: those episodes are (re)converted and the other published episodes
+    are kept (``source.json`` records ``requested`` and ``kept``; the
+    selection published is their union).
 
     Returns:
         The normalized metadata.
 
     Raises:
         UnsupportedFormatError, SourceDataError (also: ``episodes`` names
-        episodes the dataset does not hold), SourceNotFoundError.
+        episodes the dataset does not hold), SourceNotFoundError,
+        OutputLockedError.
     """
+    with writing(conv):
+        return _resolve_source(conv, source, revision, episodes)
+
+
+def _resolve_source(
+    conv: Conversion, source: DatasetSource | str, revision: str | None, episodes: Sequence[int] | None
+) -> DatasetMeta:
     src = open_source(source, revision) if isinstance(source, str) else source
     meta = read_dataset_meta(src.meta_root())
     rev = src.revision()
     episodes = select_episodes(episodes, meta.episode_indices)  # ranges are checked before they are expanded
     kind = "hub" if src.__class__.__name__ == "HubSource" else "local"
+    source_name = getattr(src, "repo_id", None) or src.description
+    kept: list[int] = []
+    if episodes is not None:
+        # A partial run over an existing output re-converts these episodes and
+        # keeps the others it published (what a partition rerun does).
+        prev = published_record(conv)
+        if prev and prev.get("source") == source_name:
+            kept = sorted((set(prev.get("episodes") or []) & set(meta.episode_indices)) - set(episodes))
     conv.staging.root.mkdir(parents=True, exist_ok=True)
     fingerprints = episode_fingerprints(src, meta)
     previous = read_json(conv.staging.root / "source.json")
@@ -180,12 +253,14 @@ def resolve_source(
     write_json_atomic(
         conv.staging.root / "source.json",
         {
-            "source": getattr(src, "repo_id", None) or src.description,
+            "source": source_name,
             "kind": kind,
             "revision": rev,
             "codebase_version": meta.codebase_version,
             "episodes": meta.episode_indices,
-            "selected": sorted(episodes) if episodes is not None else None,
+            "selected": sorted(set(episodes) | set(kept)) if episodes is not None else None,
+            "requested": sorted(episodes) if episodes is not None else None,
+            "kept": kept,
             "fingerprints": {str(k): v for k, v in fingerprints.items()},
             "resolved_at": datetime.now(timezone.utc).isoformat(),
         },
@@ -558,22 +633,32 @@ def publishable_episodes(conv: Conversion) -> Coverage:
     return cov
 
 
+def tables_written(conv: Conversion) -> list[str]:
+    """The tables this conversion writes and publishes, in commit order:
+    ``frames``, ``episodes``, and ``videos`` unless ``skip_videos``."""
+    names = [formats.FRAMES_TABLE, formats.EPISODES_TABLE]
+    if not conv.options.skip_videos:
+        names.append(formats.VIDEOS_TABLE)
+    return names
+
+
 def write_frames_table(conv: Conversion) -> PendingTable:
     """Stream the staged frames of every publishable episode into pending
     fragments of ``frames.lance``, in episode order (so ``index`` ascends and
     a scan of one episode reads contiguous rows). One staged episode in memory
-    at a time."""
-    cov = publishable_episodes(conv)
-    schema = frames_schema(conv.meta)
+    at a time. Under the output's writer lock (:func:`writing`)."""
+    with writing(conv):
+        cov = publishable_episodes(conv)
+        schema = frames_schema(conv.meta)
 
-    def batches() -> Iterator[pa.RecordBatch]:
-        for ep in cov.included:
-            yield from conv.staging.read_frames(ep).to_batches()
+        def batches() -> Iterator[pa.RecordBatch]:
+            for ep in cov.included:
+                yield from conv.staging.read_frames(ep).to_batches()
 
-    return write_pending(
-        conv.staging, formats.FRAMES_TABLE, conv.uri(formats.FRAMES_TABLE), schema, batches(),
-        episodes=cov.included, storage_options=conv.options.storage_options,
-    )
+        return write_pending(
+            conv.staging, formats.FRAMES_TABLE, conv.uri(formats.FRAMES_TABLE), schema, batches(),
+            episodes=cov.included, storage_options=conv.options.storage_options,
+        )
 
 
 def episodes_schema(meta: DatasetMeta, with_videos: bool = True, stats_type: pa.DataType | None = None) -> pa.Schema:
@@ -676,19 +761,21 @@ def episodes_stats_type(conv: Conversion) -> pa.DataType | None:
 def write_episodes_table(conv: Conversion) -> PendingTable:
     """Stream one row per publishable episode into pending fragments of
     ``episodes.lance``. One episode's segments in memory at a time; row
-    groups of 8 rows bound Lance's buffer to a few segments."""
-    cov = publishable_episodes(conv)
-    with_videos = not conv.options.skip_videos
-    schema = episodes_schema(conv.meta, with_videos, episodes_stats_type(conv))
+    groups of 8 rows bound Lance's buffer to a few segments. Under the
+    output's writer lock (:func:`writing`)."""
+    with writing(conv):
+        cov = publishable_episodes(conv)
+        with_videos = not conv.options.skip_videos
+        schema = episodes_schema(conv.meta, with_videos, episodes_stats_type(conv))
 
-    def batches() -> Iterator[pa.RecordBatch]:
-        for ep in cov.included:
-            yield _episode_row(conv, ep, schema, with_videos)
+        def batches() -> Iterator[pa.RecordBatch]:
+            for ep in cov.included:
+                yield _episode_row(conv, ep, schema, with_videos)
 
-    return write_pending(
-        conv.staging, formats.EPISODES_TABLE, conv.uri(formats.EPISODES_TABLE), schema, batches(),
-        episodes=cov.included, storage_options=conv.options.storage_options, max_rows_per_group=8,
-    )
+        return write_pending(
+            conv.staging, formats.EPISODES_TABLE, conv.uri(formats.EPISODES_TABLE), schema, batches(),
+            episodes=cov.included, storage_options=conv.options.storage_options, max_rows_per_group=8,
+        )
 
 
 VIDEOS_SCHEMA = pa.schema(
@@ -720,10 +807,24 @@ def source_video_files(conv: Conversion) -> list[Any]:
     return sorted(refs.values(), key=lambda r: (order[r.video_key], r.chunk_index, r.file_index))
 
 
-def write_videos_table(conv: Conversion) -> PendingTable:
+def write_videos_table(conv: Conversion) -> PendingTable | None:
     """Stream each source mp4, verbatim, with its sha256, into pending
     fragments of ``videos.lance``; one file in memory at a time, read once
-    into the Arrow buffer the batch uses (:mod:`lerobot_lance.blobs`)."""
+    into the Arrow buffer the batch uses (:mod:`lerobot_lance.blobs`). Under the
+    output's writer lock (:func:`writing`).
+
+    Returns:
+        The pending table, or ``None`` with ``skip_videos`` (no videos table
+        is written; what an earlier attempt staged for it is discarded).
+    """
+    with writing(conv):
+        if conv.options.skip_videos:
+            discard_pending(conv.staging, formats.VIDEOS_TABLE)
+            return None
+        return _write_videos_table(conv)
+
+
+def _write_videos_table(conv: Conversion) -> PendingTable:
     from lerobot_lance import blobs
 
     refs = source_video_files(conv)
@@ -755,27 +856,130 @@ def write_videos_table(conv: Conversion) -> PendingTable:
 
 # --- publish ---------------------------------------------------------------------
 def publish_dataset(conv: Conversion, tag: str | None = None, dataset_stats: Mapping[str, Any] | None = None) -> PublishResult:
-    """Commit the three pending tables (one version each), index and tag them,
-    then write ``<output>/meta/`` (the source ``meta/``, ``info.json`` stamped
-    ``"storage_format": "lance"``, ``stats.json`` replaced by ``dataset_stats``
-    when given, and ``conversion.json`` recording the tag, revision and excluded
-    episodes).
+    """Publish what the table stages wrote, as one snapshot.
+
+    Under the output's writer lock, after recovering an interrupted publish
+    (:func:`writing`), in this order:
+
+    1. everything is read and checked before the first commit: the pending
+       table of every table this conversion writes (:func:`tables_written`),
+       the coverage, and the output ``meta/``, prepared in full from the
+       source into ``<output>/.lerobot-lance-meta.new/``
+       (:func:`lerobot_lance.output_meta.prepare_output_meta`: totals, episode
+       lists and ``stats.json`` of the published episodes);
+    2. :func:`lerobot_lance.lance_io.publish` commits each table once, builds
+       the indexes, runs the blocking output checks on the committed
+       versions (a failure rolls every commit back), tags the tables alike
+       (the new tag and ``latest``), removes a ``videos`` table an earlier
+       conversion left when this one skips videos, and swaps ``meta/`` in
+       (``conversion.json`` last: tag, version vector, episodes, exclusions,
+       ``skipped_videos``, ``kept_episodes``).
+
+    Returns:
+        The :class:`~lerobot_lance.lance_io.PublishResult`; ``checks`` holds the
+        output check outcomes (``tables_share_tag`` evaluated after the tags).
 
     Raises:
-        LeRobotLanceError: a table has nothing pending (its stage did not run).
+        LeRobotLanceError: a table has nothing pending (its stage did not run);
+            a blocking output check failed (nothing published).
+        SourceDataError: the source ``meta/`` cannot be copied.
+        OutputLockedError: another process is writing this output.
     """
-    pendings = {}
-    for t in formats.TABLE_NAMES:
-        p = read_pending(conv.staging, t)
-        if p is None:
-            raise LeRobotLanceError(f"{conv.staging.root}: table {t!r} has no staged fragments; materialize {t}_table first")
-        pendings[t] = p
-    cov = coverage(conv)
-    message = json.dumps({"source": conv.snapshot["source"], "revision": conv.revision, "excluded_episodes": cov.missing})
-    result = publish(conv.staging, pendings, tag=tag, indexes=INDEXES, commit_message=message, storage_options=conv.options.storage_options)
-    _write_output_meta(conv, result, cov, dataset_stats)
-    remove_staging_leftovers(conv)
-    return result
+    from lerobot_lance.output_meta import prepare_output_meta
+    from lerobot_lance.quality.output_rules import check_output
+
+    with writing(conv):
+        pendings = {}
+        for t in tables_written(conv):
+            p = read_pending(conv.staging, t)
+            if p is None or not _pending_files_present(p):
+                raise LeRobotLanceError(f"{conv.staging.root}: table {t!r} has no staged fragments; materialize {t}_table first")
+            pendings[t] = p
+        cov = coverage(conv)
+        snap = conv.snapshot
+        meta_swap = None
+        if is_local(conv.output):
+            prepared = local_root(conv.output) / PREPARED_META_DIR
+            try:
+                files = prepare_output_meta(
+                    conv.source.meta_root(), conv.meta, cov.included, prepared,
+                    dataset_stats=dataset_stats, skip_videos=conv.options.skip_videos,
+                )
+            except BaseException:
+                shutil.rmtree(prepared, ignore_errors=True)
+                raise
+            record = {
+                "rows": {t: p.rows for t, p in pendings.items()},
+                "tables": list(pendings),
+                "source": snap["source"],
+                "revision": conv.revision,
+                "codebase_version": conv.meta.codebase_version,
+                "episodes": cov.included,
+                "excluded_episodes": {str(k): v for k, v in cov.missing.items()},
+                "requested_episodes": snap.get("requested"),
+                "kept_episodes": snap.get("kept") or [],
+                "skipped_videos": conv.options.skip_videos,
+                "dropped_video_features": list(conv.meta.video_keys) if conv.options.skip_videos else [],
+                "published_at": datetime.now(timezone.utc).isoformat(),
+            }
+            meta_swap = MetaSwap(str(prepared), str(local_root(conv.output) / "meta"), tuple(files), record)
+        message = json.dumps({"source": snap["source"], "revision": conv.revision, "excluded_episodes": cov.missing})
+        source_root = conv.source.meta_root()
+        drop = [conv.uri(formats.VIDEOS_TABLE)] if conv.options.skip_videos else []
+
+        def verify(versions: dict[str, int]) -> list[Any]:
+            outcomes = check_output(
+                conv.output, conv.meta, source_root, tag=None, episodes=cov.included,
+                skip_videos=conv.options.skip_videos, storage_options=conv.options.storage_options,
+                versions=versions,
+            )
+            failed = [o for o in outcomes if not o.passed and o.severity == "ERROR" and o.name != "tables_share_tag"]
+            if failed:
+                raise PublishRefused("; ".join(f"{o.name}: {o.message}" for o in failed))
+            return [o for o in outcomes if o.name != "tables_share_tag"]
+
+        try:
+            result = publish(
+                pendings, journal=conv.journal, tag=tag, indexes={t: INDEXES[t] for t in pendings if t in INDEXES},
+                commit_message=message, storage_options=conv.options.storage_options, verify=verify,
+                meta=meta_swap, drop=drop, staging=conv.staging,
+            )
+        except PublishRefused as err:
+            raise LeRobotLanceError(f"{conv.output}: publish refused, every commit rolled back: {err}") from None
+        shared = check_output(
+            conv.output, conv.meta, source_root, tag=result.tag, episodes=cov.included,
+            skip_videos=conv.options.skip_videos, storage_options=conv.options.storage_options,
+            only=("tables_share_tag",),
+        )
+        result = dataclasses.replace(result, checks=[*(result.checks or []), *shared])
+        remove_staging_leftovers(conv)
+        return result
+
+
+def discard_unpublished(conv: Conversion) -> None:
+    """Forget the pending fragments of every table (after a failed conversion):
+    the records in the staging area and the hidden folder of first versions,
+    so a failed run leaves no table files of its own in the output. Data files
+    it wrote into existing tables are unreferenced; the next publish removes
+    them. Under the output's writer lock."""
+    with writing(conv):
+        for t in formats.TABLE_NAMES:
+            discard_pending(conv.staging, t)
+        if is_local(conv.output):
+            shutil.rmtree(local_root(conv.output) / PENDING_TABLES_DIR, ignore_errors=True)
+
+
+def _pending_files_present(p: PendingTable) -> bool:
+    """Whether every data file the pending fragments name is still there (local
+    outputs; a recovery's cleanup removes the files of a rolled-back publish)."""
+    root = p.write_uri or p.uri
+    if not is_local(root):
+        return True
+    for frag in p.fragments:
+        for f in json.loads(frag).get("files", []):
+            if not (local_root(root) / "data" / f["path"]).is_file():
+                return False
+    return True
 
 
 def remove_staging_leftovers(conv: Conversion) -> list[Path]:
@@ -799,41 +1003,11 @@ def remove_staging_leftovers(conv: Conversion) -> list[Path]:
     return removed
 
 
-def _write_output_meta(conv: Conversion, result: PublishResult, cov: Coverage, dataset_stats: Mapping[str, Any] | None) -> None:
-    if "://" in conv.output and not conv.output.startswith("file://"):
-        return  # object-store outputs: meta/ upload is the storage resource's job
-    out_meta = Path(conv.output.removeprefix("file://")) / "meta"
-    tmp = out_meta.with_name(".meta.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(conv.source.meta_root() / "meta", tmp)
-    info = dict(conv.meta.info)
-    info["storage_format"] = formats.STORAGE_FORMAT
-    (tmp / "info.json").write_text(json.dumps(info, indent=4), encoding="utf-8")
-    if dataset_stats is not None:
-        (tmp / "stats.json").write_text(json.dumps(dataset_stats, indent=4), encoding="utf-8")
-    (tmp / "conversion.json").write_text(
-        json.dumps(
-            {
-                "tag": result.tag,
-                "versions": result.versions,
-                "rows": result.rows,
-                "source": conv.snapshot["source"],
-                "revision": conv.revision,
-                "codebase_version": conv.meta.codebase_version,
-                "episodes": cov.included,
-                "excluded_episodes": {str(k): v for k, v in cov.missing.items()},
-                "published_at": datetime.now(timezone.utc).isoformat(),
-            },
-            indent=2,
-        ),
-        encoding="utf-8",
-    )
-    old = out_meta.with_name(".meta.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if out_meta.exists():
-        out_meta.rename(old)
-    tmp.rename(out_meta)
-    shutil.rmtree(old, ignore_errors=True)
+def episodes_to_convert(conv: Conversion, episodes: Sequence[int]) -> list[int]:
+    """Those of ``episodes`` whose staged output (every kind a published
+    episode needs) is not current for the pinned revision."""
+    kinds = _kinds(conv)
+    return [ep for ep in episodes if any(conv.staging.current(k, ep, conv.revision) is None for k in kinds)]
 
 
 # --- statistics -------------------------------------------------------------------
@@ -965,7 +1139,7 @@ def aggregate_dataset_stats(conv: Conversion) -> DatasetStatsSummary:
     agg = st.aggregate_stats(per_episode)
     as_json = st.stats_to_json(agg)
     write_json_atomic(conv.staging.root / "dataset_stats.json", {"revision": conv.revision, "episodes": cov.included, "stats": as_json})
-    cmp = st.compare_stats(agg, conv.meta.declared_stats)
+    cmp = st.compare_stats(agg, declared_stats_of(conv, cov.included))
     summary = DatasetStatsSummary(as_json, len(per_episode), [_stats_outcome(cmp, "meta/stats.json", None)], st.ranges_markdown(agg))
     keys = [k for k in ("observation.state", "action") if k in agg]
     if keys:
@@ -974,6 +1148,29 @@ def aggregate_dataset_stats(conv: Conversion) -> DatasetStatsSummary:
         summary.plot_path = str(png)
         summary.plot_markdown = f"![mean ± std](data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()})"
     return summary
+
+
+def declared_stats_of(conv: Conversion, episodes: Sequence[int]) -> dict[str, Any] | None:
+    """What the source declares for the statistics of these episodes together.
+
+    Every episode: the source's ``meta/stats.json``. A subset: LeRobot's
+    aggregate of the source's per-episode stats of those episodes (v2.1
+    ``episodes_stats.jsonl``, v3.0 ``stats/*`` columns) when it declares them
+    for each, else ``None`` (nothing to compare with: the full-dataset
+    ``stats.json`` does not describe a subset).
+    """
+    from lerobot_lance import stats as st
+
+    meta = conv.meta
+    if set(episodes) >= set(meta.episode_indices):
+        return meta.declared_stats
+    declared = [meta.episode(e).declared_stats for e in episodes]
+    if not declared or any(not d for d in declared):
+        return None
+    try:
+        return st.stats_to_json(st.aggregate_stats([st.stats_from_json(d) for d in declared]))
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def read_dataset_stats_json(conv: Conversion) -> dict[str, Any] | None:

@@ -1,6 +1,7 @@
 """The staging area: per-episode output written by partitions, before any table commit.
 
-Layout under ``<staging>`` (by default ``<output>/_staging``)::
+Layout under ``<staging>`` (outside the output; by default
+:func:`default_staging_dir`)::
 
     source.json                     the resolved source of the current conversion
     frames/episode_000012.arrow     the episode's frames rows (Arrow IPC file)
@@ -30,6 +31,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+#: Environment variable naming the folder that holds every output's staging area.
+STAGING_ENV = "LEROBOT_LANCE_STAGING"
+
 FRAMES = "frames"
 VIDEOS = "videos"
 STATS = "stats"
@@ -46,6 +50,33 @@ def partition_key(episode_index: int) -> str:
     return f"{episode_index:06d}"
 
 
+def default_staging_dir(output: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Path:
+    """The staging area of an output when none is configured.
+
+    ``$LEROBOT_LANCE_STAGING/<name>-<hash>``, or without that variable
+    ``${XDG_CACHE_HOME:-~/.cache}/lerobot-lance/staging/<name>-<hash>``, where
+    ``<name>`` is the output's last path part and ``<hash>`` the first 12 hex
+    digits of the sha256 of its absolute URI (``file://`` stripped), so two
+    outputs never share one and the same output always finds its own again
+    (staged episodes survive for partition reruns and the change sensor).
+    ``root`` replaces the folder holding the staging areas (a resource's
+    ``staging_root``).
+    """
+    import hashlib
+
+    text = str(output)
+    if "://" not in text or text.startswith("file://"):
+        text = str(Path(text.removeprefix("file://")).expanduser().absolute())
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(text.rstrip("/")).name) or "output"
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    base = root or os.environ.get(STAGING_ENV)
+    if base:
+        root = Path(base).expanduser()
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "lerobot-lance" / "staging"
+    return root / f"{name}-{digest}"
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON to ``path`` via a temporary file and an atomic rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,10 +84,15 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(obj, f, indent=1, default=_json_default)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; readers of meta/ need the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def _json_default(o: Any) -> Any:

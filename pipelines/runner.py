@@ -11,9 +11,9 @@ one.
 
 import os
 import re
-import shutil
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,10 @@ class ConversionSummary:
         warnings: failed non-blocking (WARN) checks, one line each.
         step_seconds: asset name -> seconds its steps took, summed over runs
             (from Dagster's ``STEP_SUCCESS``/``STEP_FAILURE`` events).
+        kept_episodes: with ``episodes`` over an existing output, the episodes
+            it had published that were kept (not requested, still published).
+        notes: what the conversion did beyond the plain case, one line each
+            (kept episodes, skipped videos, recovered publish).
     """
 
     output: str
@@ -69,6 +73,8 @@ class ConversionSummary:
     rows: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     step_seconds: dict[str, float] = field(default_factory=dict)
+    kept_episodes: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def dataset_name_for(output: str) -> str:
@@ -194,6 +200,7 @@ def run_conversion(
     progress: Callable[[str, int], Any] | None = None,
     on_stage: Callable[[str, int], Any] | None = None,
     resources: dict[str, Any] | None = None,
+    staging_dir: str | None = None,
 ) -> ConversionSummary:
     """Convert ``source`` into ``output`` by running the dataset's Dagster graph in-process.
 
@@ -201,14 +208,26 @@ def run_conversion(
         source: local directory or Hub dataset id.
         output: output root (directory or object-store URI).
         revision: Hub branch, tag or commit.
-        episodes: episode indices or :class:`EpisodeRanges` to convert and
-            publish (default all); checked against the dataset before expanding.
-        overwrite: allow replacing existing tables (a new version; history is kept).
+        episodes: episode indices or :class:`EpisodeRanges` to convert
+            (default all; checked against the dataset before expanding). Over
+            an output that holds a publish of the same source, the other
+            episodes it published are kept (re-converted only if their staged
+            output is gone), as a partition rerun does; ``kept_episodes`` and
+            ``meta/conversion.json`` say which.
+        overwrite: allow replacing existing tables (a new version; history is
+            kept) and start from an empty staging area. Never discards what
+            recovering an interrupted publish needs: recovery runs first.
         options: :class:`~lerobot_lance.conversion.ConvertOptions` fields and ``backfill_batch_size``.
         name: dataset/group name (default derived from ``output``).
         progress: ``(stage, n)`` callback, called as episodes and tables finish.
         on_stage: ``(stage, total)`` callback, called when a stage's total is known.
         resources: override the code location's resources.
+        staging_dir: the staging area (default
+            :func:`lerobot_lance.staging.default_staging_dir`, outside the output).
+
+    The output's writer lock (:mod:`lerobot_lance.output_lock`) is held for the
+    whole conversion, and an interrupted publish of the output is recovered
+    before anything else.
 
     Returns:
         A :class:`ConversionSummary`.
@@ -216,32 +235,97 @@ def run_conversion(
     Raises:
         OutputRootError: ``output`` holds files that are not ours, or is, lies
             inside or contains the source (:func:`lerobot_lance.output_root.check_output_root`).
-        OutputExistsError: ``output`` already holds tables and ``overwrite`` is False.
+        OutputExistsError: ``output`` already holds tables, ``overwrite`` is
+            False and no ``episodes`` selection asks for a partial update.
+        OutputLockedError: another process is writing ``output``.
         ConversionFailed: a step or blocking check failed; lists each failure.
     """
+    from lerobot_lance.output_lock import output_lock
     from lerobot_lance.output_root import check_output_root, claim_output_root, source_root_of
 
     # Nothing is written before the output root is known to be ours and apart from the source.
     check_output_root(output, source_root_of(source, getattr((resources or {}).get("lerobot_source"), "cache_dir", None)), overwrite)
-    local_out = None if ("://" in output and not output.startswith("file://")) else Path(output.removeprefix("file://"))
-    if local_out is not None and not overwrite and any((local_out / f"{t}.lance").exists() for t in TABLE_NAMES):
-        raise OutputExistsError(f"{output}: already holds Lance tables; pass --overwrite to replace them (a new version)")
-    if local_out is not None and overwrite:
-        shutil.rmtree(local_out / "_staging", ignore_errors=True)
-    claim_output_root(output, source)
-    cfg = DatasetConfig(name=name or dataset_name_for(output), source=source, output=output, revision=revision, options=dict(options or {}))
-    from resources import ProgressReporter
 
+    command = "lerobot-lance convert " + " ".join(sys.argv[1:]) if sys.argv and "lerobot" in sys.argv[0] else None
+    with output_lock(output, command=command):
+        claim_output_root(output, source)
+        return _run_conversion_locked(
+            source, output, revision=revision, episodes=episodes, overwrite=overwrite, options=options, name=name,
+            progress=progress, on_stage=on_stage, resources=resources, staging_dir=staging_dir,
+        )
+
+
+@contextmanager
+def _discard_on_failure(conv: Any) -> Iterator[None]:
+    """A failed conversion leaves no pending table files of its own in the output
+    (:func:`lerobot_lance.conversion.discard_unpublished`)."""
+    try:
+        yield
+    except BaseException:
+        from lerobot_lance.conversion import discard_unpublished
+
+        discard_unpublished(conv)
+        raise
+
+
+def _run_conversion_locked(
+    source: str,
+    output: str,
+    *,
+    revision: str | None,
+    episodes: Sequence[int] | None,
+    overwrite: bool,
+    options: dict[str, Any] | None,
+    name: str | None,
+    progress: Callable[[str, int], Any] | None,
+    on_stage: Callable[[str, int], Any] | None,
+    resources: dict[str, Any] | None,
+    staging_dir: str | None,
+) -> ConversionSummary:
+    from lerobot_lance.conversion import Conversion, episodes_to_convert, writing
+    from resources import LanceStorageResource, ProgressReporter
+
+    local_out = None if ("://" in output and not output.startswith("file://")) else Path(output.removeprefix("file://"))
+    opts = dict(options or {})
+    if staging_dir is not None:
+        opts["staging_dir"] = str(staging_dir)
+    cfg = DatasetConfig(name=name or dataset_name_for(output), source=source, output=output, revision=revision, options=opts)
     res = dict(resources or default_resources())
+    storage = res.get("lance_storage")
+    conv = storage.conversion(cfg) if isinstance(storage, LanceStorageResource) else Conversion.at(output, opts.get("staging_dir"))
+    summary = ConversionSummary(output=output)
+    from lerobot_lance.lance_io import JOURNAL
+
+    had_journal = local_out is not None and (local_out / JOURNAL).exists()
+    with writing(conv):  # recover an interrupted publish before anything else
+        pass
+    if had_journal:
+        summary.notes.append("recovered an interrupted publish of this output before converting")
+    if local_out is not None and not overwrite and any((local_out / f"{t}.lance").exists() for t in TABLE_NAMES):
+        from lerobot_lance.conversion import published_record
+
+        prev = published_record(conv) or {}
+        same_source = prev.get("source") in (
+            source, source.removeprefix("hf://datasets/").split("@")[0], str(Path(source).expanduser().resolve())
+        )
+        if episodes is None or not same_source:
+            raise OutputExistsError(
+                f"{output}: already holds Lance tables"
+                + (f" of another source ({prev.get('source')})" if episodes is not None and prev.get("source") else "")
+                + "; pass --overwrite to replace them (a new version)"
+                + ("" if episodes is not None else ", or --episodes to re-convert some episodes and keep the others")
+            )
+    if overwrite:
+        conv.staging.clear()
     res["progress"] = ResourceDefinition.hardcoded_resource(ProgressReporter(progress))
     defs: Definitions = build_definitions([cfg], res)
-    summary = ConversionSummary(output=output)
     stage = on_stage or (lambda s, n: None)
     # Dagster's console log (every event, stack traces of failed steps) is for
     # debugging; the summary and ConversionFailed carry what a user acts on,
     # and with DAGSTER_HOME set every event is still in the instance (the UI).
     log_level = os.environ.get("LEROBOT_LANCE_DAGSTER_LOG_LEVEL", "CRITICAL").upper()
     with ExitStack() as stack:
+        stack.enter_context(_discard_on_failure(conv))
         instance = _instance(stack)
 
         def run(job_name: str, *, final: bool = True, run_config: dict[str, Any] | None = None, **kw: Any) -> list[str]:
@@ -278,6 +362,17 @@ def run_conversion(
 
         registered = [int(k) for k in instance.get_dynamic_partitions(partitions_name(cfg))]
         selected = EpisodeRanges.of(episodes).within(registered) if episodes is not None else sorted(registered)
+        kept = list(conv.snapshot.get("kept") or []) if episodes is not None else []
+        if kept:
+            # Episodes published before and not requested stay published: from
+            # their staged output, re-converted only where it is gone.
+            restage = episodes_to_convert(conv, kept)
+            selected = sorted(set(selected) | set(restage))
+            summary.kept_episodes = kept
+            summary.notes.append(
+                f"kept {len(kept)} previously published episode(s) ({_ranges(kept)})"
+                + (f"; re-converted {len(restage)} of them whose staged output was gone" if restage else "")
+            )
         for s in ("episode_frames", "episode_videos", "episode_stats"):
             stage(s, len(selected))
         episode_failures: list[str] = []
@@ -302,9 +397,16 @@ def run_conversion(
         for s in ("frames_table", "episodes_table", "videos_table", "dataset_stats", "lance_dataset"):
             stage(s, 1)
         run(publish_job_name(cfg))
+    if cfg.options.get("skip_videos"):
+        summary.notes.append("videos skipped: no videos table; video features dropped from meta/info.json")
     if local_out is not None:
         import json
 
         info = json.loads((local_out / "meta" / "conversion.json").read_text())
         summary.tag, summary.rows = info["tag"], info["rows"]
     return summary
+
+
+def _ranges(values: Sequence[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2,5"`` (the ``--episodes`` syntax)."""
+    return ",".join(f"{lo}-{hi}" if hi > lo else str(lo) for lo, hi in contiguous_ranges(values, 1 << 62))

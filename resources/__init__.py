@@ -35,8 +35,13 @@ class LanceStorageResource(ConfigurableResource):
     """Where tables and staged per-episode output go.
 
     Attributes:
-        staging_root: local folder for staging; ``None`` stages under each
-            output root (``<output>/_staging``), required for object-store outputs.
+        staging_root: local folder holding every output's staging area
+            (``<staging_root>/<output name>-<hash of the output URI>``);
+            ``None``: ``$LEROBOT_LANCE_STAGING`` or
+            ``${XDG_CACHE_HOME:-~/.cache}/lerobot-lance/staging``
+            (:func:`lerobot_lance.staging.default_staging_dir`). A dataset's
+            ``options.staging_dir`` (datasets.yaml) names its staging area
+            itself and wins over both. Staging never lives in the output.
         storage_options: Lance object-store options (credentials via ``EnvVar``).
     """
 
@@ -44,7 +49,9 @@ class LanceStorageResource(ConfigurableResource):
     storage_options: dict[str, str] | None = None
 
     def conversion(self, cfg: DatasetConfig, codec: "VideoCodecResource | None" = None) -> Conversion:
-        staging = f"{self.staging_root}/{cfg.name}" if self.staging_root else None
+        from lerobot_lance.staging import default_staging_dir
+
+        staging = cfg.options.get("staging_dir") or (default_staging_dir(cfg.output, self.staging_root) if self.staging_root else None)
         opts = {k: v for k, v in cfg.options.items() if k in ConvertOptions.__dataclass_fields__}
         if codec is not None:
             opts.setdefault("reencode", codec.reencode)

@@ -35,6 +35,13 @@ def _no_dagster_home() -> None:
     os.environ.pop("DAGSTER_HOME", None)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _staging_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Staging areas (default under ~/.cache) go to a session temp folder; child
+    processes inherit it."""
+    os.environ["LEROBOT_LANCE_STAGING"] = str(tmp_path_factory.mktemp("staging"))
+
+
 @pytest.fixture(scope="session")
 def converted(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     """``converted(name)`` -> output root of the sample converted once through

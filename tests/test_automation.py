@@ -131,7 +131,10 @@ def test_sensor_backfills_exactly_the_new_and_changed_episodes(tmp_path: Path, i
     defs = build_definitions([cfg])
     first = _tick(defs, cfg, instance, None)
     execute_backfill_request(defs, cfg, first.run_requests[0], instance, first.dynamic_partitions_requests)
-    staged = tmp_path / "out" / "_staging" / "frames"
+    from lerobot_lance.staging import default_staging_dir
+
+    staged = default_staging_dir(str(tmp_path / "out")) / "frames"  # staging lives outside the output
+    assert not (tmp_path / "out" / "_staging").exists()
     before = {p.name: p.stat().st_mtime_ns for p in staged.glob("*.arrow")}
 
     # Two episodes are appended to the source.

@@ -49,6 +49,8 @@ def check_output(
     episodes: Sequence[int] | None = None,
     skip_videos: bool = False,
     storage_options: dict[str, str] | None = None,
+    versions: dict[str, int] | None = None,
+    only: Sequence[str] | None = None,
 ) -> list[CheckOutcome]:
     """Check the published tables under ``output`` against the source.
 
@@ -59,7 +61,10 @@ def check_output(
         tag: the publish's tag (default: the ``latest`` tag's target is not
             assumed; the rule then checks that one tag is common to all three).
         episodes: the published episodes (default all of ``meta``).
-        skip_videos: the conversion was tabular-only (``videos`` is empty).
+        skip_videos: the conversion was tabular-only (no ``videos`` table).
+        versions: table -> version to check (the publish checks the versions
+            it committed before tagging them); default each table's latest.
+        only: evaluate only these rules (default all).
 
     Returns:
         One :class:`CheckOutcome` per name in :data:`OUTPUT_RULES`, in that order.
@@ -71,20 +76,25 @@ def check_output(
     output = str(output)
     eps = list(episodes) if episodes is not None else meta.episode_indices
     keep = set(eps)
-    tables = {t: lance.dataset(_uri(output, t), storage_options=storage_options) for t in formats.TABLE_NAMES}
+    names = [t for t in formats.TABLE_NAMES if not (skip_videos and t == formats.VIDEOS_TABLE)]
+    tables = {
+        t: lance.dataset(_uri(output, t), version=(versions or {}).get(t), storage_options=storage_options) for t in names
+    }
+    if only is not None and set(only) <= {"tables_share_tag"}:
+        return [_tag_outcome(tables, tag)]
 
     # row counts
     want_frames = sum(meta.episode(e).length for e in eps)
     video_files = [] if skip_videos else sorted({r.relative_path for e in meta.episodes if e.episode_index in keep for r in e.videos.values()})
     want = {formats.FRAMES_TABLE: want_frames, formats.EPISODES_TABLE: len(eps), formats.VIDEOS_TABLE: len(video_files)}
     rows = {t: ds.count_rows() for t, ds in tables.items()}
-    rc = [Offender(f"{t}.lance", None, "row count", expected=want[t], found=rows[t]) for t in formats.TABLE_NAMES if rows[t] != want[t]]
+    rc = [Offender(f"{t}.lance", None, "row count", expected=want[t], found=rows[t]) for t in names if rows[t] != want[t]]
 
     # videos sha256: column vs blob vs source bytes
     sha_off: list[Offender] = []
-    vt = tables[formats.VIDEOS_TABLE]
-    n = rows[formats.VIDEOS_TABLE]
-    if n:
+    vt = tables.get(formats.VIDEOS_TABLE)
+    n = rows.get(formats.VIDEOS_TABLE, 0)
+    if n and vt is not None:
         cols = vt.to_table(columns=["relative_path", "sha256"])
         blobs = vt.take_blobs("video_blob", indices=list(range(n)))
         for i, blob in enumerate(blobs):
@@ -110,7 +120,18 @@ def check_output(
         for k, c in zip(uniq[repeated], counts[repeated])
     ]
 
-    # shared tag on the latest version
+    outcomes = [
+        CheckOutcome.from_offenders("table_row_counts", rc, description=_DESCRIPTIONS["table_row_counts"], metadata={f"{t}_rows": v for t, v in want.items()}),
+        CheckOutcome.from_offenders("videos_sha256", sha_off, description=_DESCRIPTIONS["videos_sha256"], metadata={"files": n}),
+        CheckOutcome.from_offenders("frames_keys_unique", key_off, description=_DESCRIPTIONS["frames_keys_unique"], metadata={"frames": int(len(keys))}),
+        _tag_outcome(tables, tag),
+    ]
+    return [o for o in outcomes if only is None or o.name in only]
+
+
+def _tag_outcome(tables: dict[str, Any], tag: str | None) -> CheckOutcome:
+    """``tables_share_tag``: every table carries ``tag`` (default: the newest
+    tag common to all) on its latest version."""
     tag_off: list[Offender] = []
     tag_sets: dict[str, dict[str, Any]] = {t: ds.tags.list() for t, ds in tables.items()}
     if tag is None:
@@ -126,12 +147,7 @@ def check_output(
                 tag_off.append(Offender(f"{t}.lance", None, f"tag {tag!r} missing", expected=tag, found=sorted(tag_sets[t])))
             elif version != ds.latest_version:
                 tag_off.append(Offender(f"{t}.lance", None, f"tag {tag!r} is not on the latest version", expected=ds.latest_version, found=version))
-    return [
-        CheckOutcome.from_offenders("table_row_counts", rc, description=_DESCRIPTIONS["table_row_counts"], metadata={f"{t}_rows": v for t, v in want.items()}),
-        CheckOutcome.from_offenders("videos_sha256", sha_off, description=_DESCRIPTIONS["videos_sha256"], metadata={"files": n}),
-        CheckOutcome.from_offenders("frames_keys_unique", key_off, description=_DESCRIPTIONS["frames_keys_unique"], metadata={"frames": int(len(keys))}),
-        CheckOutcome.from_offenders("tables_share_tag", tag_off, description=_DESCRIPTIONS["tables_share_tag"], metadata={"tag": tag or ""}),
-    ]
+    return CheckOutcome.from_offenders("tables_share_tag", tag_off, description=_DESCRIPTIONS["tables_share_tag"], metadata={"tag": tag or ""})
 
 
 def _sha256_file(path: Path) -> str:
