@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dagster import AssetKey, AssetSelection, DynamicPartitionsDefinition, define_asset_job
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from assets import partitions_name
 from pipelines.config import DatasetConfig
+from pipelines.dagster_compat import UnresolvedAssetJobDefinition
 
 EPISODE_ASSETS = ("episode_frames", "episode_videos", "episode_stats")
 TABLE_ASSETS = ("source_videos", "frames_table", "episodes_table", "videos_table", "dataset_stats", "lance_dataset")
