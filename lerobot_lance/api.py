@@ -100,6 +100,9 @@ def convert(
     ``camera_stats_samples``, ``deep_video_check``, ``workers``) and
     ``backfill_batch_size``.
     """
+    from lerobot_lance.quality import gx_worker
+
+    gx_worker.start()  # Great Expectations imports on the other core while Dagster loads
     from pipelines.runner import run_conversion  # the Dagster layer, imported only here
 
     return run_conversion(

@@ -39,7 +39,8 @@ frame):
 The row-level rules run as Great Expectations expectations (one ephemeral
 validation per batch of episodes, over a pandas frame of the bookkeeping
 columns and per-row figures pyarrow derives from the list columns, which GE
-cannot look inside). Video rules (``segment_frame_count``,
+cannot look inside), in a helper process that imported GE while the
+conversion started when there is one (:mod:`.gx_worker`). Video rules (``segment_frame_count``,
 ``segment_endpoints_decode``) are in :func:`check_episode_video`.
 """
 
@@ -314,7 +315,7 @@ def check_episode_frames(
     Raises:
         KeyError: an episode is not in ``meta``.
     """
-    import pandas as pd
+    from lerobot_lance.quality import gx_worker
 
     offenders: dict[str, list[Offender]] = {r: [] for r in EPISODE_FRAME_RULES}
     parts, context = [], {}
@@ -336,13 +337,13 @@ def check_episode_frames(
         n = rows.num_rows
         part = {f"ok_{rule}": rc["ok"].get(rule, np.ones(n, bool)) for rule in _GX_RULES}
         part["_row"] = np.arange(start, start + n, dtype=np.int64)
-        parts.append(pd.DataFrame(part))
+        parts.append(part)
         context[ep] = (start, n, e, file, rc)
         start += n
     if not parts:
         return [CheckOutcome.from_offenders(r, [], description=_DESCRIPTIONS[r]) for r in EPISODE_FRAME_RULES]
-    frame = pd.concat(parts, ignore_index=True)
-    failed_rows = _gx_validate(frame)
+    columns = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    failed_rows = gx_worker.validate(columns)  # GE, in the warmed-up helper process when one was started
     bounds = sorted((s, ep) for ep, (s, *_rest) in context.items())
     starts = np.array([b[0] for b in bounds])
     for rule, positions in failed_rows.items():

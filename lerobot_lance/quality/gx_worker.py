@@ -1,0 +1,141 @@
+"""Great Expectations in a helper process, imported while the conversion starts.
+
+Importing ``great_expectations`` takes 2.6-4.1 s on a 2-core machine, for
+well under a second of validation per conversion. There is no narrower
+import: any ``great_expectations.<submodule>`` first runs the package's
+``__init__``, which imports the data context, every expectation and metric
+(and with them scipy.stats, altair, sqlalchemy) and registers them all.
+So the cost is moved off the critical path instead:
+
+* :func:`start` (called by ``lerobot-lance convert`` and
+  :func:`lerobot_lance.convert` before they import Dagster) starts one
+  ``python -m lerobot_lance.quality.gx_worker`` process that imports GE and
+  builds the ephemeral context at once, on the other core, while this
+  process imports Dagster and resolves the source;
+* :func:`validate` sends the batch's check columns (numpy arrays, pickled
+  over the helper's stdin) and reads the failed rows back from its stdout:
+  the same suite, the same validation, in another process.
+
+Without :func:`start` (Dagster UI runs, ``doctor``, tests) or once the helper
+is gone, :func:`validate` runs GE in this process (imported at first use).
+The helper ends when this process closes its stdin (at exit at the latest).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import pickle
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import numpy as np
+
+from lerobot_lance.errors import LeRobotLanceError
+
+_lock = threading.Lock()
+_helper: subprocess.Popen[bytes] | None = None
+
+
+def start() -> None:
+    """Start the helper process (once per process; returns at once)."""
+    global _helper
+    with _lock:
+        if _helper is not None and _helper.poll() is None:
+            return
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "GX_ANALYTICS_ENABLED": "false"}
+        _helper = subprocess.Popen(
+            [sys.executable, "-m", "lerobot_lance.quality.gx_worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+        )
+
+
+def stop() -> None:
+    """End the helper process, if any (validation then runs in this process)."""
+    global _helper
+    with _lock:
+        proc, _helper = _helper, None
+    if proc is None:
+        return
+    for stream in (proc.stdin, proc.stdout):
+        try:
+            stream.close()  # type: ignore[union-attr]
+        except OSError:
+            pass
+    try:
+        proc.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+atexit.register(stop)
+
+
+def validate(columns: dict[str, np.ndarray]) -> dict[str, list[int]]:
+    """Validate one batch's check columns with Great Expectations.
+
+    Args:
+        columns: ``ok_<rule>`` -> bool array and ``_row`` -> int64 row
+            positions, all of one length (see
+            :func:`lerobot_lance.quality.episode_rules.check_episode_frames`).
+
+    Returns:
+        rule -> the ``_row`` values of the rows that failed it (rules that
+        passed are absent).
+
+    Raises:
+        LeRobotLanceError: GE could not evaluate an expectation.
+    """
+    with _lock:
+        proc = _helper
+        if proc is not None and proc.poll() is None:
+            try:
+                pickle.dump(columns, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[arg-type]
+                proc.stdin.flush()  # type: ignore[union-attr]
+                status, value = pickle.load(proc.stdout)  # type: ignore[arg-type]
+            except (EOFError, OSError, pickle.UnpicklingError):
+                pass  # the helper died: validate here
+            else:
+                if status == "error":
+                    raise LeRobotLanceError(value)
+                return value
+    stop()
+    return _validate_here(columns)
+
+
+def _validate_here(columns: dict[str, np.ndarray]) -> dict[str, list[int]]:
+    import pandas as pd
+
+    from lerobot_lance.quality.episode_rules import _gx_validate
+
+    return _gx_validate(pd.DataFrame(columns))
+
+
+def _serve() -> None:
+    """The helper's loop: warm GE up, then validate what arrives until stdin closes."""
+    requests, replies = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything GE prints goes to stderr, never into the replies
+    from lerobot_lance.quality.episode_rules import _gx_batch_definition, _gx_suite
+
+    _gx_batch_definition()
+    _gx_suite()
+    while True:
+        try:
+            columns = pickle.load(requests)
+        except (EOFError, OSError):
+            return
+        try:
+            reply: tuple[str, Any] = ("ok", _validate_here(columns))
+        except LeRobotLanceError as e:
+            reply = ("error", str(e))
+        except Exception as e:  # noqa: BLE001 - reported to the caller, which raises it
+            reply = ("error", f"Great Expectations validation failed: {type(e).__name__}: {e}")
+        pickle.dump(reply, replies, protocol=pickle.HIGHEST_PROTOCOL)
+        replies.flush()
+
+
+if __name__ == "__main__":
+    _serve()
