@@ -18,7 +18,8 @@ So the cost is moved off the critical path instead:
 
 Without :func:`start` (Dagster UI runs, ``doctor``, tests) or once the helper
 is gone, :func:`validate` runs GE in this process (imported at first use).
-The helper ends when this process closes its stdin (at exit at the latest).
+The helper is killed by :func:`stop`, at this process's exit at the latest
+(it also ends by itself when its stdin closes).
 """
 
 from __future__ import annotations
@@ -59,16 +60,17 @@ def stop() -> None:
         proc, _helper = _helper, None
     if proc is None:
         return
+    # The helper holds no state (GE's ephemeral context writes nothing), so it
+    # is killed rather than asked to finish: a command that fails early must
+    # not wait for an import it no longer needs.
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
     for stream in (proc.stdin, proc.stdout):
         try:
             stream.close()  # type: ignore[union-attr]
         except OSError:
             pass
-    try:
-        proc.wait(timeout=2)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 atexit.register(stop)
