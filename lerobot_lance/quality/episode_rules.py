@@ -274,7 +274,18 @@ def _null_rows(c: pa.Array) -> np.ndarray:
 
 
 def _gx_validate(frame: Any) -> dict[str, list[int]]:
-    """Validate the batch's check frame; rule -> row positions (``_row``) that failed."""
+    """Validate the batch's check frame; rule -> row positions (``_row``) that failed.
+
+    Runs in the helper process of :mod:`lerobot_lance.quality.gx_worker` when
+    one was started (it imported GE while the conversion started), else here.
+    """
+    from lerobot_lance.quality import gx_worker
+
+    return gx_worker.validate({name: frame[name].to_numpy() for name in frame.columns})
+
+
+def _gx_validate_here(frame: Any) -> dict[str, list[int]]:
+    """:func:`_gx_validate` in this process (GE imported at first use)."""
     batch = _gx_batch_definition().get_batch(batch_parameters={"dataframe": frame})
     res = batch.validate(
         _gx_suite(), result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["_row"]}
@@ -315,7 +326,7 @@ def check_episode_frames(
     Raises:
         KeyError: an episode is not in ``meta``.
     """
-    from lerobot_lance.quality import gx_worker
+    import pandas as pd
 
     offenders: dict[str, list[Offender]] = {r: [] for r in EPISODE_FRAME_RULES}
     parts, context = [], {}
@@ -337,13 +348,13 @@ def check_episode_frames(
         n = rows.num_rows
         part = {f"ok_{rule}": rc["ok"].get(rule, np.ones(n, bool)) for rule in _GX_RULES}
         part["_row"] = np.arange(start, start + n, dtype=np.int64)
-        parts.append(part)
+        parts.append(pd.DataFrame(part))
         context[ep] = (start, n, e, file, rc)
         start += n
     if not parts:
         return [CheckOutcome.from_offenders(r, [], description=_DESCRIPTIONS[r]) for r in EPISODE_FRAME_RULES]
-    columns = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-    failed_rows = gx_worker.validate(columns)  # GE, in the warmed-up helper process when one was started
+    frame = pd.concat(parts, ignore_index=True)
+    failed_rows = _gx_validate(frame)
     bounds = sorted((s, ep) for ep, (s, *_rest) in context.items())
     starts = np.array([b[0] for b in bounds])
     for rule, positions in failed_rows.items():

@@ -111,9 +111,9 @@ def validate(columns: dict[str, np.ndarray]) -> dict[str, list[int]]:
 def _validate_here(columns: dict[str, np.ndarray]) -> dict[str, list[int]]:
     import pandas as pd
 
-    from lerobot_lance.quality.episode_rules import _gx_validate
+    from lerobot_lance.quality.episode_rules import _gx_validate_here
 
-    return _gx_validate(pd.DataFrame(columns))
+    return _gx_validate_here(pd.DataFrame(columns))
 
 
 def _serve() -> None:
