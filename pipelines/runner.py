@@ -178,12 +178,11 @@ def run_conversion(
         raise OutputExistsError(f"{output}: already holds Lance tables; pass --overwrite to replace them (a new version)")
     if local_out is not None and overwrite:
         shutil.rmtree(local_out / "_staging", ignore_errors=True)
-    options = dict(options or {})
-    if not os.environ.get("DAGSTER_HOME"):
-        options.setdefault("stats_plot", False)  # runs go to a throwaway instance: no UI shows the plot
-    cfg = DatasetConfig(name=name or dataset_name_for(output), source=source, output=output, revision=revision, options=options)
+    cfg = DatasetConfig(name=name or dataset_name_for(output), source=source, output=output, revision=revision, options=dict(options or {}))
     from resources import ProgressReporter
 
+    if not os.environ.get("DAGSTER_HOME"):
+        cfg.options.setdefault("stats_plot", False)  # runs go to a throwaway instance: no UI shows the plot
     res = dict(resources or default_resources())
     res["progress"] = ResourceDefinition.hardcoded_resource(ProgressReporter(progress))
     defs: Definitions = build_definitions([cfg], res)
