@@ -109,7 +109,13 @@ def test_no_import_cycle_between_project_modules() -> None:
     (the runner builds the Definitions; the sensors inside them must not
     import the runner back)."""
     files = {_module_of(p): p for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py")}
-    edges = {m: _edges(p, set(files)) - {m} for m, p in files.items()}
+    # A package's own __init__ exposing its submodules (lerobot_lance's lazy
+    # convert/doctor/scan) is not a dependency of a module that imports the
+    # package for a constant such as __version__.
+    edges = {
+        m: {t for t in _edges(p, set(files)) - {m} if not (p.name == "__init__.py" and t.startswith(m + "."))}
+        for m, p in files.items()
+    }
     cycles: list[list[str]] = []
     done: set[str] = set()
 
