@@ -144,7 +144,7 @@ def _count_episodes(root: Path, info: dict[str, Any]) -> tuple[int | None, int |
         if info.get("codebase_version") == "v3.0":
             import pyarrow.parquet as pq
 
-            lengths = [n for f in sorted(root.glob(formats.EPISODES_PARQUET_GLOB)) for n in pq.read_table(f, columns=["length"])["length"].to_pylist()]
+            lengths = [n for f in sorted(root.glob(formats.EPISODES_PARQUET_GLOB)) for n in pq.ParquetFile(f).read(columns=["length"])["length"].to_pylist()]
         else:
             lines = (root / formats.EPISODES_JSONL_PATH).read_text(encoding="utf-8").splitlines()
             lengths = [json.loads(line)["length"] for line in lines if line.strip()]
@@ -162,7 +162,7 @@ def _read_tasks_loosely(root: Path, info: dict[str, Any]) -> dict[str, str]:
             import pyarrow.parquet as pq
 
             # lerobot 0.4 keeps the task strings as the pandas index (``__index_level_0__``)
-            t = pq.read_table(root / formats.TASKS_PARQUET_PATH).to_pydict()
+            t = pq.ParquetFile(root / formats.TASKS_PARQUET_PATH).read().to_pydict()
             text = t.get("task") or next(v for k, v in t.items() if k != "task_index")
             tasks = {int(i): str(x) for i, x in zip(t["task_index"], text)}
         else:
@@ -192,6 +192,9 @@ def convert(
     ``camera_stats_samples``, ``deep_video_check``, ``workers``) and
     ``backfill_batch_size``.
     """
+    from lerobot_lance.quality import gx_worker
+
+    gx_worker.start()  # Great Expectations imports on the other core while Dagster loads
     from pipelines.runner import run_conversion  # the Dagster layer, imported only here
 
     return run_conversion(

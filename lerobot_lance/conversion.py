@@ -89,6 +89,9 @@ class ConvertOptions:
             by the ``short_episodes`` content check (WARN).
         workers: threads for per-episode video work.
         storage_options: object-store options passed to Lance.
+        stats_plot: render the mean ± std PNG of state and action (Dagster
+            metadata of ``dataset_stats``; matplotlib, ~1 s). The CLI turns it
+            off when its runs go to a throwaway instance, where nobody sees it.
     """
 
     reencode: str = "auto"
@@ -100,6 +103,7 @@ class ConvertOptions:
     policy_window_frames: int = 16
     workers: int = 2
     storage_options: dict[str, str] | None = None
+    stats_plot: bool = True
 
 
 @dataclass
@@ -1142,7 +1146,7 @@ def aggregate_dataset_stats(conv: Conversion) -> DatasetStatsSummary:
     cmp = st.compare_stats(agg, declared_stats_of(conv, cov.included))
     summary = DatasetStatsSummary(as_json, len(per_episode), [_stats_outcome(cmp, "meta/stats.json", None)], st.ranges_markdown(agg))
     keys = [k for k in ("observation.state", "action") if k in agg]
-    if keys:
+    if keys and conv.options.stats_plot:
         png = conv.staging.root / "dataset_stats.png"
         st.plot_mean_std_png(agg, keys, png)
         summary.plot_path = str(png)

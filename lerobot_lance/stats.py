@@ -133,7 +133,6 @@ def _histogram_quantiles(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> 
     small_ints = values.dtype in (np.uint8, np.int8, np.bool_)
     for j in range(d):
         col = values[:, j]
-        edges = np.linspace(lo[j] - _HISTOGRAM_PAD, hi[j] + _HISTOGRAM_PAD, QUANTILE_BINS + 1)
         if small_ints:  # count the (at most 256) distinct values once, then bin them
             offset = int(col.min())
             counts = np.bincount((col.astype(np.int64) - offset), minlength=1)
@@ -142,26 +141,37 @@ def _histogram_quantiles(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> 
             points, weights = points[keep], counts[keep]
         else:
             points, weights = col, None
-        # bin i holds edges[i] <= x < edges[i+1]; the last bin also holds x == edges[-1]
-        idx = np.searchsorted(edges, points, side="right") - 1
-        idx[points == edges[-1]] = QUANTILE_BINS - 1
-        inside = (idx >= 0) & (idx < QUANTILE_BINS)
-        hist = np.bincount(
-            idx[inside], weights=None if weights is None else weights[inside], minlength=QUANTILE_BINS
-        ).astype(np.float64)
-        cum = np.cumsum(hist)
-        edges64 = edges.astype(np.float64)
-        for name, q in QUANTILES.items():
-            target = q * n
-            k = int(np.searchsorted(cum, target, side="left"))
-            if k == 0:
-                out[name][j] = edges64[0]
-            elif k >= QUANTILE_BINS:
-                out[name][j] = edges64[-1]
-            else:
-                before = cum[k - 1]
-                frac = (target - before) / (cum[k] - before)
-                out[name][j] = edges64[k] + frac * (edges64[k + 1] - edges64[k])
+        for name, value in _binned_quantiles(points, weights, lo[j], hi[j], n).items():
+            out[name][j] = value
+    return out
+
+
+def _binned_quantiles(points: np.ndarray, weights: np.ndarray | None, lo: Any, hi: Any, n: int) -> dict[str, float]:
+    """The quantiles of one column from its values ``points`` (each counted
+    ``weights`` times, or once), ``n`` values in all, by the 5000-bin
+    histogram over ``[lo, hi]`` of :func:`_histogram_quantiles`."""
+    edges = np.linspace(lo - _HISTOGRAM_PAD, hi + _HISTOGRAM_PAD, QUANTILE_BINS + 1)
+    # bin i holds edges[i] <= x < edges[i+1]; the last bin also holds x == edges[-1]
+    idx = np.searchsorted(edges, points, side="right") - 1
+    idx[points == edges[-1]] = QUANTILE_BINS - 1
+    inside = (idx >= 0) & (idx < QUANTILE_BINS)
+    hist = np.bincount(
+        idx[inside], weights=None if weights is None else weights[inside], minlength=QUANTILE_BINS
+    ).astype(np.float64)
+    cum = np.cumsum(hist)
+    edges64 = edges.astype(np.float64)
+    out: dict[str, float] = {}
+    for name, q in QUANTILES.items():
+        target = q * n
+        k = int(np.searchsorted(cum, target, side="left"))
+        if k == 0:
+            out[name] = edges64[0]
+        elif k >= QUANTILE_BINS:
+            out[name] = edges64[-1]
+        else:
+            before = cum[k - 1]
+            frac = (target - before) / (cum[k] - before)
+            out[name] = edges64[k] + frac * (edges64[k + 1] - edges64[k])
     return out
 
 
@@ -305,9 +315,13 @@ def image_stats(frames: np.ndarray, *, downsample: bool = True, quantiles: bool 
         raise ValueError(f"frames must be uint8 of shape (n>=1, H, W, 3), but are {arr.dtype} of shape {arr.shape}")
     if downsample:
         arr = downsample_frames(arr)
+    # Every statistic comes from the 256-bin value counts of each channel, one
+    # bincount over all pixels (channel c's value v counted in bin 256 * c + v):
+    # exact integer moments, and the quantiles binned from the counts.
     pixels = arr.reshape(-1, 3)
-    # Exact integer moments from the 256-bin value counts of each channel.
-    counts = np.stack([np.bincount(pixels[:, c], minlength=256) for c in range(3)]).astype(np.float64)
+    channel_offsets = np.array([0, 256, 512], dtype=np.uint16)
+    value_counts = np.bincount((pixels.astype(np.uint16) + channel_offsets).ravel(), minlength=768).reshape(3, 256)
+    counts = value_counts.astype(np.float64)
     levels = np.arange(256, dtype=np.float64)
     total = counts.sum(axis=1)
     mean = counts @ levels / total
@@ -325,7 +339,14 @@ def image_stats(frames: np.ndarray, *, downsample: bool = True, quantiles: bool 
         if pixels.shape[0] < 2:
             qs = {name: mean.copy() for name in QUANTILES}
         else:
-            qs = _histogram_quantiles(pixels, pixels.min(axis=0), pixels.max(axis=0))
+            qs = {name: np.empty(3, dtype=np.float64) for name in QUANTILES}
+            values = np.arange(256)
+            for c in range(3):
+                present = value_counts[c] > 0
+                # lo/hi as uint8, like the channel's own min()/max(): the same bin edges
+                q = _binned_quantiles(values[present], value_counts[c][present], np.uint8(lo[c]), np.uint8(hi[c]), pixels.shape[0])
+                for name, value in q.items():
+                    qs[name][c] = value
         for name, value in qs.items():
             stats[name] = (value / 255.0).reshape(_IMAGE_STAT_SHAPE)
     return stats

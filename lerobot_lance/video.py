@@ -880,12 +880,13 @@ def sample_frames_rgb(
 
     The sample is ``n`` positions spread evenly over the window (first and last
     included), each snapped to the nearest keyframe at or before it, so every
-    sampled frame decodes on its own: one seek and one decoded frame per
-    sample (about 5 ms for 640x480 AV1), instead of decoding from a keyframe
-    up to an arbitrary frame. Windows with fewer keyframes than ``n`` use the
-    exact positions instead (decoding forward from the previous keyframe).
-    Used for camera statistics, where LeRobot also samples frames
-    (``sample_indices`` in ``lerobot/datasets/compute_stats.py``).
+    sampled frame decodes on its own. The window is demuxed once (its packets
+    kept) and only the chosen keyframe packets are handed to the decoder, each
+    decoded by itself (decoder flushed before the next): no seek, no
+    decoding of frames that are not sampled. Windows with fewer keyframes
+    than ``n`` use the exact positions instead (decoding forward from the
+    previous keyframe). Used for camera statistics, where LeRobot also
+    samples frames (``sample_indices`` in ``lerobot/datasets/compute_stats.py``).
 
     Returns:
         ``uint8`` array of shape ``(k, height, width, 3)``, RGB, ``k <= n``
@@ -894,17 +895,62 @@ def sample_frames_rgb(
     Raises:
         SourceDataError: missing/unreadable file or a frame that fails to decode.
     """
+    if n <= 0:
+        return np.zeros((0, 0, 0, 3), dtype=np.uint8)
     with _open(path) as container:
         stream = _video_stream(container, path)
-        scan = _scan_window(container, stream, path, from_timestamp, to_timestamp)
-    if not scan.pts or n <= 0:
-        return np.zeros((0, 0, 0, 3), dtype=np.uint8)
+        scan = _scan_window(container, stream, path, from_timestamp, to_timestamp, keep_packets=True)
+        if not scan.pts:
+            return np.zeros((0, 0, 0, 3), dtype=np.uint8)
+        targets, on_keyframes = _sample_targets(scan, n)
+        if on_keyframes:
+            return np.stack(_decode_keyframe_packets(stream, scan.packets, targets, path))
+    frames = [f.to_ndarray(format="rgb24") for _, f in _decode_at(path, targets, scan.keyframes, threaded=False)]
+    return np.stack(frames)
+
+
+def _sample_targets(scan: _Scan, n: int) -> tuple[list[int], bool]:
+    """(pts to sample, ascending; whether each is a keyframe of the window):
+    see :func:`sample_frames_rgb`."""
     positions = sorted({round(float(x)) for x in np.linspace(0, len(scan.pts) - 1, min(n, len(scan.pts)))})
     lo, hi = scan.pts[0], scan.pts[-1]
     window_keys = [k for k in scan.keyframes if lo <= k <= hi]
     if len(window_keys) >= len(positions):
-        targets = sorted({window_keys[max(0, bisect.bisect_right(window_keys, scan.pts[p]) - 1)] for p in positions})
-    else:
-        targets = [scan.pts[p] for p in positions]
-    frames = [f.to_ndarray(format="rgb24") for _, f in _decode_at(path, targets, scan.keyframes, threaded=False)]
-    return np.stack(frames)
+        return sorted({window_keys[max(0, bisect.bisect_right(window_keys, scan.pts[p]) - 1)] for p in positions}), True
+    return [scan.pts[p] for p in positions], False
+
+
+def _decode_keyframe_packets(
+    stream: VideoStream, packets: Sequence[Packet], targets: Sequence[int], path: PathLike
+) -> list[np.ndarray]:
+    """RGB frames of the keyframe packets whose pts are ``targets`` (ascending),
+    each decoded alone on one thread: the packet, then a drain, then the
+    decoder flushed. A keyframe needs no other packet, so this gives the
+    pixels a seek to it and a decode would (checked on the shared samples by
+    tests/test_perf_camera_stats.py), at the cost of those packets alone."""
+    want = set(targets)
+    chosen = {pkt.pts: pkt for pkt in packets if pkt.is_keyframe and pkt.pts in want}
+    ctx = stream.codec_context
+    ctx.thread_count = 1
+    out: list[np.ndarray] = []
+    tb = stream.time_base
+    assert tb is not None
+    try:
+        for target in targets:
+            pkt = chosen.get(target)
+            decoded = ([] if pkt is None else list(ctx.decode(pkt))) + list(ctx.decode(None))
+            ctx.flush_buffers()
+            frame = next((f for f in decoded if f.pts == target), None)
+            if frame is None:
+                raise SourceDataError(
+                    str(path),
+                    f"keyframe at {float(target * tb):.6f} s did not decode",
+                    expected=f"a frame with pts {target}",
+                    found=f"frames with pts {[f.pts for f in decoded]}",
+                )
+            out.append(frame.to_ndarray(format="rgb24"))
+    except av.error.FFmpegError as exc:
+        raise SourceDataError(
+            str(path), f"cannot decode video: {exc.strerror or exc}", expected="decodable frames", found=type(exc).__name__
+        ) from exc
+    return out

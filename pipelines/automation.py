@@ -31,7 +31,7 @@ Per configured dataset ``<name>``:
 
 The sensor's backfill request uses ``RunRequest.for_asset_graph_subset``: the
 way Dagster 1.13's own automation sensors launch backfills (``AssetGraphSubset``
-is not a top-level export). Schedules cannot launch backfills in 1.13, hence
+is not a top-level export; it comes from :mod:`pipelines.dagster_compat`). Schedules cannot launch backfills in 1.13, hence
 the one-run reconversion job.
 """
 
@@ -60,10 +60,6 @@ from dagster import (
     schedule,
     sensor,
 )
-from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
-from dagster._core.definitions.events import AssetKeyPartitionKey
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from assets import partitions_name
 import lerobot_lance.conversion as convert
@@ -73,6 +69,14 @@ from lerobot_lance.readers import read_dataset_meta
 from lerobot_lance.source import DatasetSource, HubSource
 from lerobot_lance.staging import partition_key, read_json
 from pipelines.config import DatasetConfig
+from pipelines.dagster_compat import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    AssetGraphSubset,
+    AssetKeyPartitionKey,
+    UnresolvedAssetJobDefinition,
+)
+from pipelines.episode_ranges import ranges_text
 from pipelines.jobs import EPISODE_ASSETS, TABLE_ASSETS
 from resources import LanceStorageResource, LeRobotSourceResource
 
@@ -261,7 +265,7 @@ def make_source_change_sensor(cfg: DatasetConfig, *, minimum_interval_seconds: i
             )
         context.log.info(
             f"{cfg.name}: revision {revision}: converting {len(plan.to_convert)} episode(s) "
-            f"{_ranges_text(plan.to_convert)}; removed {plan.removed or 'none'}"
+            f"{ranges_text(plan.to_convert)}; removed {plan.removed or 'none'}"
         )
         subset = reconversion_subset(cfg, context.repository_def.asset_graph, plan.to_convert)
         request = RunRequest.for_asset_graph_subset(
@@ -309,12 +313,6 @@ def make_register_episodes_sensor(cfg: DatasetConfig) -> SensorDefinition:
         )
 
     return _register_episodes
-
-
-def _ranges_text(eps: Sequence[int]) -> str:
-    from pipelines.runner import contiguous_ranges
-
-    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in contiguous_ranges(eps, 1 << 30)) or "none"
 
 
 def make_full_reconversion_schedule(cfg: DatasetConfig) -> ScheduleDefinition:

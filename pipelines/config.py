@@ -91,7 +91,7 @@ def load_dataset_configs(path: str | os.PathLike[str] | None = None) -> list[Dat
 
 def _schedule(path: Path, entry: dict[str, Any]) -> str | None:
     """The entry's cron string, or None when ``schedule`` is absent, null or empty."""
-    from dagster._utils.schedules import is_valid_cron_string  # Dagster's own cron grammar
+    from pipelines.dagster_compat import is_valid_cron_string  # Dagster's own cron grammar
 
     value = entry.get("schedule")
     if value is None or value == "":

@@ -13,7 +13,9 @@ import os
 from dagster import Definitions, EnvVar, ResourceDefinition
 
 from assets import build_dataset_assets
+from pipelines.automation import build_automation_jobs, build_schedules, build_sensors
 from pipelines.config import DatasetConfig, load_dataset_configs
+from pipelines.executor import code_location_executor
 from pipelines.jobs import build_jobs
 from resources import LanceStorageResource, LeRobotSourceResource, ProgressReporter, VideoCodecResource
 
@@ -37,15 +39,12 @@ def build_definitions(configs: list[DatasetConfig], resources: dict[str, object]
     for cfg in configs:
         assets += build_dataset_assets(cfg)
         jobs += build_jobs(cfg)
-        try:
-            from pipelines.automation import build_automation_jobs, build_schedules, build_sensors
-        except ImportError:
-            continue
         jobs += build_automation_jobs(cfg)
         schedules += build_schedules(cfg)
         sensors += build_sensors(cfg)
     return Definitions(
-        assets=assets, jobs=jobs, schedules=schedules, sensors=sensors, resources=resources or default_resources()
+        assets=assets, jobs=jobs, schedules=schedules, sensors=sensors, resources=resources or default_resources(),
+        executor=code_location_executor,  # in-process unless a run's config asks for multiprocess
     )
 
 

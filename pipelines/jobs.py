@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dagster import AssetKey, AssetSelection, DynamicPartitionsDefinition, define_asset_job
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from assets import partitions_name
 from pipelines.config import DatasetConfig
+from pipelines.dagster_compat import UnresolvedAssetJobDefinition
 
 #: Run tag of the jobs that write a dataset's output root (resolve: recovery and
 #: the source snapshot; publish: tables, tags, meta/). ``dagster.yaml``

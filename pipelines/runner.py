@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from dagster import AssetKey, DagsterInstance, Definitions, ResourceDefinition
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from lerobot_lance.episode_selection import EpisodeRanges
 from lerobot_lance.errors import LeRobotLanceError, OutputExistsError
@@ -27,7 +26,9 @@ from lerobot_lance.formats import TABLE_NAMES
 from lerobot_lance.refusal import FailedCheck, refusal_hint
 from lerobot_lance.staging import partition_key
 from pipelines.config import DatasetConfig
+from pipelines.dagster_compat import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from pipelines.definitions import build_definitions, default_resources
+from pipelines.episode_ranges import contiguous_ranges
 from pipelines.jobs import episodes_job_name, publish_job_name, source_job_name
 
 
@@ -83,21 +84,13 @@ def dataset_name_for(output: str) -> str:
     return base if not base[0].isdigit() else f"d_{base}"
 
 
-def contiguous_ranges(values: Sequence[int], max_len: int) -> list[tuple[int, int]]:
-    """Split sorted episode indices into runs of consecutive values, each at most ``max_len`` long."""
-    out: list[tuple[int, int]] = []
-    for v in sorted(values):
-        if out and v == out[-1][1] + 1 and v - out[-1][0] < max_len:
-            out[-1] = (out[-1][0], v)
-        else:
-            out.append((v, v))
-    return out
-
-
 def _instance(stack: ExitStack) -> DagsterInstance:
     if os.environ.get("DAGSTER_HOME"):
         return DagsterInstance.get()
     return stack.enter_context(DagsterInstance.ephemeral())
+
+
+_FAILURE_PREFIX = re.compile(r"^(?:\w+\.)*Failure: ")
 
 
 def _root_message(err: Any) -> str:
@@ -107,7 +100,7 @@ def _root_message(err: Any) -> str:
         return "failed"
     parts: list[str] = []
     while err is not None:
-        text = err.message.strip().removeprefix("dagster._core.definitions.events.Failure: ")
+        text = _FAILURE_PREFIX.sub("", err.message.strip())  # "<module path>.Failure: " of a raised Failure
         if text and not any(text in p or p in text for p in parts):
             parts.append(text)
         err = err.cause
@@ -290,6 +283,8 @@ def _run_conversion_locked(
     if staging_dir is not None:
         opts["staging_dir"] = str(staging_dir)
     cfg = DatasetConfig(name=name or dataset_name_for(output), source=source, output=output, revision=revision, options=opts)
+    if not os.environ.get("DAGSTER_HOME"):
+        cfg.options.setdefault("stats_plot", False)  # runs go to a throwaway instance: no UI shows the plot
     res = dict(resources or default_resources())
     storage = res.get("lance_storage")
     conv = storage.conversion(cfg) if isinstance(storage, LanceStorageResource) else Conversion.at(output, opts.get("staging_dir"))

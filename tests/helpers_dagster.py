@@ -143,7 +143,7 @@ class RunLog:
 
 
 def _execute(defs: Any, job: str, instance: Any, log: RunLog, keys: list[str] | None = None, **kw: Any) -> Any:
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+    from pipelines.dagster_compat import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     tags = dict(kw.pop("tags", {}) or {})
     if log.on_start is not None:
@@ -634,10 +634,10 @@ def _scheduled_reconversion(datasets_yaml: str, name: str) -> int:
     multiprocess executor (each step in its own process). Prints the run id."""
     os.environ["LEROBOT_LANCE_DATASETS"] = datasets_yaml  # before the code location is imported
     from dagster import DagsterInstance, build_schedule_context, execute_job
-    from dagster._core.definitions.reconstruct import ReconstructableRepository
 
     from pipelines.automation import reconvert_job_name, schedule_name
     from pipelines.config import load_dataset_configs
+    from pipelines.dagster_compat import ReconstructableRepository
     from pipelines.definitions import default_resources, defs
 
     cfg = next(c for c in load_dataset_configs(datasets_yaml) if c.name == name)

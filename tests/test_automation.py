@@ -16,9 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from dagster import AddDynamicPartitionsRequest, build_schedule_context, build_sensor_context, instance_for_test
-from dagster._core.definitions.backfill_policy import BackfillPolicyType
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster import AddDynamicPartitionsRequest, BackfillPolicy, build_schedule_context, build_sensor_context, instance_for_test
 
 from lerobot_lance.source import LocalSource
 from pipelines.automation import (
@@ -29,6 +27,7 @@ from pipelines.automation import (
     sensor_name,
 )
 from pipelines.config import DatasetConfig
+from pipelines.dagster_compat import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from pipelines.definitions import build_definitions, default_resources
 from pipelines.runner import run_conversion
 from tests.conftest import sample
@@ -100,8 +99,7 @@ def test_definitions_expose_sensor_schedule_retries_and_batched_backfills(tmp_pa
     for name, batch in (("g1", 100), ("g2", 25)):
         for asset in ("episode_frames", "episode_videos", "episode_stats"):
             ad = repo.assets_defs_by_key[next(k for k in repo.assets_defs_by_key if k.path == [name, asset])]
-            assert ad.backfill_policy.policy_type == BackfillPolicyType.MULTI_RUN
-            assert ad.backfill_policy.max_partitions_per_run == batch
+            assert ad.backfill_policy == BackfillPolicy.multi_run(batch)
             assert ad.op.retry_policy is not None and ad.op.retry_policy.max_retries >= 1
 
 

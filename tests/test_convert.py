@@ -117,8 +117,8 @@ def test_partition_rerun_keeps_row_counts(tmp_path: Path) -> None:
     """Re-running a range of episode partitions and then the tables replaces the
     staged output: row counts stay the source's, no key duplicated."""
     from dagster import DagsterInstance
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG as END
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_START_TAG as START
+    from pipelines.dagster_compat import ASSET_PARTITION_RANGE_END_TAG as END
+    from pipelines.dagster_compat import ASSET_PARTITION_RANGE_START_TAG as START
 
     from pipelines.config import DatasetConfig
     from pipelines.definitions import build_definitions

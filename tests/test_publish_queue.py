@@ -9,9 +9,9 @@ from pathlib import Path
 
 import yaml
 from dagster import DagsterInstance
-from dagster._core.instance.ref import InstanceRef
 
 from pipelines.config import DatasetConfig
+from pipelines.dagster_compat import InstanceRef
 from pipelines.definitions import build_definitions
 from pipelines.jobs import OUTPUT_WRITER_TAG, publish_job_name, source_job_name
 

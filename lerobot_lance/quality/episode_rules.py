@@ -48,13 +48,13 @@ frame):
 The row-level rules run as Great Expectations expectations (one ephemeral
 validation per batch of episodes, over a pandas frame of the bookkeeping
 columns and per-row figures pyarrow derives from the list columns, which GE
-cannot look inside). Video rules (``segment_frame_count``,
+cannot look inside), in a helper process that imported GE while the
+conversion started when there is one (:mod:`.gx_worker`). Video rules (``segment_frame_count``,
 ``segment_endpoints_decode``) are in :func:`check_episode_video`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -127,31 +127,11 @@ _WARN_RULES = frozenset({"index_columns_derived"})
 
 @lru_cache(maxsize=1)
 def _gx_batch_definition() -> Any:
-    """An ephemeral Great Expectations context with one pandas dataframe asset
-    (created once per process; GE's import costs ~3 s)."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    """The ephemeral Great Expectations context's whole-dataframe batch
+    definition (:func:`lerobot_lance.quality.gx_worker.batch_definition`)."""
+    from lerobot_lance.quality import gx_worker
 
-    ctx = gx.get_context(mode="ephemeral")
-    try:
-        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    except Exception:  # noqa: BLE001 - cosmetic only
-        pass
-    asset = ctx.data_sources.add_pandas("lerobot_lance").add_dataframe_asset("episode_frames")
-    return asset.add_batch_definition_whole_dataframe("batch")
-
-
-@lru_cache(maxsize=1)
-def _gx_suite() -> Any:
-    import great_expectations as gx
-
-    suite = gx.ExpectationSuite(name="episode_frames")
-    for rule in _GX_RULES:
-        suite.add_expectation(
-            gx.expectations.ExpectColumnValuesToBeInSet(column=f"ok_{rule}", value_set=[True], meta={"rule": rule})
-        )
-    return suite
+    return gx_worker.batch_definition()
 
 
 def _row_checks(
@@ -301,19 +281,15 @@ def _null_rows(c: pa.Array) -> np.ndarray:
 
 
 def _gx_validate(frame: Any) -> dict[str, list[int]]:
-    """Validate the batch's check frame; rule -> row positions (``_row``) that failed."""
-    batch = _gx_batch_definition().get_batch(batch_parameters={"dataframe": frame})
-    res = batch.validate(
-        _gx_suite(), result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["_row"]}
-    )
-    failed: dict[str, list[int]] = {}
-    for r in res.results:
-        rule = (r.expectation_config.meta or {}).get("rule")
-        if r.exception_info and r.exception_info.get("raised_exception"):
-            raise LeRobotLanceError(f"Great Expectations could not evaluate {rule}: {r.exception_info.get('exception_message')}")
-        if not r.success:
-            failed[rule] = [int(d["_row"]) for d in r.result.get("unexpected_index_list") or []]
-    return failed
+    """Validate the batch's check frame (one expectation per ``ok_<rule>``
+    column); rule -> row positions (``_row``) that failed.
+
+    Runs in the helper process of :mod:`lerobot_lance.quality.gx_worker` when
+    one was started (it imported GE while the conversion started), else here.
+    """
+    from lerobot_lance.quality import gx_worker
+
+    return gx_worker.validate({name: frame[name].to_numpy() for name in frame.columns})
 
 
 def check_episode_frames(

@@ -321,7 +321,7 @@ def _episode_meta_files(root: Path, meta: DatasetMeta) -> dict[int, str]:
     out: dict[int, str] = {}
     for f in sorted(root.glob(formats.EPISODES_PARQUET_GLOB)):
         rel = str(f.relative_to(root))
-        for i in pq.read_table(f, columns=["episode_index"])["episode_index"].to_pylist():
+        for i in pq.ParquetFile(f).read(columns=["episode_index"])["episode_index"].to_pylist():
             out.setdefault(int(i), rel)
     return out
 

@@ -1,0 +1,164 @@
+"""Structure and start-up cost (issue 11, targets 2 and 8):
+
+* the one module that touches Dagster's private ``dagster._core`` is
+  :mod:`pipelines.dagster_compat`, and what it re-exports still works the way
+  the code uses it (so a Dagster upgrade that moves a name fails here);
+* the project's modules import each other without a cycle (the old
+  ``runner -> definitions -> automation -> runner`` one included);
+* ``lerobot-lance --help`` and ``scan`` load none of the heavy libraries they
+  do not use.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster import AssetKey, RunRequest
+
+from tests.conftest import sample
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("lerobot_lance", "pipelines", "assets", "resources")
+HEAVY = ("dagster", "great_expectations", "lance", "lancedb", "matplotlib", "torch", "pandas", "scipy")
+
+
+def _project_files() -> list[Path]:
+    files = [p for pkg in (*PACKAGES, "tests", "benchmarks") for p in (REPO / pkg).rglob("*.py")]
+    return [p for p in files if ".venv" not in p.parts]
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module named by an ``import``/``from`` anywhere in the file (function bodies included)."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+            out |= {f"{node.module}.{a.name}" for a in node.names}
+    return out
+
+
+def test_private_dagster_imports_only_in_the_compat_module() -> None:
+    offenders = [
+        f"{p.relative_to(REPO)}: {m}"
+        for p in _project_files()
+        if p.name != "dagster_compat.py"
+        for m in sorted(_imported_modules(p))
+        if m.startswith("dagster._")
+    ]
+    assert offenders == []
+
+
+def test_compat_names_work_as_the_code_uses_them() -> None:
+    """The tags are the ones Dagster's backfills put on a range run, and a
+    sensor's backfill request can be built from an AssetGraphSubset."""
+    from dagster import Definitions, asset, define_asset_job
+
+    from pipelines import dagster_compat as dc
+
+    assert (dc.ASSET_PARTITION_RANGE_START_TAG, dc.ASSET_PARTITION_RANGE_END_TAG) == (
+        "dagster/asset_partition_range_start",
+        "dagster/asset_partition_range_end",
+    )
+
+    @asset
+    def a() -> int:
+        return 1
+
+    job = define_asset_job("j", selection=[a])
+    assert isinstance(job, dc.UnresolvedAssetJobDefinition)
+    defs = Definitions(assets=[a], jobs=[job])
+    graph = defs.get_repository_def().asset_graph
+    subset = dc.AssetGraphSubset.from_asset_partition_set({dc.AssetKeyPartitionKey(AssetKey("a"), None)}, graph)
+    request = RunRequest.for_asset_graph_subset(subset, tags={"t": "1"})
+    assert request.asset_graph_subset is not None
+    assert [k.asset_key for k in request.asset_graph_subset.iterate_asset_partitions()] == [AssetKey("a")]
+    assert hasattr(dc.ReconstructableRepository, "for_module")
+
+
+def _module_of(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _edges(path: Path, modules: set[str]) -> set[str]:
+    """Project modules this file imports, anywhere in it (function bodies and
+    ``TYPE_CHECKING`` blocks included); ``from pkg import sub`` is an edge to
+    ``pkg.sub`` when that is a module, else to ``pkg``."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name in modules}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for a in node.names:
+                sub = f"{node.module}.{a.name}"
+                if sub in modules:
+                    out.add(sub)
+                elif node.module in modules:
+                    out.add(node.module)
+    return out
+
+
+def test_no_import_cycle_between_project_modules() -> None:
+    """The graph of imports between the four packages' modules has no cycle
+    (the runner builds the Definitions; the sensors inside them must not
+    import the runner back)."""
+    files = {_module_of(p): p for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py")}
+    # A package's own __init__ exposing its submodules (lerobot_lance's lazy
+    # convert/doctor/scan) is not a dependency of a module that imports the
+    # package for a constant such as __version__.
+    edges = {
+        m: {t for t in _edges(p, set(files)) - {m} if not (p.name == "__init__.py" and t.startswith(m + "."))}
+        for m, p in files.items()
+    }
+    cycles: list[list[str]] = []
+    done: set[str] = set()
+
+    def visit(m: str, stack: list[str]) -> None:
+        for t in sorted(edges[m]):
+            if t in stack:
+                cycles.append([*stack[stack.index(t):], t])
+            elif t not in done:
+                visit(t, [*stack, t])
+        done.add(m)
+
+    for m in sorted(files):
+        if m not in done:
+            visit(m, [m])
+    assert cycles == []
+    assert "pipelines.runner" not in edges["pipelines.automation"]
+
+
+def _loaded_after(code: str) -> dict[str, bool]:
+    probe = code + f"\nimport json, sys\nprint(json.dumps({{m: m in sys.modules for m in {list(HEAVY) + ['pyarrow', 'av']!r}}}))"
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_help_imports_nothing_heavy() -> None:
+    code = (
+        "import contextlib, io\nfrom lerobot_lance.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    try:\n        main(['--help'])\n    except SystemExit:\n        pass\n"
+        "assert 'convert' in out.getvalue()"
+    )
+    loaded = _loaded_after(code)
+    assert [m for m, on in loaded.items() if on] == []  # not even pyarrow or PyAV
+
+
+def test_scan_imports_only_what_it_uses(tmp_path: Path) -> None:
+    code = (
+        "import contextlib, io\nfrom lerobot_lance.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        f"    assert main(['scan', {str(sample('g1_multicam_v30'))!r}, '--json']) == 0\n"
+        "assert json.loads(out.getvalue())['episodes'] == 2\nimport json"
+    ).replace("import contextlib, io", "import contextlib, io, json")
+    loaded = _loaded_after(code)
+    assert [m for m in HEAVY if loaded[m]] == []
+    assert loaded["pyarrow"] and loaded["av"]  # it does read meta/ parquet and probe the mp4s
