@@ -42,6 +42,7 @@ from dagster import (
 
 import lerobot_lance.conversion as convert
 from lerobot_lance.errors import LeRobotLanceError, SourceNotFoundError
+from lerobot_lance.layouts import get_layout, output_check_names, write_table
 from lerobot_lance.quality import (
     CONTENT_RULES,
     EPISODE_FRAME_RULES,
@@ -201,6 +202,11 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
 
     def k(name: str) -> AssetKey:
         return AssetKey([ds, name])
+
+    # The output layout (``options.layout``) picks the table writers, the
+    # publish's meta writer and the blocking output checks.
+    layout_name = str(cfg.options.get("layout", "card"))
+    output_checks = output_check_names(layout_name)
 
     def conv_of(storage: LanceStorageResource, codec: VideoCodecResource | None = None) -> convert.Conversion:
         return storage.conversion(cfg, codec)
@@ -398,7 +404,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     @_final_on_bad_data
     def frames_table(lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
         conv = conv_of(lance_storage)
-        pending = convert.write_frames_table(conv)
+        pending = write_table(conv, "frames")
         cov = convert.publishable_episodes(conv)
         progress.advance("frames_table")
         return _table_result("frames_table", pending, cov, _expected_frames(conv, cov.included))
@@ -414,9 +420,15 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     @_final_on_bad_data
     def episodes_table(lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
         conv = conv_of(lance_storage)
-        pending = convert.write_episodes_table(conv)
+        pending = write_table(conv, "episodes")
         cov = convert.publishable_episodes(conv)
         progress.advance("episodes_table")
+        if pending is None:  # not a table of this layout
+            return MaterializeResult(
+                metadata={"note": f"layout {conv.options.layout!r} has no episodes table", "episodes": len(cov.included)},
+                check_results=[AssetCheckResult(asset_key=k("episodes_table"), check_name="row_count", passed=True,
+                                                metadata={"note": "not applicable to this layout"})],
+            )
         return _table_result("episodes_table", pending, cov, len(cov.included))
 
     @asset(
@@ -430,7 +442,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     @_final_on_bad_data
     def videos_table(lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
         conv = conv_of(lance_storage)
-        pending = convert.write_videos_table(conv)
+        pending = write_table(conv, "videos")
         cov = convert.publishable_episodes(conv)
         progress.advance("videos_table")
         return _table_result("videos_table", pending, cov, len(convert.source_video_files(conv)))
@@ -461,7 +473,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         group_name=group,
         deps=[frames_table, episodes_table, videos_table, dataset_stats],
         description="Publish: commit the three tables once each, index, tag them alike, write meta/.",
-        check_specs=_specs(k("lance_dataset"), OUTPUT_CHECKS),
+        check_specs=_specs(k("lance_dataset"), output_checks),
         kinds={"lance"},
     )
     @_final_on_bad_data
@@ -470,10 +482,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         result = convert.publish_dataset(conv, dataset_stats=convert.read_dataset_stats_json(conv))
         cov = convert.coverage(conv)
         progress.advance("lance_dataset")
-        outcomes = check_output(
-            conv.output, conv.meta, conv.source.meta_root(), tag=result.tag, episodes=cov.included,
-            skip_videos=conv.options.skip_videos, storage_options=conv.options.storage_options,
-        )
+        outcomes = get_layout(conv.options.layout).check_output(conv, result.tag, cov.included)
         return MaterializeResult(
             metadata={
                 "tag": result.tag,
@@ -485,7 +494,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
                     f"```python\nimport lancedb\ndb = lancedb.connect({conv.output!r})\nframes = db.open_table('frames', version={result.tag!r})\n```"
                 ),
             },
-            check_results=check_results(k("lance_dataset"), outcomes, OUTPUT_CHECKS),
+            check_results=check_results(k("lance_dataset"), outcomes, output_checks),
         )
 
     return [

@@ -69,6 +69,9 @@ class ConvertOptions:
             by the ``short_episodes`` content check (WARN).
         workers: threads for per-episode video work.
         storage_options: object-store options passed to Lance.
+        layout: output layout, ``"card"`` (default: the three-table layout of
+            the dataset cards) or ``"lerobot"`` (what LeRobot's own Lance
+            reader serves); see :mod:`lerobot_lance.layouts`.
     """
 
     reencode: str = "auto"
@@ -80,6 +83,12 @@ class ConvertOptions:
     policy_window_frames: int = 16
     workers: int = 2
     storage_options: dict[str, str] | None = None
+    layout: str = "card"
+
+    def __post_init__(self) -> None:
+        from lerobot_lance.layouts import validate_layout
+
+        validate_layout(self.layout)
 
 
 @dataclass
@@ -398,6 +407,16 @@ def _stage_one_episode_videos(conv: Conversion, e: EpisodeMeta) -> dict[str, Any
                     episode_index=e.episode_index, expected=f"{e.length} frames", found=f"{probe.frame_count} frames",
                 )
             path, method, frames, size = src, "copy", probe.frame_count, src.stat().st_size
+        elif conv.options.layout == "lerobot":
+            # The lerobot layout keeps every source shard whole: count the
+            # window's packets, cut nothing (the segment is the window).
+            frames = video.window_packet_count(src, ref.from_timestamp, ref.to_timestamp)
+            if frames != e.length:
+                raise SourceDataError(
+                    ref.relative_path, f"window of camera {key!r} does not hold the episode's frames",
+                    episode_index=e.episode_index, expected=f"{e.length} frames", found=f"{frames} frames",
+                )
+            path, method, size = src, "window", 0
         else:
             dst = conv.staging.segment_path(meta.features[key].column, e.episode_index)
             dst.parent.mkdir(parents=True, exist_ok=True)
@@ -446,6 +465,7 @@ def stage_episode_videos(conv: Conversion, episodes: Sequence[int], on_progress:
             return e.episode_index, f"segment_frame_count: {text}", [CheckOutcome.from_offenders("segment_frame_count", [off])]
         outcomes = check_episode_video(
             e, {k: c["path"] for k, c in cams.items()}, meta.fps, deep=conv.options.deep_video_check,
+            windows={k: (c["from_timestamp"], c["to_timestamp"]) for k, c in cams.items() if c["method"] == "window"} or None,
             files={k: c["source_path"] for k, c in cams.items()}, frame_counts={k: c["frame_count"] for k, c in cams.items()},
         )
         failed = [f"{o.name}: {o.message}" for o in outcomes if not o.passed]
@@ -750,16 +770,25 @@ def publish_dataset(conv: Conversion, tag: str | None = None, dataset_stats: Map
     Raises:
         LeRobotLanceError: a table has nothing pending (its stage did not run).
     """
+    from lerobot_lance.layouts import get_layout
+    from lerobot_lance.lance_io import new_tag_name
+
+    layout = get_layout(conv.options.layout)  # the one dispatch point of the publish
+    tag = tag or new_tag_name()
+    cov = coverage(conv)
     pendings = {}
-    for t in formats.TABLE_NAMES:
+    for t in layout.tables:
         p = read_pending(conv.staging, t)
+        if p is None and t not in layout.writers:
+            continue  # staged by the layout's publish hook below
         if p is None:
             raise LeRobotLanceError(f"{conv.staging.root}: table {t!r} has no staged fragments; materialize {t}_table first")
         pendings[t] = p
-    cov = coverage(conv)
+    if layout.stage_at_publish is not None:
+        pendings.update(layout.stage_at_publish(conv, tag, cov, dataset_stats))
     message = json.dumps({"source": conv.snapshot["source"], "revision": conv.revision, "excluded_episodes": cov.missing})
-    result = publish(conv.staging, pendings, tag=tag, indexes=INDEXES, commit_message=message, storage_options=conv.options.storage_options)
-    _write_output_meta(conv, result, cov, dataset_stats)
+    result = publish(conv.staging, pendings, tag=tag, indexes=layout.indexes, commit_message=message, storage_options=conv.options.storage_options)
+    layout.write_meta(conv, result, cov, dataset_stats)
     remove_staging_leftovers(conv)
     return result
 
@@ -841,7 +870,7 @@ def _camera_frames(conv: Conversion, ep: int) -> dict[str, Any]:
         samples = estimate_num_samples(conv.meta.episode(ep).length)
     out = {}
     for key, cam in rec["cameras"].items():
-        if cam.get("method") == "reencode":
+        if cam.get("method") in ("reencode", "window"):
             # A re-encoded segment has few keyframes (each sample would decode
             # from far back); its frames equal the source window's pixel for
             # pixel (lossless), whose keyframes are where the source put them.
