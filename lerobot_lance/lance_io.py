@@ -145,7 +145,10 @@ def write_pending(
         schema=schema,
         mode="overwrite",
         return_transaction=True,
-        max_rows_per_file=1 << 40,
+        # One data file per table: pylance 14.0.2 wraps a max_rows_per_file
+        # of 2**32 or more (1 << 40 gave one fragment per batch: one per
+        # episode of frames, one per mp4 of videos), so stay below it.
+        max_rows_per_file=(1 << 31) - 1,
         max_rows_per_group=max_rows_per_group,
         storage_options=storage_options,
     )
