@@ -201,3 +201,34 @@ def test_lerobot_reader_items_equal_lerobot_dataset(lerobot_out: Callable[..., P
             assert key in r["keys"], (c["name"], key)
     assert results["g1_multicam_v30"]["keys"].count("observation.images.cam_high_crop") == 1
     assert results["episodes 1,3-4"]["len"] == [sum(EPISODE_LENGTHS[e] for e in SUBSET)] * 2
+
+
+def test_datasets_yaml_layout_option_selects_the_layouts_checks(tmp_path: Path) -> None:
+    from lerobot_lance.layouts import output_check_names
+    from lerobot_lance.quality.output_rules import OUTPUT_RULES as CARD_RULES
+    from pipelines.config import load_dataset_configs
+    from pipelines.definitions import build_definitions, default_resources
+
+    yaml_file = tmp_path / "datasets.yaml"
+    yaml_file.write_text(
+        f"datasets:\n"
+        f"  - {{name: g1_lr, source: {sample('g1_v30')}, output: {tmp_path / 'lr'}, options: {{layout: lerobot}}}}\n"
+        f"  - {{name: g1_card, source: {sample('g1_v30')}, output: {tmp_path / 'card'}}}\n"
+    )
+    cfgs = load_dataset_configs(yaml_file)
+    assert cfgs[0].options["layout"] == "lerobot"
+    repo = build_definitions(cfgs, default_resources()).get_repository_def()
+    checks = {
+        name: {spec.name for a in repo.assets_defs_by_key.values() for spec in a.check_specs if spec.asset_key.path == [name, "lance_dataset"]}
+        for name in ("g1_lr", "g1_card")
+    }
+    assert checks["g1_lr"] == set(output_check_names("lerobot")) == set(OUTPUT_RULES)
+    assert checks["g1_card"] == set(CARD_RULES)
+
+
+def test_unknown_layout_is_refused() -> None:
+    from lerobot_lance.conversion import ConvertOptions
+    from lerobot_lance.errors import LeRobotLanceError
+
+    with pytest.raises(LeRobotLanceError, match="unknown layout 'parquet': expected one of card, lerobot"):
+        ConvertOptions(layout="parquet")
