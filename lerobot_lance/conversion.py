@@ -658,6 +658,11 @@ def _episode_row(conv: Conversion, ep: int, schema: pa.Schema, with_videos: bool
         for key in meta.video_keys:
             col = meta.features[key].column
             cam = rec["cameras"][key]
+            if cam.get("method") == "window":  # staged by the lerobot layout: no segment was cut
+                raise LeRobotLanceError(
+                    f"{conv.staging.root}: episode {ep} camera {key!r} was staged for the lerobot layout (no segment); "
+                    "re-materialize episode_videos for the card layout"
+                )
             values[f"{col}_video_blob"] = [Path(cam["path"]).read_bytes()]
             values[f"{col}_from_timestamp"] = [float(cam["from_timestamp"])]
             values[f"{col}_to_timestamp"] = [float(cam["to_timestamp"])]
