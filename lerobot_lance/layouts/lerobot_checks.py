@@ -188,7 +188,7 @@ def check_lerobot_output(
                                                          expected=f"{len(kf_p)} keyframes", found=f"{len(row['kf_positions'])} listed, differing offsets {diff}"))
         stored = hashlib.sha256(data).hexdigest()
         src = Path(source_root) / row["relative_path"] if source_root is not None else None
-        source_sha = (hashlib.sha256(src.read_bytes()).hexdigest() if src.is_file() else "missing") if src is not None else stored
+        source_sha = (_sha256_file(src) if src.is_file() else "missing") if src is not None else stored
         if not (row["sha256"] == stored == source_sha):
             out["reader_videos_sha256"].append(Offender(where, None, "sha256 of column, blob and source differ",
                                                         expected=source_sha, found=f"column {row['sha256']}, blob {stored}"))
@@ -214,6 +214,14 @@ def check_lerobot_output(
         CheckOutcome.from_offenders(n, out[n], description=_DESCRIPTIONS[n], metadata=_metadata(n, n_rows, len(vcols), len(ep_index)))
         for n in OUTPUT_RULES
     ]
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _metadata(name: str, frames: int, videos: int, episodes: int) -> dict[str, Any]:

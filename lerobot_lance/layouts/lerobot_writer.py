@@ -188,13 +188,20 @@ def write_videos_table(conv: Conversion) -> PendingTable:
                 **video_byte_index(path),
                 "relative_path": ref.relative_path,
                 "sha256": hashlib.sha256(data).hexdigest(),
-                L.VIDEO_BLOB_COLUMN: data,
             }
-            yield pa.RecordBatch.from_pylist([row], schema=L.VIDEOS_SCHEMA)
+            columns = [pa.array([row[f.name]], type=f.type) for f in L.VIDEOS_SCHEMA if f.name != L.VIDEO_BLOB_COLUMN]
+            # the mp4 bytes wrapped, not copied, into the blob column (v3.0 shards are ~200 MB)
+            blob = pa.LargeBinaryArray.from_buffers(
+                pa.large_binary(), 1, [None, pa.array([0, len(data)], pa.int64()).buffers()[1], pa.py_buffer(data)]
+            )
+            yield pa.RecordBatch.from_arrays([*columns, blob], schema=L.VIDEOS_SCHEMA)
+            del data, blob
 
+    # One mp4 per row group: Lance buffers a row group before writing it, so
+    # memory stays at about one file (two while the next one is read).
     return write_pending(
         conv.staging, L.VIDEOS_TABLE, conv.uri(L.VIDEOS_TABLE), L.VIDEOS_SCHEMA, batches(),
-        storage_options=conv.options.storage_options, max_rows_per_group=4,
+        storage_options=conv.options.storage_options, max_rows_per_group=1,
     )
 
 
