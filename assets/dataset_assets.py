@@ -49,6 +49,7 @@ from lerobot_lance.errors import LeRobotLanceError, SourceNotFoundError
 from lerobot_lance.output_root import check_output_root, claim_output_root, source_root_of
 from lerobot_lance.snippets import frames_columns, open_snippet
 from lerobot_lance.output_info import describe_tables, output_url, tables_markdown
+from lerobot_lance.layouts import get_layout, output_check_names, write_table
 from lerobot_lance.quality import (
     CONTENT_RULES,
     EPISODE_FRAME_RULES,
@@ -257,6 +258,11 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     def k(name: str) -> AssetKey:
         return AssetKey([ds, name])
 
+    # The output layout (``options.layout``) picks the table writers, the
+    # publish's meta writer and the blocking output checks.
+    layout_name = str(cfg.options.get("layout", "card"))
+    output_checks = output_check_names(layout_name)
+
     def conv_of(storage: LanceStorageResource, codec: VideoCodecResource | None = None) -> convert.Conversion:
         return storage.conversion(cfg, codec)
 
@@ -462,7 +468,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     @_final_on_bad_data
     def frames_table(lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
         conv = conv_of(lance_storage)
-        pending = convert.write_frames_table(conv)
+        pending = write_table(conv, "frames")
         cov = convert.publishable_episodes(conv)
         progress.advance("frames_table")
         return _table_result("frames_table", pending, cov, _expected_frames(conv, cov.included))
@@ -478,9 +484,15 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     @_final_on_bad_data
     def episodes_table(lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
         conv = conv_of(lance_storage)
-        pending = convert.write_episodes_table(conv)
+        pending = write_table(conv, "episodes")
         cov = convert.publishable_episodes(conv)
         progress.advance("episodes_table")
+        if pending is None:  # not a table of this layout
+            return MaterializeResult(
+                metadata={"note": f"layout {conv.options.layout!r} has no episodes table", "episodes": len(cov.included)},
+                check_results=[AssetCheckResult(asset_key=k("episodes_table"), check_name="row_count", passed=True,
+                                                metadata={"note": "not applicable to this layout"})],
+            )
         return _table_result("episodes_table", pending, cov, len(cov.included))
 
     @asset(
@@ -494,7 +506,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     @_final_on_bad_data
     def videos_table(lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
         conv = conv_of(lance_storage)
-        pending = convert.write_videos_table(conv)
+        pending = write_table(conv, "videos")
         cov = convert.publishable_episodes(conv)
         progress.advance("videos_table")
         if pending is None:  # skip_videos: no videos table is published
@@ -531,7 +543,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         group_name=group,
         deps=[frames_table, episodes_table, videos_table, dataset_stats],
         description="Publish: commit the three tables once each, index, tag them alike, write meta/.",
-        check_specs=_specs(k("lance_dataset"), OUTPUT_CHECKS),
+        check_specs=_specs(k("lance_dataset"), output_checks),
         kinds={"lance"},
     )
     @_final_on_bad_data
@@ -555,7 +567,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
                 "excluded_episodes": MetadataValue.json({str(e): w for e, w in cov.missing.items()}),
                 "open_with": MetadataValue.md(f"```python\n{open_snippet(conv.output, result.tag, frames_columns(conv.meta))}\n```"),
             },
-            check_results=check_results(k("lance_dataset"), outcomes, OUTPUT_CHECKS),
+            check_results=check_results(k("lance_dataset"), outcomes, output_checks),
         )
 
     return [

@@ -5,6 +5,16 @@
     python benchmarks/bench.py --samples g1_v30    # one sample
     python benchmarks/bench.py --big-only --repeat 50
     python benchmarks/bench.py --graphql-backfill 300  # UI/daemon path: runs, wall time, overhead per episode
+    python benchmarks/bench.py --lerobot-vs-peer   # --layout lerobot beside lerobot-lancedb's converter
+
+``--lerobot-vs-peer`` converts the same v3.0 sources (``g1_v30``, and the
+300-episode dataset converted to v3.0 by LeRobot's own
+``convert_dataset_v21_to_v30``) with ``--layout lerobot`` and with
+lerobot-lancedb 0.3.1's ``lerobot-lance-convert`` (the peer venv:
+``$LEROBOT_LANCE_PEER_PYTHON``, default ``/work/peer-venv/bin/python``),
+printing wall, CPU and peak RSS of each, the bytes of each output per source
+byte (and of the card layout's), and the read side: items/s of
+``LanceDBDataset`` over both outputs (``benchmarks/lerobot_read_bench.py``).
 
 Each conversion runs in a fresh subprocess (``/usr/bin/time``-style: wall
 clock and ``ru_maxrss`` of the child), so figures include interpreter start
@@ -35,6 +45,8 @@ import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "datasets"
+if not SHARED.is_dir():  # a clone or worktree elsewhere (as tests/conftest.py)
+    SHARED = Path(os.environ.get("LEROBOT_LANCE_SHARED", "/work/shared/datasets"))
 SAMPLES = ("g1_v20", "g1_v21", "g1_v30", "g1_v30_h264_gop30", "g1_image_v30", "g1_multicam_v30")
 
 
@@ -90,10 +102,12 @@ def measure(source: Path, out: Path, extra: list[str] | None = None) -> dict[str
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
     cmd = [sys.executable, "-m", "lerobot_lance.cli", "convert", str(source), "--output", str(out), "--quiet", "--json", *(extra or [])]
     t0 = time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = r0.ru_maxrss
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak = r1.ru_maxrss
     if proc.returncode != 0:
         raise RuntimeError(f"conversion of {source} failed:\n{proc.stderr[-3000:]}")
     summary = json.loads(proc.stdout)
@@ -101,8 +115,92 @@ def measure(source: Path, out: Path, extra: list[str] | None = None) -> dict[str
     # ru_maxrss of children is the max over all children so far: report it only when it grew.
     return {
         "wall_s": wall, "peak_rss_mb": max(peak, before) / 1024, "grew": peak > before, "runs": len(summary["runs"]),
+        "cpu_s": (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime),
         "stats_s": steps.get("episode_stats", 0.0) + steps.get("dataset_stats", 0.0), "steps": steps,
     }
+
+
+PEER_PYTHON = Path(os.environ.get("LEROBOT_LANCE_PEER_PYTHON", "/work/peer-venv/bin/python"))
+
+
+def measure_peer(source: Path, out: Path) -> dict[str, float]:
+    """Convert a v3.0 ``source`` with lerobot-lancedb's ``lerobot-lance-convert``
+    (peer venv) in a child; wall and CPU seconds, peak RSS (MB)."""
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [str(PEER_PYTHON.parent / "lerobot-lance-convert"), "--root", str(source), "--out", str(out)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    t0 = time.perf_counter()
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(f"peer conversion of {source} failed:\n{proc.stderr[-3000:]}")
+    return {"wall_s": wall, "cpu_s": (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime), "peak_rss_mb": r1.ru_maxrss / 1024}
+
+
+def tree_bytes(root: Path, skip: tuple[str, ...] = ("_staging",)) -> int:
+    """Bytes of the distinct files under ``root`` (hard links counted once), ``skip`` dirs left out."""
+    seen, total = set(), 0
+    for p in root.rglob("*"):
+        if p.is_file() and not any(part in skip for part in p.relative_to(root).parts):
+            st = p.stat()
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
+
+
+def build_v30_with_lerobot(v21: Path, dst: Path) -> Path:
+    """``v21`` converted to v3.0 by LeRobot's own ``convert_dataset_v21_to_v30``
+    (peer venv, in place on a hard-linked copy at ``dst``)."""
+    if (dst / "meta" / "info.json").exists() and json.loads((dst / "meta" / "info.json").read_text())["codebase_version"] == "v3.0":
+        return dst
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.rmtree(dst.with_name(dst.name + "_old"), ignore_errors=True)
+    shutil.copytree(v21, dst, copy_function=os.link)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_LEROBOT_HOME": str(dst.parent / "hf_lerobot")}
+    subprocess.run([str(PEER_PYTHON), "-m", "lerobot.scripts.convert_dataset_v21_to_v30", "--repo-id", f"local/{dst.name}",
+                    "--root", str(dst), "--push-to-hub", "false"], env=env, check=True, capture_output=True)
+    return dst
+
+
+def lerobot_vs_peer(work: Path, repeat: int, items: int, with_big: bool = True) -> None:
+    """Print the side-by-side of ``--layout lerobot`` and the peer's converter (see module docstring)."""
+    if not PEER_PYTHON.is_file():
+        print(f"PEER VENV MISSING ({PEER_PYTHON}): set LEROBOT_LANCE_PEER_PYTHON; nothing measured")
+        return
+    sources = [("g1_v30", SHARED / "g1_v30")]
+    if with_big:
+        big = build_repeated_v21(work / f"g1_v21_x{repeat}", repeat)
+        sources.append((f"g1_v21 x{repeat} -> v3.0 ({6 * repeat} episodes)", build_v30_with_lerobot(big, work / f"g1_x{repeat}_v30")))
+    print(f"{'dataset':<34} {'converter':<22} {'wall s':>8} {'CPU s':>8} {'peak RSS MB':>12} {'out/src bytes':>14}")
+    reads = []
+    for name, src in sources:
+        src_bytes = tree_bytes(src)
+        tag = src.name
+        ours = _isolated(src, work / "out" / f"{tag}_lerobot", ["--layout", "lerobot", "--overwrite"])
+        peer = _isolated_peer(src, work / "out" / f"{tag}_peer")
+        card = _isolated(src, work / "out" / f"{tag}_card", ["--overwrite"])
+        for label, r, out in (("lerobot-lance lerobot", ours, f"{tag}_lerobot"), ("lerobot-lancedb 0.3.1", peer, f"{tag}_peer"),
+                              ("lerobot-lance card", card, f"{tag}_card")):
+            ratio = tree_bytes(work / "out" / out) / src_bytes
+            print(f"{name:<34} {label:<22} {r['wall_s']:>8.2f} {r['cpu_s']:>8.2f} {r['peak_rss_mb']:>12.0f} {ratio:>14.3f}")
+        print(f"{'':<34} wall ratio lerobot-lance / peer: {ours['wall_s'] / peer['wall_s']:.2f}")
+        reads.append((name, work / "out" / f"{tag}_lerobot", work / "out" / f"{tag}_peer"))
+    print()
+    print(f"read side: LanceDBDataset items/s, {items} seeded random indices, delta window on the camera and the state, batch 16")
+    print(f"{'dataset':<34} {'output':<22} {'workers 0':>10} {'workers 2':>10}")
+    for name, ours_out, peer_out in reads:
+        proc = subprocess.run([str(PEER_PYTHON), str(REPO / "benchmarks" / "lerobot_read_bench.py"), "--roots", str(ours_out), str(peer_out),
+                               "--items", str(items)], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        if proc.returncode != 0:
+            print(f"{name:<34} read benchmark failed: {proc.stderr[-500:]}")
+            continue
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        for label, out in (("lerobot-lance lerobot", ours_out), ("lerobot-lancedb 0.3.1", peer_out)):
+            r = res[str(out)]
+            print(f"{name:<34} {label:<22} {r['0']:>10.1f} {r['2']:>10.1f}")
 
 
 def measure_checks(source: Path, out: Path) -> dict[str, float]:
@@ -138,7 +236,15 @@ def main() -> None:
     ap.add_argument("--graphql-backfill", type=int, metavar="N", default=0,
                     help="instead: backfill an N-episode dataset over GraphQL against a real webserver + daemon "
                          "and report runs, wall time and the orchestration overhead per episode")
+    ap.add_argument("--lerobot-vs-peer", action="store_true",
+                    help="instead: --layout lerobot beside lerobot-lancedb's converter, conversion and read side")
+    ap.add_argument("--read-items", type=int, default=256, help="items read per setting in --lerobot-vs-peer")
     args = ap.parse_args()
+    if args.lerobot_vs_peer:
+        work = args.workdir or Path(tempfile.mkdtemp(prefix="lerobot-lance-bench-"))
+        lerobot_vs_peer(work, args.repeat, args.read_items, with_big=not args.samples or args.samples != ["g1_v30"])
+        print(f"(work dir: {work})")
+        return
     if args.graphql_backfill:
         sys.path.insert(0, str(REPO))
         from tests.helpers_dagster import bench_backfill
@@ -175,6 +281,18 @@ def _isolated(source: Path, out: Path, extra: list[str]) -> dict[str, float]:
         "import json,sys; sys.path.insert(0, %r); from benchmarks.bench import measure; "
         "from pathlib import Path; print(json.dumps(measure(Path(%r), Path(%r), %r)))"
     ) % (str(REPO), str(source), str(out), extra)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _isolated_peer(source: Path, out: Path) -> dict[str, float]:
+    """Run :func:`measure_peer` inside a fresh Python (see :func:`_isolated`)."""
+    code = (
+        "import json,sys; sys.path.insert(0, %r); from benchmarks.bench import measure_peer; "
+        "from pathlib import Path; print(json.dumps(measure_peer(Path(%r), Path(%r))))"
+    ) % (str(REPO), str(source), str(out))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])

@@ -189,8 +189,9 @@ def convert(
 
     ``options`` are :class:`~lerobot_lance.conversion.ConvertOptions` fields
     (``reencode``, ``skip_videos``, ``exclude_failed_episodes``, ``tolerance_s``,
-    ``camera_stats_samples``, ``deep_video_check``, ``workers``) and
-    ``backfill_batch_size``.
+    ``camera_stats_samples``, ``deep_video_check``, ``workers``, ``layout``:
+    ``"card"`` (default) or ``"lerobot"``, the layout LeRobot's own Lance
+    reader serves) and ``backfill_batch_size``.
     """
     from lerobot_lance.quality import gx_worker
 

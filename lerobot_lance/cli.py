@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--staging-dir", help="staging area for per-episode output (default: $LEROBOT_LANCE_STAGING or ~/.cache/lerobot-lance/staging/<name>-<hash>)")
     c.add_argument("--exclude-failed-episodes", action="store_true", help="publish the sound episodes; record the excluded ones")
     c.add_argument("--reencode", choices=["auto", "always", "never"], default="auto", help="v3.0 segment cutting (default auto)")
+    c.add_argument("--layout", choices=["card", "lerobot"], default="card",
+                   help="output layout: card (frames/episodes/videos, default) or lerobot (what LeRobot's Lance reader serves)")
     c.add_argument("--camera-stats-samples", type=_int_at_least(0), help="decoded frames per episode and camera for camera stats (0: none)")
     c.add_argument("--tolerance-s", type=_non_negative_float, help="timestamp tolerance in seconds (default 1e-4)")
     c.add_argument("--batch-size", type=_int_at_least(1), help="episodes per run (Dagster backfill batch, default 100)")
@@ -121,6 +123,8 @@ def _convert(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     options: dict[str, Any] = {"skip_videos": args.skip_videos, "exclude_failed_episodes": args.exclude_failed_episodes, "reencode": args.reencode}
+    if args.layout != "card":
+        options["layout"] = args.layout
     if args.camera_stats_samples is not None:
         options["camera_stats_samples"] = args.camera_stats_samples
     if args.tolerance_s is not None:

@@ -92,6 +92,9 @@ class ConvertOptions:
         stats_plot: render the mean ± std PNG of state and action (Dagster
             metadata of ``dataset_stats``; matplotlib, ~1 s). The CLI turns it
             off when its runs go to a throwaway instance, where nobody sees it.
+        layout: output layout, ``"card"`` (default: the three-table layout of
+            the dataset cards) or ``"lerobot"`` (what LeRobot's own Lance
+            reader serves); see :mod:`lerobot_lance.layouts`.
     """
 
     reencode: str = "auto"
@@ -104,6 +107,12 @@ class ConvertOptions:
     workers: int = 2
     storage_options: dict[str, str] | None = None
     stats_plot: bool = True
+    layout: str = "card"
+
+    def __post_init__(self) -> None:
+        from lerobot_lance.layouts import validate_layout
+
+        validate_layout(self.layout)
 
 
 @dataclass
@@ -482,6 +491,16 @@ def _stage_one_episode_videos(conv: Conversion, e: EpisodeMeta) -> dict[str, Any
                         episode_index=e.episode_index, expected=f"{e.length} frames", found=f"{probe.frame_count} frames",
                     )
                 path, method, frames, size = src, "copy", probe.frame_count, src.stat().st_size
+            elif conv.options.layout == "lerobot":
+                # The lerobot layout keeps every source shard whole: count the
+                # window's packets, cut nothing (the segment is the window).
+                frames = video.window_packet_count(src, lo, hi)
+                if frames != e.length:
+                    raise SourceDataError(
+                        ref.relative_path, f"window of camera {key!r} does not hold the episode's frames",
+                        episode_index=e.episode_index, expected=f"{e.length} frames", found=f"{frames} frames",
+                    )
+                path, method, size = src, "window", 0
             else:
                 dst = conv.staging.segment_path(meta.features[key].column, e.episode_index)
                 dst.parent.mkdir(parents=True, exist_ok=True)
@@ -543,6 +562,7 @@ def stage_episode_videos(conv: Conversion, episodes: Sequence[int], on_progress:
             return e.episode_index, f"segment_frame_count: {text}", [CheckOutcome.from_offenders("segment_frame_count", [off])]
         outcomes = check_episode_video(
             e, {k: c["path"] for k, c in cams.items()}, meta.fps, deep=conv.options.deep_video_check,
+            windows={k: (c["from_timestamp"], c["to_timestamp"]) for k, c in cams.items() if c["method"] == "window"} or None,
             files={k: c["source_path"] for k, c in cams.items()}, frame_counts={k: c["frame_count"] for k, c in cams.items()},
         )
         failed = [f"{o.name}: {o.message}" for o in outcomes if not o.passed]
@@ -638,12 +658,13 @@ def publishable_episodes(conv: Conversion) -> Coverage:
 
 
 def tables_written(conv: Conversion) -> list[str]:
-    """The tables this conversion writes and publishes, in commit order:
-    ``frames``, ``episodes``, and ``videos`` unless ``skip_videos``."""
-    names = [formats.FRAMES_TABLE, formats.EPISODES_TABLE]
-    if not conv.options.skip_videos:
-        names.append(formats.VIDEOS_TABLE)
-    return names
+    """The tables this conversion writes and publishes, in commit order: its
+    layout's tables (:mod:`lerobot_lance.layouts`), without ``videos`` when
+    ``skip_videos``."""
+    from lerobot_lance.layouts import get_layout
+
+    names = list(get_layout(conv.options.layout).tables)
+    return [t for t in names if not (conv.options.skip_videos and t == formats.VIDEOS_TABLE)]
 
 
 def write_frames_table(conv: Conversion) -> PendingTable:
@@ -741,6 +762,11 @@ def _episode_row(conv: Conversion, ep: int, schema: pa.Schema, with_videos: bool
         for key in meta.video_keys:
             blob, lo, hi = camera_columns(key)
             cam = rec["cameras"][key]
+            if cam.get("method") == "window":  # staged by the lerobot layout: no segment was cut
+                raise LeRobotLanceError(
+                    f"{conv.staging.root}: episode {ep} camera {key!r} was staged for the lerobot layout (no segment); "
+                    "re-materialize episode_videos for the card layout"
+                )
             arrays[blob] = blobs.blob_array(blobs.read_file_buffer(cam["path"]))  # one copy in memory
             values[lo] = [float(cam["from_timestamp"])]
             values[hi] = [float(cam["to_timestamp"])]
@@ -889,54 +915,60 @@ def publish_dataset(conv: Conversion, tag: str | None = None, dataset_stats: Map
         SourceDataError: the source ``meta/`` cannot be copied.
         OutputLockedError: another process is writing this output.
     """
+    from lerobot_lance.layouts import get_layout
+    from lerobot_lance.lance_io import new_tag_name
     from lerobot_lance.output_meta import prepare_output_meta
-    from lerobot_lance.quality.output_rules import check_output
 
+    layout = get_layout(conv.options.layout)  # the one dispatch point of the publish
     with writing(conv):
+        tag = tag or new_tag_name()
         pendings = {}
         for t in tables_written(conv):
+            if t not in layout.writers:
+                continue  # staged by the layout's publish hook below
             p = read_pending(conv.staging, t)
             if p is None or not _pending_files_present(p):
                 raise LeRobotLanceError(f"{conv.staging.root}: table {t!r} has no staged fragments; materialize {t}_table first")
             pendings[t] = p
         cov = coverage(conv)
         snap = conv.snapshot
-        meta_swap = None
-        if is_local(conv.output):
-            prepared = local_root(conv.output) / PREPARED_META_DIR
-            try:
+        prepared = local_root(conv.output) / PREPARED_META_DIR if is_local(conv.output) else conv.staging.root / "prepared_meta"
+        try:
+            if layout.prepare_meta is None:
                 files = prepare_output_meta(
                     conv.source.meta_root(), conv.meta, cov.included, prepared,
                     dataset_stats=dataset_stats, skip_videos=conv.options.skip_videos,
                 )
-            except BaseException:
-                shutil.rmtree(prepared, ignore_errors=True)
-                raise
-            record = {
-                "rows": {t: p.rows for t, p in pendings.items()},
-                "tables": list(pendings),
-                "source": snap["source"],
-                "revision": conv.revision,
-                "codebase_version": conv.meta.codebase_version,
-                "episodes": cov.included,
-                "excluded_episodes": {str(k): v for k, v in cov.missing.items()},
-                "requested_episodes": snap.get("requested"),
-                "kept_episodes": snap.get("kept") or [],
-                "skipped_videos": conv.options.skip_videos,
-                "dropped_video_features": list(conv.meta.video_keys) if conv.options.skip_videos else [],
-                "published_at": datetime.now(timezone.utc).isoformat(),
-            }
-            meta_swap = MetaSwap(str(prepared), str(local_root(conv.output) / "meta"), tuple(files), record)
+                extra: dict[str, Any] = {}
+            else:
+                files, extra = layout.prepare_meta(conv, prepared, cov, tag, {t: p.rows for t, p in pendings.items()})
+            if layout.stage_at_publish is not None:
+                pendings.update(layout.stage_at_publish(conv, prepared, files))
+        except BaseException:
+            shutil.rmtree(prepared, ignore_errors=True)
+            raise
+        record = {
+            "rows": {t: p.rows for t, p in pendings.items()},
+            "tables": list(pendings),
+            "layout": layout.name,
+            "source": snap["source"],
+            "revision": conv.revision,
+            "codebase_version": conv.meta.codebase_version,
+            "episodes": cov.included,
+            "excluded_episodes": {str(k): v for k, v in cov.missing.items()},
+            "requested_episodes": snap.get("requested"),
+            "kept_episodes": snap.get("kept") or [],
+            "skipped_videos": conv.options.skip_videos,
+            "dropped_video_features": list(conv.meta.video_keys) if conv.options.skip_videos else [],
+            "published_at": datetime.now(timezone.utc).isoformat(),
+            **extra,
+        }
+        meta_swap = MetaSwap(str(prepared), str(local_root(conv.output) / "meta"), tuple(files), record) if is_local(conv.output) else None
         message = json.dumps({"source": snap["source"], "revision": conv.revision, "excluded_episodes": cov.missing})
-        source_root = conv.source.meta_root()
         drop = [conv.uri(formats.VIDEOS_TABLE)] if conv.options.skip_videos else []
 
         def verify(versions: dict[str, int]) -> list[Any]:
-            outcomes = check_output(
-                conv.output, conv.meta, source_root, tag=None, episodes=cov.included,
-                skip_videos=conv.options.skip_videos, storage_options=conv.options.storage_options,
-                versions=versions,
-            )
+            outcomes = layout.check_output(conv, None, cov.included, versions=versions, meta_dir=prepared)
             failed = [o for o in outcomes if not o.passed and o.severity == "ERROR" and o.name != "tables_share_tag"]
             if failed:
                 raise PublishRefused("; ".join(f"{o.name}: {o.message}" for o in failed))
@@ -944,18 +976,16 @@ def publish_dataset(conv: Conversion, tag: str | None = None, dataset_stats: Map
 
         try:
             result = publish(
-                pendings, journal=conv.journal, tag=tag, indexes={t: INDEXES[t] for t in pendings if t in INDEXES},
+                pendings, journal=conv.journal, tag=tag, indexes={t: layout.indexes[t] for t in pendings if t in layout.indexes},
                 commit_message=message, storage_options=conv.options.storage_options, verify=verify,
                 meta=meta_swap, drop=drop, staging=conv.staging,
             )
         except PublishRefused as err:
             raise LeRobotLanceError(f"{conv.output}: publish refused, every commit rolled back: {err}") from None
-        shared = check_output(
-            conv.output, conv.meta, source_root, tag=result.tag, episodes=cov.included,
-            skip_videos=conv.options.skip_videos, storage_options=conv.options.storage_options,
-            only=("tables_share_tag",),
-        )
+        shared = [o for o in layout.check_output(conv, result.tag, cov.included) if o.name == "tables_share_tag"]
         result = dataclasses.replace(result, checks=[*(result.checks or []), *shared])
+        if not is_local(conv.output):
+            shutil.rmtree(prepared, ignore_errors=True)
         remove_staging_leftovers(conv)
         return result
 
@@ -966,8 +996,10 @@ def discard_unpublished(conv: Conversion) -> None:
     so a failed run leaves no table files of its own in the output. Data files
     it wrote into existing tables are unreferenced; the next publish removes
     them. Under the output's writer lock."""
+    from lerobot_lance.layouts import all_table_names
+
     with writing(conv):
-        for t in formats.TABLE_NAMES:
+        for t in all_table_names():
             discard_pending(conv.staging, t)
         if is_local(conv.output):
             shutil.rmtree(local_root(conv.output) / PENDING_TABLES_DIR, ignore_errors=True)
@@ -1033,7 +1065,7 @@ def _camera_frames(conv: Conversion, ep: int) -> dict[str, Any]:
         samples = estimate_num_samples(conv.meta.episode(ep).length)
     out = {}
     for key, cam in rec["cameras"].items():
-        if cam.get("method") == "reencode":
+        if cam.get("method") in ("reencode", "window"):
             # A re-encoded segment has few keyframes (each sample would decode
             # from far back); its frames equal the source window's pixel for
             # pixel (lossless), whose keyframes are where the source put them.

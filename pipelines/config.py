@@ -13,6 +13,7 @@
           reencode: auto
           skip_videos: false
           exclude_failed_episodes: false
+          layout: card                 # or lerobot: what LeRobot's Lance reader serves
           backfill_batch_size: 100
 
 Relative ``source`` and ``output`` paths are resolved against the YAML file's folder.
