@@ -549,7 +549,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     @_final_on_bad_data
     def lance_dataset(context: AssetExecutionContext, lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
         conv = conv_of(lance_storage)
-        result = convert.publish_dataset(conv, dataset_stats=convert.read_dataset_stats_json(conv))
+        result = convert.publish_dataset(conv, get_layout(conv.options.layout), dataset_stats=convert.read_dataset_stats_json(conv))
         cov = convert.coverage(conv)
         progress.advance("lance_dataset")
         outcomes = result.checks or []  # evaluated by the publish on the versions it committed

@@ -110,7 +110,7 @@ class ConvertOptions:
     layout: str = "card"
 
     def __post_init__(self) -> None:
-        from lerobot_lance.layouts import validate_layout
+        from lerobot_lance.layouts.names import validate_layout
 
         validate_layout(self.layout)
 
@@ -661,9 +661,9 @@ def tables_written(conv: Conversion) -> list[str]:
     """The tables this conversion writes and publishes, in commit order: its
     layout's tables (:mod:`lerobot_lance.layouts`), without ``videos`` when
     ``skip_videos``."""
-    from lerobot_lance.layouts import get_layout
+    from lerobot_lance.layouts.names import layout_tables
 
-    names = list(get_layout(conv.options.layout).tables)
+    names = list(layout_tables(conv.options.layout))
     return [t for t in names if not (conv.options.skip_videos and t == formats.VIDEOS_TABLE)]
 
 
@@ -885,8 +885,15 @@ def _write_videos_table(conv: Conversion) -> PendingTable:
 
 
 # --- publish ---------------------------------------------------------------------
-def publish_dataset(conv: Conversion, tag: str | None = None, dataset_stats: Mapping[str, Any] | None = None) -> PublishResult:
+def publish_dataset(
+    conv: Conversion, layout: Any, tag: str | None = None, dataset_stats: Mapping[str, Any] | None = None
+) -> PublishResult:
     """Publish what the table stages wrote, as one snapshot.
+
+    ``layout`` is the conversion's :class:`~lerobot_lance.layouts.Layout`
+    (``get_layout(conv.options.layout)``, passed in so that this module does not
+    import the layouts' writers, which import it): its tables, indexes, meta
+    writer and output checks.
 
     Under the output's writer lock, after recovering an interrupted publish
     (:func:`writing`), in this order:
@@ -915,11 +922,8 @@ def publish_dataset(conv: Conversion, tag: str | None = None, dataset_stats: Map
         SourceDataError: the source ``meta/`` cannot be copied.
         OutputLockedError: another process is writing this output.
     """
-    from lerobot_lance.layouts import get_layout
     from lerobot_lance.lance_io import new_tag_name
     from lerobot_lance.output_meta import prepare_output_meta
-
-    layout = get_layout(conv.options.layout)  # the one dispatch point of the publish
     with writing(conv):
         tag = tag or new_tag_name()
         pendings = {}
@@ -984,7 +988,11 @@ def publish_dataset(conv: Conversion, tag: str | None = None, dataset_stats: Map
             raise LeRobotLanceError(f"{conv.output}: publish refused, every commit rolled back: {err}") from None
         shared = [o for o in layout.check_output(conv, result.tag, cov.included) if o.name == "tables_share_tag"]
         result = dataclasses.replace(result, checks=[*(result.checks or []), *shared])
-        if not is_local(conv.output):
+        if is_local(conv.output):
+            from lerobot_lance.output_root import write_dataset_card
+
+            write_dataset_card(local_root(conv.output), snap["source"], list(pendings))
+        else:
             shutil.rmtree(prepared, ignore_errors=True)
         remove_staging_leftovers(conv)
         return result
@@ -996,7 +1004,7 @@ def discard_unpublished(conv: Conversion) -> None:
     so a failed run leaves no table files of its own in the output. Data files
     it wrote into existing tables are unreferenced; the next publish removes
     them. Under the output's writer lock."""
-    from lerobot_lance.layouts import all_table_names
+    from lerobot_lance.layouts.names import all_table_names
 
     with writing(conv):
         for t in all_table_names():

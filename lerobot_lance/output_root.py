@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ MARKER_TOOL = "lerobot-lance"
 #: Entries an output of an earlier lerobot-lance (before the marker existed)
 #: holds at its root; such a directory, with ``meta/conversion.json`` in it,
 #: is recognized as ours and gets the marker.
-_LEGACY_ENTRIES = frozenset({"README.md", "frames.lance", "episodes.lance", "videos.lance", "meta", "_staging", ".meta.tmp", ".meta.old"})
+_LEGACY_ENTRIES = frozenset({"README.md", "frames.lance", "episodes.lance", "videos.lance", "meta.lance", "meta", "_staging", ".meta.tmp", ".meta.old"})
 #: The dataset card at the output root (Hugging Face ``datasets`` reads its ``configs:``).
 CARD_NAME = "README.md"
 
@@ -131,7 +132,7 @@ def read_marker(output: str | Path) -> dict[str, Any] | None:
 
 def _legacy_output(root: Path, entries: list[str]) -> bool:
     """An output written before the marker existed: only our entries, and ``meta/conversion.json`` with a tag."""
-    if not set(entries) <= _LEGACY_ENTRIES:
+    if not {e for e in entries if not e.startswith(".lerobot-lance")} <= _LEGACY_ENTRIES:  # lock, journal: ours
         return False
     try:
         return "tag" in json.loads((root / "meta" / "conversion.json").read_text(encoding="utf-8"))
@@ -193,8 +194,9 @@ def check_output_root(output: str, source_root: str | Path | None, overwrite: bo
 
 
 def claim_output_root(output: str, source: str) -> Path | None:
-    """Create the output root if needed and write its marker (unless it has one),
-    and with a new marker the dataset card (:func:`write_dataset_card`).
+    """Create the output root if needed and write its marker (unless it has one).
+    The dataset card (:func:`write_dataset_card`) is written by the first
+    successful publish, naming the tables it published.
 
     Call right after :func:`check_output_root`. The marker is JSON:
     ``{"tool": "lerobot-lance", "version", "created_at" (UTC ISO 8601), "source"}``,
@@ -226,11 +228,10 @@ def claim_output_root(output: str, source: str) -> Path | None:
         encoding="utf-8",
     )
     os.replace(tmp, path)
-    write_dataset_card(root, source)
     return path
 
 
-def dataset_card(source: str) -> str:
+def dataset_card(source: str, tables: Sequence[str]) -> str:
     """A Hugging Face dataset card whose ``configs:`` name one config per table.
 
     ``datasets.load_dataset(<out>)`` then loads the frames table (the default
@@ -242,25 +243,23 @@ def dataset_card(source: str) -> str:
     (``extension<lance.blob.v2>``), so the episodes and videos tables load
     with ``columns=`` naming the other columns.
     """
-    from lerobot_lance.formats import TABLE_NAMES
-
     configs = "".join(
         f"- config_name: {t}\n" + ("  default: true\n" if t == "frames" else "") + f"  data_files:\n  - split: train\n    path: {t}.lance/**\n"
-        for t in TABLE_NAMES
+        for t in tables
     )
     return (
         f"---\nconfigs:\n{configs}---\n\n"
         f"Lance tables of the LeRobot dataset `{source}`, written by lerobot-lance: "
-        "`frames.lance` (one row per frame), `episodes.lance` (one row per episode), "
-        "`videos.lance` (one row per source mp4); `meta/` holds the source metadata "
-        "and `meta/conversion.json` the tag of the conversion.\n"
+        + ", ".join(f"`{t}.lance`" for t in tables)
+        + "; `meta/` holds the dataset's metadata and `meta/conversion.json` the tag of the conversion.\n"
     )
 
 
-def write_dataset_card(root: Path, source: str) -> Path | None:
-    """Write :func:`dataset_card` as ``<root>/README.md`` unless a file of that name exists."""
+def write_dataset_card(root: Path, source: str, tables: Sequence[str]) -> Path | None:
+    """Write :func:`dataset_card` for ``tables`` as ``<root>/README.md`` unless a
+    file of that name exists (a card someone edited is never replaced)."""
     card = root / CARD_NAME
     if card.exists():
         return None
-    card.write_text(dataset_card(source), encoding="utf-8")
+    card.write_text(dataset_card(source, tables), encoding="utf-8")
     return card

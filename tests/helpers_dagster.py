@@ -711,7 +711,9 @@ def bench_backfill(n_episodes: int, batch: int = 100) -> dict[str, Any]:
     convert.write_episodes_table(conv)
     convert.write_videos_table(conv)
     convert.aggregate_dataset_stats(conv)
-    convert.publish_dataset(conv, dataset_stats=convert.read_dataset_stats_json(conv))
+    from lerobot_lance.layouts import get_layout
+
+    convert.publish_dataset(conv, get_layout(conv.options.layout), dataset_stats=convert.read_dataset_stats_json(conv))
     phases["tables_and_publish"] = round(time.monotonic() - ts, 1)
     report["plain_calls_s"] = round(time.monotonic() - t, 1)
     report["plain_phases_s"] = phases

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from lerobot_lance.formats import TABLE_NAMES
-from lerobot_lance.output_root import CARD_NAME, claim_output_root
+from lerobot_lance.output_root import CARD_NAME, write_dataset_card
 from tests.conftest import sample
 
 
@@ -30,7 +30,8 @@ def _card_yaml(root: Path) -> dict:
 
 
 def test_card_names_one_config_per_table(tmp_path: Path) -> None:
-    claim_output_root(str(tmp_path / "out"), "acme/g1")
+    (tmp_path / "out").mkdir()
+    write_dataset_card(tmp_path / "out", "acme/g1", TABLE_NAMES)
     configs = _card_yaml(tmp_path / "out")["configs"]
     assert [c["config_name"] for c in configs] == list(TABLE_NAMES)
     assert [c["data_files"] for c in configs] == [[{"split": "train", "path": f"{t}.lance/**"}] for t in TABLE_NAMES]
@@ -38,11 +39,17 @@ def test_card_names_one_config_per_table(tmp_path: Path) -> None:
     assert "acme/g1" in (tmp_path / "out" / CARD_NAME).read_text()
 
 
+def test_publish_writes_the_card_of_the_tables_it_published(converted) -> None:
+    out = converted("g1_multicam_v30")  # card layout: frames, episodes, videos
+    configs = _card_yaml(out)["configs"]
+    assert [c["config_name"] for c in configs] == list(TABLE_NAMES)
+
+
 def test_card_of_the_user_is_kept(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / CARD_NAME).write_text("mine")
-    claim_output_root(str(out), "acme/g1")
+    assert write_dataset_card(out, "acme/g1", TABLE_NAMES) is None
     assert (out / CARD_NAME).read_text() == "mine"
 
 

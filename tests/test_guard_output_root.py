@@ -158,7 +158,7 @@ def test_empty_directory_is_claimed(tmp_path: Path, source: Path) -> None:
     check_output_root(str(out), source)
     path = claim_output_root(str(out), str(source))
     assert path == out / MARKER_NAME and read_marker(out)["source"] == str(source)
-    assert sorted(os.listdir(out)) == [MARKER_NAME, "README.md"]  # the marker and the dataset card
+    assert sorted(os.listdir(out)) == [MARKER_NAME]  # the dataset card comes with the first publish
     check_output_root(str(out), source)  # ours now
 
 

@@ -86,7 +86,10 @@ def test_tables_and_columns_are_the_readers(lerobot_out: Callable[..., Path]) ->
     frames = lance.dataset(str(out / "frames.lance"))
     assert frames.count_rows() == sum(EPISODE_LENGTHS)
     meta_paths = sorted(lance.dataset(str(out / "meta.lance")).to_table(columns=["path"])["path"].to_pylist())
-    assert meta_paths == ["conversion.json", "episodes/chunk-000/file-000.parquet", "info.json", "stats.json", "tasks.parquet"]
+    # every reader file of meta/; conversion.json (tag, version vector) is written after the commits
+    assert meta_paths == ["episodes/chunk-000/file-000.parquet", "info.json", "stats.json", "tasks.parquet"]
+    on_disk = sorted(p.relative_to(out / "meta").as_posix() for p in (out / "meta").rglob("*") if p.is_file())
+    assert on_disk == sorted([*meta_paths, "conversion.json"])
 
 
 def test_v2_source_gets_v3_meta(lerobot_out: Callable[..., Path]) -> None:

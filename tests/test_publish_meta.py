@@ -89,7 +89,7 @@ def assert_output_root_clean(out: Path, tables: list[str]) -> None:
     """After a publish the output root holds the tables and meta/ only (plus the lock
     and marker files): no staging, no journal, no pending or prepared folders."""
     names = {p.name for p in out.iterdir()}
-    assert {n for n in names if not n.startswith(".")} == {"meta", *(f"{t}.lance" for t in tables)}
+    assert {n for n in names if not n.startswith(".")} == {"meta", "README.md", *(f"{t}.lance" for t in tables)}  # README.md: the dataset card
     assert {n for n in names if n.startswith(".")} <= ALLOWED_HIDDEN, names
 
 

@@ -18,15 +18,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lerobot_lance.errors import LeRobotLanceError
 
 if TYPE_CHECKING:
     from lerobot_lance.conversion import Conversion
     from lerobot_lance.lance_io import PendingTable
 
-#: Layout names accepted by ``--layout``, ``ConvertOptions.layout`` and ``datasets.yaml``.
-LAYOUTS: tuple[str, ...] = ("card", "lerobot")
-DEFAULT_LAYOUT = "card"
+from lerobot_lance.layouts.names import DEFAULT_LAYOUT, LAYOUTS, all_table_names, layout_tables, validate_layout
+
+__all__ = ["DEFAULT_LAYOUT", "LAYOUTS", "Layout", "all_table_names", "get_layout", "layout_tables", "output_check_names", "validate_layout", "write_table"]
 
 
 @dataclass(frozen=True)
@@ -63,17 +62,6 @@ class Layout:
     stage_at_publish: Callable[..., dict[str, PendingTable]] | None
     output_checks: tuple[str, ...]
     check_output: Callable[..., list[Any]]
-
-
-def validate_layout(name: str) -> str:
-    """``name`` if it is a known layout.
-
-    Raises:
-        LeRobotLanceError: unknown name (the message lists the known ones).
-    """
-    if name not in LAYOUTS:
-        raise LeRobotLanceError(f"unknown layout {name!r}: expected one of {', '.join(LAYOUTS)}")
-    return name
 
 
 def _card() -> Layout:
@@ -123,13 +111,6 @@ def get_layout(name: str = DEFAULT_LAYOUT) -> Layout:
         LeRobotLanceError: unknown name.
     """
     return {"card": _card, "lerobot": _lerobot}[validate_layout(name)]()
-
-
-def all_table_names() -> tuple[str, ...]:
-    """Every table name any layout writes (what cleanup of a failed run looks for)."""
-    from lerobot_lance.layouts import card, lerobot
-
-    return tuple(dict.fromkeys([*card.TABLE_NAMES, *lerobot.TABLE_NAMES]))
 
 
 def output_check_names(name: str = DEFAULT_LAYOUT) -> tuple[str, ...]:

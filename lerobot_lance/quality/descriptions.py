@@ -14,6 +14,7 @@ No Dagster import: ``assets/`` passes the text as ``AssetCheckSpec(description=.
 
 from __future__ import annotations
 
+from lerobot_lance.layouts import lerobot_checks
 from lerobot_lance.quality import content_rules, episode_rules, output_rules, source_rules
 
 #: Checks that are not one rule of a rules module: the per-episode stages'
@@ -32,6 +33,7 @@ STAGE_CHECK_DESCRIPTIONS: dict[str, str] = {
 RULE_DESCRIPTIONS: dict[str, str] = {
     **source_rules._DESCRIPTIONS,
     **episode_rules._DESCRIPTIONS,
+    **lerobot_checks._DESCRIPTIONS,  # the lerobot layout's output checks
     **output_rules._DESCRIPTIONS,
     **content_rules.DESCRIPTIONS,
     **STAGE_CHECK_DESCRIPTIONS,
