@@ -51,7 +51,8 @@ def test_padded_shard_is_stored_verbatim(tmp_path: Path, monkeypatch: pytest.Mon
     from lance.fragment import FragmentMetadata
 
     frags = [FragmentMetadata.from_json(f) for f in pending.fragments]
-    ds = lance.LanceDataset.commit(pending.uri, lance.LanceOperation.Overwrite(pending.commit_schema(), frags))
+    # a first version is written under the output's hidden pending folder (write_uri), moved at publish
+    ds = lance.LanceDataset.commit(pending.write_uri or pending.uri, lance.LanceOperation.Overwrite(pending.commit_schema(), frags))
     rows = ds.to_table(columns=["relative_path", "file_size_bytes", "sha256"]).to_pylist()
     assert [r["relative_path"] for r in rows] == [v3_shard(i) for i in range(3)]
     for i, r in enumerate(rows):

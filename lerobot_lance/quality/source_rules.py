@@ -84,6 +84,18 @@ _DESCRIPTIONS = {
     **META_VALUE_DESCRIPTIONS,
 }
 
+def _link_target(root: Path, rel: str) -> str | None:
+    """``rel``'s target relative to ``root`` when ``rel`` is a symlink resolving
+    inside the root (``files_inside_root`` refuses the others), else ``None``."""
+    p = Path(root) / rel
+    if not p.is_symlink():
+        return None
+    try:
+        return p.resolve().relative_to(Path(root).resolve()).as_posix()
+    except (OSError, ValueError):
+        return None
+
+
 #: Fields LeRobot's path templates may use (v2.x and v3.0).
 TEMPLATE_FIELDS = frozenset({"episode_chunk", "episode_index", "video_key", "chunk_index", "file_index"})
 _CAMERA_DTYPES = set(formats.CAMERA_DTYPES)
@@ -545,9 +557,11 @@ def check_source_files(
         # video_eps (skipping videos does not make them orphans), and no mp4 is
         # looked at: the conversion reads none.
         missing_of = {f[0]: rel for items in missing_by_group.values() for rel, f in items if f}
+        # a referenced file that is a symlink inside the root makes its target the dataset's own
+        linked = {_link_target(root, r) for r in referenced} - {None}
         orphan_off = []
         for p in sorted(present):
-            if p in referenced or not is_dataset_file(p) or (not videos and p.endswith(".mp4")):
+            if p in referenced or p in linked or not is_dataset_file(p) or (not videos and p.endswith(".mp4")):
                 continue
             detail = "no episode references this file"
             if p in missing_of:
