@@ -64,25 +64,12 @@ _DESCRIPTIONS = {
 }
 
 
-def _uri(output: str, table: str) -> str:
-    return f"{output.rstrip('/')}/{table}.lance"
-
-
 def blob_byte_index(data: bytes) -> tuple[list[int], list[int]]:
     """Frame numbers and byte offsets of the keyframe packets of an mp4 held in
-    memory (demux only), sorted by frame; frame = ``round(pts * time_base * fps)``."""
-    import av
+    memory (:func:`~lerobot_lance.layouts.lerobot_writer.keyframe_index` of it)."""
+    from lerobot_lance.layouts.lerobot_writer import keyframe_index
 
-    entries = []
-    with av.open(io.BytesIO(data)) as container:
-        stream = container.streams.video[0]
-        fps = float(stream.average_rate or stream.guessed_rate or 0)
-        for pkt in container.demux(stream):
-            if pkt.pts is None or pkt.pos is None or pkt.pos < 0 or not pkt.is_keyframe:
-                continue
-            entries.append((round(float(pkt.pts * pkt.time_base) * fps), int(pkt.pos)))
-    entries.sort()
-    return [i for i, _ in entries], [p for _, p in entries]
+    return keyframe_index(io.BytesIO(data))
 
 
 def check_lerobot_output(
@@ -115,6 +102,8 @@ def check_lerobot_output(
         and each video blob once (memory: one file).
     """
     import lance
+
+    from lerobot_lance.lance_io import table_uri
     import pyarrow.parquet as pq
 
     output = str(output)
@@ -127,7 +116,7 @@ def check_lerobot_output(
     info = json.loads(meta_path(L.INFO_PATH).read_text())
     total = int(info["total_frames"])
     tables = {
-        t: lance.dataset(_uri(output, t), version=(versions or {}).get(t), storage_options=storage_options) for t in L.TABLE_NAMES
+        t: lance.dataset(table_uri(output, t), version=(versions or {}).get(t), storage_options=storage_options) for t in L.TABLE_NAMES
     }
     out: dict[str, list[Offender]] = {n: [] for n in OUTPUT_RULES}
 

@@ -27,7 +27,7 @@ import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -129,6 +129,29 @@ def find_moov(path: str | Path) -> tuple[int, int]:
     raise SourceDataError(str(path), "no moov box in the mp4", expected="an mp4 with a moov box", found="none")
 
 
+def keyframe_index(source: str | Path | BinaryIO) -> tuple[list[int], list[int]]:
+    """Frame numbers and byte offsets of the keyframe packets of an mp4 (a path,
+    or a file object such as ``io.BytesIO`` of a stored blob), from demuxing
+    only, sorted by frame; frame = ``round(pts * time_base * fps)`` (constant
+    frame rate, as lerobot_lancedb 0.3.1's ``build_video_byte_index`` assumes).
+
+    Raises:
+        av.error.FFmpegError, IndexError: not a demuxable video.
+    """
+    import av
+
+    entries: list[tuple[int, int]] = []
+    with av.open(str(source) if isinstance(source, (str, Path)) else source) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.guessed_rate or 0)
+        for pkt in container.demux(stream):
+            if pkt.pts is None or pkt.pos is None or pkt.pos < 0 or not pkt.is_keyframe:
+                continue
+            entries.append((round(float(pkt.pts * pkt.time_base) * fps), int(pkt.pos)))
+    entries.sort()
+    return [i for i, _ in entries], [p for _, p in entries]
+
+
 def video_byte_index(path: str | Path) -> dict[str, Any]:
     """The byte-index columns of one video file, from demuxing (nothing decoded).
 
@@ -145,25 +168,17 @@ def video_byte_index(path: str | Path) -> dict[str, Any]:
     import av
 
     path = Path(path)
-    entries: list[tuple[int, int]] = []
     try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            fps = float(stream.average_rate or stream.guessed_rate or 0)
-            for pkt in container.demux(stream):
-                if pkt.pts is None or pkt.pos is None or pkt.pos < 0 or not pkt.is_keyframe:
-                    continue
-                entries.append((round(float(pkt.pts * pkt.time_base) * fps), int(pkt.pos)))
+        kf_indices, kf_positions = keyframe_index(path)
     except (av.error.FFmpegError, IndexError) as exc:
         raise SourceDataError(str(path), f"cannot demux video: {exc}", expected="a readable mp4 video stream", found=type(exc).__name__) from exc
-    entries.sort()
     moov_offset, moov_size = find_moov(path)
     return {
         "file_size": path.stat().st_size,
         "moov_offset": moov_offset,
         "moov_size": moov_size,
-        "kf_indices": [i for i, _ in entries],
-        "kf_positions": [p for _, p in entries],
+        "kf_indices": kf_indices,
+        "kf_positions": kf_positions,
     }
 
 

@@ -36,10 +36,6 @@ _DESCRIPTIONS = {
 }
 
 
-def _uri(output: str, table: str) -> str:
-    return f"{output.rstrip('/')}/{table}.lance"
-
-
 def check_output(
     output: str | Path,
     meta: DatasetMeta,
@@ -73,12 +69,14 @@ def check_output(
     """
     import lance
 
+    from lerobot_lance.lance_io import table_uri
+
     output = str(output)
     eps = list(episodes) if episodes is not None else meta.episode_indices
     keep = set(eps)
     names = [t for t in formats.TABLE_NAMES if not (skip_videos and t == formats.VIDEOS_TABLE)]
     tables = {
-        t: lance.dataset(_uri(output, t), version=(versions or {}).get(t), storage_options=storage_options) for t in names
+        t: lance.dataset(table_uri(output, t), version=(versions or {}).get(t), storage_options=storage_options) for t in names
     }
     if only is not None and set(only) <= {"tables_share_tag"}:
         return [_tag_outcome(tables, tag)]
