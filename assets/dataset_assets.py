@@ -280,6 +280,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         config: SourceMetaConfig,
         lerobot_source: LeRobotSourceResource,
         lance_storage: LanceStorageResource,
+        progress: ResourceParam[ProgressReporter],
     ) -> MaterializeResult:
         src = lerobot_source.open(cfg.source, cfg.revision)
         # UI runs: the same output-root guard as the CLI, before anything is written.
@@ -311,6 +312,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
                     "tasks": MetadataValue.json({str(i): t for i, t in meta.tasks.items()}),
                 }
             )
+        progress.advance("source_meta")
         return MaterializeResult(metadata=md, check_results=check_results(k("source_meta"), outcomes, SOURCE_META_CHECKS))
 
     @asset(
