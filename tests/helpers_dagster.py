@@ -594,20 +594,6 @@ def _main(argv: list[str]) -> int:
 
         cfgs = [c for c in load_dataset_configs(argv[1]) if c.name == argv[2]]
         defs = build_definitions(cfgs)
-        pause = os.environ.get("HELPERS_PAUSE_AFTER_COMMIT_S")
-        if pause:  # test instrumentation: announce each table commit, then hold (a window to kill in)
-            import lance
-
-            commit = lance.LanceDataset.commit
-
-            def announced(*args: Any, **kwargs: Any) -> Any:
-                ds = commit(*args, **kwargs)
-                print(f"COMMITTED {args[0]}", flush=True)
-                time.sleep(float(pause))
-                return ds
-
-            lance.LanceDataset.commit = staticmethod(announced)  # type: ignore[method-assign]
-
         def mark(job: str) -> None:
             print(f"START {job.split('__')[-1]} {time.monotonic():.3f}", flush=True)
 
