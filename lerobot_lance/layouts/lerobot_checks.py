@@ -103,7 +103,9 @@ def check_lerobot_output(
     """
     import lance
 
+    from lerobot_lance.blobs import sha256_file
     from lerobot_lance.lance_io import table_uri
+    from lerobot_lance.quality.output_rules import tag_offenders
     import pyarrow.parquet as pq
 
     output = str(output)
@@ -190,7 +192,7 @@ def check_lerobot_output(
                                                          expected=f"{len(kf_p)} keyframes", found=f"{len(row['kf_positions'])} listed, differing offsets {diff}"))
         stored = hashlib.sha256(data).hexdigest()
         src = Path(source_root) / row["relative_path"] if source_root is not None else None
-        source_sha = (_sha256_file(src) if src.is_file() else "missing") if src is not None else stored
+        source_sha = (sha256_file(src) if src.is_file() else "missing") if src is not None else stored
         if not (row["sha256"] == stored == source_sha):
             out["reader_videos_sha256"].append(Offender(where, None, "sha256 of column, blob and source differ",
                                                         expected=source_sha, found=f"column {row['sha256']}, blob {stored}"))
@@ -208,43 +210,17 @@ def check_lerobot_output(
                                                       expected="in meta/ and the meta table, equal bytes",
                                                       found=f"in table {rel in in_table}, on disk {rel in on_disk}"))
 
-    out["tables_share_tag"] = _tag_offenders(tables, tag)
+    out["tables_share_tag"] = tag_offenders(tables, tag)[1]
     return [
         CheckOutcome.from_offenders(n, out[n], description=_DESCRIPTIONS[n], metadata=_metadata(n, n_rows, len(vcols), len(ep_index)))
         for n in OUTPUT_RULES
     ]
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _metadata(name: str, frames: int, videos: int, episodes: int) -> dict[str, Any]:
     return {"reader_frames_rows": {"frames": frames}, "reader_episodes_tile": {"episodes": episodes},
             "reader_videos_present": {"videos": videos}, "reader_byte_index": {"files": videos},
             "reader_videos_sha256": {"files": videos}}.get(name, {})
-
-
-def _tag_offenders(tables: dict[str, Any], tag: str | None) -> list[Offender]:
-    offs: list[Offender] = []
-    tag_sets = {t: ds.tags.list() for t, ds in tables.items()}
-    if tag is None:
-        common = set.intersection(*(set(v) - {"latest"} for v in tag_sets.values()))
-        tag = max(common) if common else None
-        if tag is None:
-            return [Offender(None, None, "no tag common to the tables", found={t: sorted(v) for t, v in tag_sets.items()})]
-    for t, ds in tables.items():
-        entry = tag_sets[t].get(tag)
-        version = entry.get("version") if isinstance(entry, dict) else getattr(entry, "version", None)
-        if entry is None:
-            offs.append(Offender(f"{t}.lance", None, f"tag {tag!r} missing", expected=tag, found=sorted(tag_sets[t])))
-        elif version != ds.latest_version:
-            offs.append(Offender(f"{t}.lance", None, f"tag {tag!r} is not on the latest version", expected=ds.latest_version, found=version))
-    return offs
 
 
 def check_conversion_output(

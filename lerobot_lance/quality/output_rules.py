@@ -69,6 +69,7 @@ def check_output(
     """
     import lance
 
+    from lerobot_lance.blobs import sha256_file
     from lerobot_lance.lance_io import table_uri
 
     output = str(output)
@@ -103,7 +104,7 @@ def check_output(
                     h.update(chunk)
             stored = h.hexdigest()
             src = Path(source_root) / rel
-            source_sha = _sha256_file(src) if src.is_file() else "missing"
+            source_sha = sha256_file(src) if src.is_file() else "missing"
             if not (declared == stored == source_sha):
                 sha_off.append(Offender(f"videos.lance: {rel}", None, "sha256 of column, blob and source differ",
                                         expected=source_sha, found=f"column {declared}, blob {stored}"))
@@ -127,30 +128,35 @@ def check_output(
     return [o for o in outcomes if only is None or o.name in only]
 
 
-def _tag_outcome(tables: dict[str, Any], tag: str | None) -> CheckOutcome:
-    """``tables_share_tag``: every table carries ``tag`` (default: the newest
-    tag common to all) on its latest version."""
-    tag_off: list[Offender] = []
+def tag_offenders(tables: dict[str, Any], tag: str | None) -> tuple[str | None, list[Offender]]:
+    """What fails ``tables_share_tag`` (both layouts): a table without ``tag``
+    (default: the newest tag common to all, ``latest`` aside), or whose ``tag``
+    is not on its latest version.
+
+    Returns:
+        The tag checked (``None`` when the tables share none) and the offenders.
+    """
     tag_sets: dict[str, dict[str, Any]] = {t: ds.tags.list() for t, ds in tables.items()}
     if tag is None:
         common = set.intersection(*(set(v) - {"latest"} for v in tag_sets.values())) if tag_sets else set()
         tag = max(common) if common else None
         if tag is None:
-            tag_off.append(Offender(None, None, "no tag common to the three tables", found={t: sorted(v) for t, v in tag_sets.items()}))
-    if tag is not None:
-        for t, ds in tables.items():
-            entry = tag_sets[t].get(tag)
-            version = entry.get("version") if isinstance(entry, dict) else getattr(entry, "version", None)
-            if entry is None:
-                tag_off.append(Offender(f"{t}.lance", None, f"tag {tag!r} missing", expected=tag, found=sorted(tag_sets[t])))
-            elif version != ds.latest_version:
-                tag_off.append(Offender(f"{t}.lance", None, f"tag {tag!r} is not on the latest version", expected=ds.latest_version, found=version))
-    return CheckOutcome.from_offenders("tables_share_tag", tag_off, description=_DESCRIPTIONS["tables_share_tag"], metadata={"tag": tag or ""})
+            return None, [Offender(None, None, "no tag common to the tables", found={t: sorted(v) for t, v in tag_sets.items()})]
+    offs: list[Offender] = []
+    for t, ds in tables.items():
+        entry = tag_sets[t].get(tag)
+        version = entry.get("version") if isinstance(entry, dict) else getattr(entry, "version", None)
+        if entry is None:
+            offs.append(Offender(f"{t}.lance", None, f"tag {tag!r} missing", expected=tag, found=sorted(tag_sets[t])))
+        elif version != ds.latest_version:
+            offs.append(Offender(f"{t}.lance", None, f"tag {tag!r} is not on the latest version", expected=ds.latest_version, found=version))
+    return tag, offs
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def _tag_outcome(tables: dict[str, Any], tag: str | None) -> CheckOutcome:
+    """``tables_share_tag`` over the card layout's tables (:func:`tag_offenders`)."""
+    tag, offenders = tag_offenders(tables, tag)
+    return CheckOutcome.from_offenders("tables_share_tag", offenders, description=_DESCRIPTIONS["tables_share_tag"],
+                                       metadata={"tag": tag or ""})
+
+
