@@ -6,6 +6,17 @@
     python benchmarks/bench.py --big-only --repeat 50
     python benchmarks/bench.py --graphql-backfill 300  # UI/daemon path: runs, wall time, overhead per episode
     python benchmarks/bench.py --lerobot-vs-peer   # --layout lerobot beside lerobot-lancedb's converter
+    python benchmarks/bench.py --peer --pairs 3    # paired runs (A B A B) of both layouts against the peer, 300 episodes
+    python benchmarks/bench.py --scale 25,50,100   # linearity: s/episode and peak RSS at 150/300/600 episodes
+
+``--peer`` runs, on the 300-episode v3.0 dataset (``--repeat`` sets its
+size), ``--pairs`` rounds of: our ``convert`` (card layout), the peer's
+converter, our ``convert --layout lerobot``, the peer's converter again, each
+a whole fresh process, back to back; it prints the median of wall, CPU
+(user + sys of the child, ``RUSAGE_CHILDREN`` deltas) and peak RSS of each,
+the fragments per table, the output bytes per source byte, and the ratio of
+ours to the peer's run beside it, pair by pair. Without the peer's venv it
+says so and measures ours alone.
 
 ``--lerobot-vs-peer`` converts the same v3.0 sources (``g1_v30``, and the
 300-episode dataset converted to v3.0 by LeRobot's own
@@ -165,6 +176,76 @@ def build_v30_with_lerobot(v21: Path, dst: Path) -> Path:
     return dst
 
 
+def fragments_per_table(out: Path) -> dict[str, int]:
+    """Fragments of each ``*.lance`` table of an output root (its latest version)."""
+    import lance
+
+    return {p.name.removesuffix(".lance"): len(lance.dataset(str(p)).get_fragments()) for p in sorted(out.glob("*.lance"))}
+
+
+def _median(values: list[float]) -> float:
+    import statistics
+
+    return statistics.median(values)
+
+
+def paired_vs_peer(work: Path, repeat: int, pairs: int, extra: list[str]) -> None:
+    """``--peer``: paired runs of both layouts against the peer's converter (see module docstring)."""
+    big = build_repeated_v21(work / f"g1_v21_x{repeat}", repeat)
+    if PEER_PYTHON.is_file():
+        src = build_v30_with_lerobot(big, work / f"g1_x{repeat}_v30")
+        peer_ok = True
+    else:
+        print(f"!!! PEER VENV MISSING ({PEER_PYTHON}; set LEROBOT_LANCE_PEER_PYTHON): the peer side is SKIPPED, "
+              f"and the source stays v2.1 ({big}) since LeRobot's v2.1 -> v3.0 converter runs in that venv")
+        src, peer_ok = big, False
+    src_bytes = tree_bytes(src)
+    sides = {"card": ["--overwrite", *extra], "lerobot": ["--layout", "lerobot", "--overwrite", *extra]}
+    runs: dict[str, list[dict]] = {"card": [], "lerobot": [], "peer": []}
+    ratios: dict[str, list[tuple[float, float]]] = {"card": [], "lerobot": []}
+    print(f"source: {src} ({src_bytes / 1e9:.2f} GB), {pairs} pair(s) per layout, order: card, peer, lerobot, peer, ...")
+    for i in range(pairs):
+        for layout, flags in sides.items():
+            out = work / "out" / f"paired_{layout}"
+            r = _isolated(src, out, flags)
+            r.update(fragments=fragments_per_table(out), out_per_src=tree_bytes(out) / src_bytes)
+            runs[layout].append(r)
+            line = f"pair {i + 1} {layout:<8} wall {r['wall_s']:7.1f} s  CPU {r['cpu_s']:7.1f} s  RSS {r['peak_rss_mb']:6.0f} MB"
+            if peer_ok:
+                pout = work / "out" / "paired_peer"
+                q = _isolated_peer(src, pout)
+                q.update(fragments=fragments_per_table(pout), out_per_src=tree_bytes(pout) / src_bytes)
+                runs["peer"].append(q)
+                ratios[layout].append((r["wall_s"] / q["wall_s"], r["cpu_s"] / q["cpu_s"]))
+                line += (f"  | peer wall {q['wall_s']:6.1f} s  CPU {q['cpu_s']:6.1f} s  RSS {q['peak_rss_mb']:6.0f} MB"
+                         f"  | ratio wall {ratios[layout][-1][0]:.2f}  CPU {ratios[layout][-1][1]:.2f}")
+            print(line, flush=True)
+    print()
+    print(f"{'converter':<24} {'wall s':>8} {'CPU s':>8} {'peak RSS MB':>12} {'out/src':>8}  fragments per table   (medians)")
+    for name, rs in (("lerobot-lance card", runs["card"]), ("lerobot-lance lerobot", runs["lerobot"]), ("lerobot-lancedb 0.3.1", runs["peer"])):
+        if not rs:
+            print(f"{name:<24} SKIPPED (no peer venv)")
+            continue
+        frags = ", ".join(f"{t} {n}" for t, n in rs[-1]["fragments"].items())
+        print(f"{name:<24} {_median([r['wall_s'] for r in rs]):>8.1f} {_median([r['cpu_s'] for r in rs]):>8.1f} "
+              f"{_median([r['peak_rss_mb'] for r in rs]):>12.0f} {_median([r['out_per_src'] for r in rs]):>8.3f}  {frags}")
+    for layout, rs in ratios.items():
+        if rs:
+            print(f"ratio {layout} / peer, pair by pair: wall {', '.join(f'{w:.2f}' for w, _ in rs)}; "
+                  f"CPU {', '.join(f'{c:.2f}' for _, c in rs)}; median wall {_median([w for w, _ in rs]):.2f}, CPU {_median([c for _, c in rs]):.2f}")
+
+
+def scale_runs(work: Path, repeats: list[int], extra: list[str]) -> None:
+    """``--scale``: one conversion of the ``6 * repeat``-episode v2.1 dataset per
+    repeat (default layout): wall, CPU, seconds per episode, peak RSS."""
+    print(f"{'episodes':>8} {'wall s':>8} {'CPU s':>8} {'s/episode':>10} {'CPU s/episode':>14} {'peak RSS MB':>12}")
+    for repeat in repeats:
+        src = build_repeated_v21(work / f"g1_v21_x{repeat}", repeat)
+        r = _isolated(src, work / "out" / f"scale_{repeat}", ["--overwrite", *extra])
+        n = 6 * repeat
+        print(f"{n:>8} {r['wall_s']:>8.1f} {r['cpu_s']:>8.1f} {r['wall_s'] / n:>10.3f} {r['cpu_s'] / n:>14.3f} {r['peak_rss_mb']:>12.0f}", flush=True)
+
+
 def lerobot_vs_peer(work: Path, repeat: int, items: int, with_big: bool = True) -> None:
     """Print the side-by-side of ``--layout lerobot`` and the peer's converter (see module docstring)."""
     if not PEER_PYTHON.is_file():
@@ -239,7 +320,19 @@ def main() -> None:
     ap.add_argument("--lerobot-vs-peer", action="store_true",
                     help="instead: --layout lerobot beside lerobot-lancedb's converter, conversion and read side")
     ap.add_argument("--read-items", type=int, default=256, help="items read per setting in --lerobot-vs-peer")
+    ap.add_argument("--peer", action="store_true",
+                    help="instead: paired runs (A B A B) of both layouts against lerobot-lancedb's converter on the v3.0 scale-up")
+    ap.add_argument("--pairs", type=int, default=3, help="pairs per layout in --peer")
+    ap.add_argument("--scale", default="", help="instead: linearity, comma-separated repeats (25,50,100 -> 150/300/600 episodes)")
     args = ap.parse_args()
+    if args.peer or args.scale:
+        work = args.workdir or Path(tempfile.mkdtemp(prefix="lerobot-lance-bench-"))
+        if args.peer:
+            paired_vs_peer(work, args.repeat, args.pairs, args.extra)
+        if args.scale:
+            scale_runs(work, [int(x) for x in args.scale.split(",") if x.strip()], args.extra)
+        print(f"(work dir: {work})")
+        return
     if args.lerobot_vs_peer:
         work = args.workdir or Path(tempfile.mkdtemp(prefix="lerobot-lance-bench-"))
         lerobot_vs_peer(work, args.repeat, args.read_items, with_big=not args.samples or args.samples != ["g1_v30"])

@@ -58,7 +58,7 @@ from lerobot_lance.model import DatasetMeta, EpisodeMeta
 from lerobot_lance.readers import read_dataset_meta
 from lerobot_lance.source import DatasetSource, open_source
 from lerobot_lance.output_lock import is_local, local_root, output_lock
-from lerobot_lance.staging import FRAMES, STATS, VIDEOS, Staging, default_staging_dir, read_json, write_json_atomic
+from lerobot_lance.staging import FRAMES, STATS, VIDEOS, Staging, default_staging_dir, read_json, read_json_cached, write_json_atomic
 
 #: Scalar indexes built at publish (DESIGN.md "Output layout").
 INDEXES: dict[str, dict[str, str]] = {
@@ -147,7 +147,7 @@ class Conversion:
         Raises:
             LeRobotLanceError: the source has not been resolved for this output.
         """
-        snap = read_json(self.staging.root / "source.json")
+        snap = read_json_cached(self.staging.root / "source.json")  # parsed once per version of the file
         if not snap:
             raise LeRobotLanceError(f"{self.staging.root}: no resolved source; run resolve_source (the source_meta asset) first")
         return snap
@@ -465,8 +465,27 @@ def stage_episode_frames(conv: Conversion, episodes: Sequence[int], on_progress:
     return result
 
 
-def _stage_one_episode_videos(conv: Conversion, e: EpisodeMeta) -> dict[str, Any]:
-    """Each camera's segment of episode ``e``.
+def _stats_samples(conv: Conversion, length: int) -> int:
+    """Frames sampled per camera for camera statistics of an episode of ``length`` frames (0: none)."""
+    samples = conv.options.camera_stats_samples
+    if samples == 0 or conv.options.skip_videos:
+        return 0
+    if samples is None:
+        from lerobot_lance.stats import estimate_num_samples
+
+        return estimate_num_samples(length)
+    return samples
+
+
+def _stage_one_episode_videos(conv: Conversion, e: EpisodeMeta) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each camera's segment of episode ``e``, read once: cut (card layout)
+    or counted (lerobot layout), its endpoints decoded and its camera
+    statistics sampled in the same pass (:func:`lerobot_lance.video.inspect_window`).
+
+    Returns:
+        (camera key -> the record of its segment, with ``camera_stats`` when
+        they were computed; camera key -> ``(first_s, last_s)`` of the decoded
+        endpoints, or the error decoding them raised).
 
     Raises:
         SourceDataError: a camera's file is missing or unreadable, or its
@@ -474,11 +493,14 @@ def _stage_one_episode_videos(conv: Conversion, e: EpisodeMeta) -> dict[str, Any
             one error names every camera and file.
     """
     from lerobot_lance import video
+    from lerobot_lance.stats import image_stats, stats_to_json
 
     meta = conv.meta
     root = conv.source.fetch([r.relative_path for r in e.videos.values()], missing_ok=True)
     cams: dict[str, Any] = {}
+    endpoints: dict[str, Any] = {}
     errors: list[tuple[str, LeRobotLanceError]] = []
+    samples = _stats_samples(conv, e.length)
     for key, ref in e.videos.items():
         src = root / ref.relative_path
         lo, hi = ref.window(e.length, meta.fps)  # length frames from from_timestamp, whatever to_timestamp says
@@ -491,10 +513,12 @@ def _stage_one_episode_videos(conv: Conversion, e: EpisodeMeta) -> dict[str, Any
                         episode_index=e.episode_index, expected=f"{e.length} frames", found=f"{probe.frame_count} frames",
                     )
                 path, method, frames, size = src, "copy", probe.frame_count, src.stat().st_size
+                facts = video.inspect_window(src, sample_frames=samples)
             elif conv.options.layout == "lerobot":
                 # The lerobot layout keeps every source shard whole: count the
                 # window's packets, cut nothing (the segment is the window).
-                frames = video.window_packet_count(src, lo, hi)
+                facts = video.inspect_window(src, lo, hi, sample_frames=samples)
+                frames = facts.frame_count
                 if frames != e.length:
                     raise SourceDataError(
                         ref.relative_path, f"window of camera {key!r} does not hold the episode's frames",
@@ -506,6 +530,8 @@ def _stage_one_episode_videos(conv: Conversion, e: EpisodeMeta) -> dict[str, Any
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 seg = video.cut_segment(src, lo, hi, e.length, dst, reencode=conv.options.reencode)
                 path, method, frames, size = dst, seg.method, seg.frame_count, seg.size_bytes
+                # a re-encoded segment's stats come from the source window (see _camera_frames)
+                facts = video.inspect_window(dst, sample_frames=0 if method == "reencode" else samples)
         except LeRobotLanceError as err:  # go on: the error names every camera that fails
             errors.append((key, err))
             continue
@@ -519,6 +545,10 @@ def _stage_one_episode_videos(conv: Conversion, e: EpisodeMeta) -> dict[str, Any
             "frame_count": frames,
             "size_bytes": size,
         }
+        endpoints[key] = facts.endpoints if facts.endpoint_error is None else facts.endpoint_error
+        if facts.sample is not None and len(facts.sample):
+            cams[key]["camera_stats"] = stats_to_json({key: image_stats(facts.sample)})[key]
+            cams[key]["camera_stats_samples"] = samples
     if len(errors) == 1:
         raise errors[0][1]
     if errors:
@@ -528,7 +558,7 @@ def _stage_one_episode_videos(conv: Conversion, e: EpisodeMeta) -> dict[str, Any
             f"{len(errors)} cameras fail: " + "; ".join(f"camera {key}: {err}" for key, err in errors),
             episode_index=e.episode_index,
         )
-    return cams
+    return cams, endpoints
 
 
 def stage_episode_videos(conv: Conversion, episodes: Sequence[int], on_progress: ProgressCallback | None = None) -> BatchResult:
@@ -551,7 +581,7 @@ def stage_episode_videos(conv: Conversion, episodes: Sequence[int], on_progress:
 
     def one(e: EpisodeMeta) -> tuple[int, dict[str, Any] | str, list[CheckOutcome]]:
         try:
-            cams = _stage_one_episode_videos(conv, e)
+            cams, endpoints = _stage_one_episode_videos(conv, e)
         except LeRobotLanceError as err:
             # name the source file relative to the dataset root, as the metadata does
             root = str(conv.source.meta_root()).rstrip("/") + "/"
@@ -564,6 +594,7 @@ def stage_episode_videos(conv: Conversion, episodes: Sequence[int], on_progress:
             e, {k: c["path"] for k, c in cams.items()}, meta.fps, deep=conv.options.deep_video_check,
             windows={k: (c["from_timestamp"], c["to_timestamp"]) for k, c in cams.items() if c["method"] == "window"} or None,
             files={k: c["source_path"] for k, c in cams.items()}, frame_counts={k: c["frame_count"] for k, c in cams.items()},
+            endpoints=endpoints,
         )
         failed = [f"{o.name}: {o.message}" for o in outcomes if not o.passed]
         return e.episode_index, ("; ".join(failed) if failed else cams), outcomes
@@ -878,9 +909,11 @@ def _write_videos_table(conv: Conversion) -> PendingTable:
             )
             del data  # released before the next file is read
 
+    # One mp4 per row group: Lance buffers a row group before writing it, and a
+    # v3.0 shard is ~200 MB (4 per group held ~800 MB at once).
     return write_pending(
         conv.staging, formats.VIDEOS_TABLE, conv.uri(formats.VIDEOS_TABLE), VIDEOS_SCHEMA, batches(),
-        storage_options=conv.options.storage_options, max_rows_per_group=4,
+        storage_options=conv.options.storage_options, max_rows_per_group=1,
     )
 
 
@@ -986,7 +1019,7 @@ def publish_dataset(
             )
         except PublishRefused as err:
             raise LeRobotLanceError(f"{conv.output}: publish refused, every commit rolled back: {err}") from None
-        shared = [o for o in layout.check_output(conv, result.tag, cov.included) if o.name == "tables_share_tag"]
+        shared = [_tables_share_tag(conv, layout, list(pendings), result.tag)]
         result = dataclasses.replace(result, checks=[*(result.checks or []), *shared])
         if is_local(conv.output):
             from lerobot_lance.output_root import write_dataset_card
@@ -996,6 +1029,27 @@ def publish_dataset(
             shutil.rmtree(prepared, ignore_errors=True)
         remove_staging_leftovers(conv)
         return result
+
+
+def _tables_share_tag(conv: Conversion, layout: Any, tables: Sequence[str], tag: str) -> Any:
+    """The ``tables_share_tag`` outcome after the tags moved: only the tags of
+    the published tables are read (the layout's other output checks ran on
+    the committed versions before, see :func:`publish_dataset`)."""
+    import lance
+
+    from lerobot_lance.quality.output_rules import tag_offenders
+    from lerobot_lance.quality.result import CheckOutcome
+
+    if layout.name == "lerobot":
+        from lerobot_lance.layouts.lerobot_checks import _DESCRIPTIONS
+    else:
+        from lerobot_lance.quality.output_rules import _DESCRIPTIONS
+    datasets = {t: lance.dataset(conv.uri(t), storage_options=conv.options.storage_options) for t in tables}
+    checked, offenders = tag_offenders(datasets, tag)
+    return CheckOutcome.from_offenders(
+        "tables_share_tag", offenders, description=_DESCRIPTIONS["tables_share_tag"],
+        metadata={"tag": checked or ""} if layout.name != "lerobot" else {},
+    )
 
 
 def discard_unpublished(conv: Conversion) -> None:
@@ -1055,24 +1109,42 @@ def episodes_to_convert(conv: Conversion, episodes: Sequence[int]) -> list[int]:
 
 
 # --- statistics -------------------------------------------------------------------
-def _camera_frames(conv: Conversion, ep: int) -> dict[str, Any]:
-    """A deterministic sample of decoded frames (uint8 ``(n, H, W, 3)``) per video
-    camera of one episode, from its staged segment, or for a re-encoded segment
-    from the same window of the source file (see :func:`video.sample_frames_rgb`)."""
-    from lerobot_lance import video
+def _staged_camera_stats(conv: Conversion, ep: int) -> dict[str, Any]:
+    """Camera key -> :func:`~lerobot_lance.stats.image_stats` of one episode as
+    the videos stage computed them in its pass over the window, for the
+    cameras it computed them for with the sample size this conversion asks."""
+    from lerobot_lance.stats import stats_from_json
 
-    samples = conv.options.camera_stats_samples
-    if samples == 0 or conv.options.skip_videos or not conv.meta.video_keys:
+    if conv.options.camera_stats_samples == 0 or conv.options.skip_videos or not conv.meta.video_keys:
         return {}
     rec = conv.staging.current(VIDEOS, ep, conv.revision)
     if rec is None:
         return {}
-    if samples is None:
-        from lerobot_lance.stats import estimate_num_samples
+    samples = _stats_samples(conv, conv.meta.episode(ep).length)
+    return {
+        key: stats_from_json({key: cam["camera_stats"]})[key]
+        for key, cam in rec["cameras"].items()
+        if cam.get("camera_stats") and cam.get("camera_stats_samples") == samples
+    }
 
-        samples = estimate_num_samples(conv.meta.episode(ep).length)
+
+def _camera_frames(conv: Conversion, ep: int, skip: Sequence[str] = ()) -> dict[str, Any]:
+    """A deterministic sample of decoded frames (uint8 ``(n, H, W, 3)``) per video
+    camera of one episode (but those in ``skip``), from its staged segment, or
+    for a re-encoded segment from the same window of the source file (see
+    :func:`video.sample_frames_rgb`)."""
+    from lerobot_lance import video
+
+    if conv.options.camera_stats_samples == 0 or conv.options.skip_videos or not conv.meta.video_keys:
+        return {}
+    rec = conv.staging.current(VIDEOS, ep, conv.revision)
+    if rec is None:
+        return {}
+    samples = _stats_samples(conv, conv.meta.episode(ep).length)
     out = {}
     for key, cam in rec["cameras"].items():
+        if key in skip:
+            continue
         if cam.get("method") in ("reencode", "window"):
             # A re-encoded segment has few keyframes (each sample would decode
             # from far back); its frames equal the source window's pixel for
@@ -1103,8 +1175,10 @@ def stage_episode_stats(conv: Conversion, episodes: Sequence[int], on_progress: 
             return ep, "frames not staged (episode_frames failed or did not run)"
         try:
             frames = conv.staging.read_frames(ep)
+            camera_stats = _staged_camera_stats(conv, ep)
+            camera_frames = _camera_frames(conv, ep, skip=list(camera_stats))
             stats = st.compute_episode_stats(
-                frames, meta, _camera_frames(conv, ep), image_sample_size=conv.options.camera_stats_samples
+                frames, meta, camera_frames, image_sample_size=conv.options.camera_stats_samples, camera_stats=camera_stats
             )
         except (ValueError, LeRobotLanceError) as err:
             return ep, f"episode {ep}: statistics failed: {err}"

@@ -111,6 +111,31 @@ def read_json(path: Path) -> Any | None:
         return None
 
 
+#: Parsed per-episode records by path, with the (inode, mtime, size) they were
+#: parsed at: the table and publish stages read each record several times
+#: (coverage, rows, stats), and every write replaces the file (a new inode).
+_RECORDS: dict[str, tuple[tuple[int, int, int], Any]] = {}
+_RECORDS_MAX = 50_000
+
+
+def read_json_cached(path: Path) -> Any | None:
+    """:func:`read_json` of a record file, parsed once per version of the file.
+    The result is shared between callers: do not mutate it."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    key, stamp = str(path), (st.st_ino, st.st_mtime_ns, st.st_size)
+    hit = _RECORDS.get(key)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    obj = read_json(path)
+    if len(_RECORDS) >= _RECORDS_MAX:
+        _RECORDS.clear()
+    _RECORDS[key] = (stamp, obj)
+    return obj
+
+
 @dataclass(frozen=True)
 class Staging:
     """Paths of one output's staging area (see module docstring)."""
@@ -124,7 +149,9 @@ class Staging:
         return self.root / VIDEOS / camera_column / f"{episode_stem(episode_index)}.mp4"
 
     def record(self, kind: str, episode_index: int) -> dict[str, Any] | None:
-        return read_json(self.path(kind, episode_index, ".json"))
+        """The episode's record of ``kind`` (parsed once per version of the file;
+        shared between callers, so never mutated), or ``None``."""
+        return read_json_cached(self.path(kind, episode_index, ".json"))
 
     def write_record(self, kind: str, episode_index: int, record: dict[str, Any]) -> None:
         write_json_atomic(self.path(kind, episode_index, ".json"), record)

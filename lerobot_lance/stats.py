@@ -415,6 +415,7 @@ def compute_episode_stats(
     *,
     image_sample_size: int | None = None,
     quantiles: bool = True,
+    camera_stats: Mapping[str, Mapping[str, np.ndarray]] | None = None,
 ) -> EpisodeStats:
     """Statistics of every numeric feature and camera of one episode.
 
@@ -435,6 +436,10 @@ def compute_episode_stats(
         image_sample_size: sample size for cameras decoded here (default LeRobot's,
             :func:`estimate_num_samples`: 100 frames for episodes up to ~464 frames).
         quantiles: also compute ``q01`` ... ``q99`` (v3.0 layout).
+        camera_stats: camera key -> its :func:`image_stats`, already computed by
+            the caller (the conversion computes them while it reads the
+            window, :func:`lerobot_lance.video.inspect_window`); taken as they
+            are, before ``camera_frames``.
 
     Returns:
         feature key -> stats as :func:`feature_stats` / :func:`image_stats` give them,
@@ -449,14 +454,17 @@ def compute_episode_stats(
     if table.num_rows == 0:
         raise ValueError("cannot compute statistics of an episode with 0 rows")
     camera_frames = camera_frames or {}
-    unknown = [k for k in camera_frames if k not in meta.camera_keys]
+    camera_stats = camera_stats or {}
+    unknown = [k for k in [*camera_frames, *camera_stats] if k not in meta.camera_keys]
     if unknown:
         raise ValueError(f"camera_frames names {unknown}, which are not cameras; cameras: {meta.camera_keys}")
     numeric_keys = set(meta.numeric_keys)
     out: EpisodeStats = {}
     for key, feature in meta.features.items():
         if feature.is_camera:
-            if key in camera_frames:
+            if key in camera_stats:
+                out[key] = {name: np.asarray(value) for name, value in camera_stats[key].items()}
+            elif key in camera_frames:
                 try:
                     out[key] = image_stats(np.asarray(camera_frames[key]), quantiles=quantiles)
                 except ValueError as exc:

@@ -53,7 +53,9 @@ __all__ = [
     "Segment",
     "VideoProbe",
     "cut_segment",
+    "WindowFacts",
     "first_last_frames_decode",
+    "inspect_window",
     "iter_frames_rgb",
     "probe_video",
     "sha256_file",
@@ -249,6 +251,23 @@ def _seek_demux(
     return container.demux(stream)
 
 
+def _first_tick_at(t: float, tb: Fraction) -> int | None:
+    """The smallest integer ``k`` with ``float(k * tb) >= t``, or ``None`` for
+    ``t = -inf`` (every tick) and ``t = +inf`` (no tick).
+
+    ``float(k * tb)`` is monotone in ``k``, so ``pts >= k`` is exactly the test
+    ``float(pts * tb) >= t`` the window bounds are defined by.
+    """
+    if math.isinf(t):
+        return None
+    k = math.ceil(Fraction(t) / tb)
+    while float((k - 1) * tb) >= t:
+        k -= 1
+    while float(k * tb) < t:
+        k += 1
+    return k
+
+
 def _scan_window(
     container: InputContainer,
     stream: VideoStream,
@@ -266,30 +285,40 @@ def _scan_window(
     hi = math.inf if to_timestamp is None else to_timestamp - h
     scan = _Scan(time_base=Fraction(tb))
     packets = _seek_demux(container, stream, path, lo) if lo > 0 else container.demux(stream)
+    # The window bounds in time-base ticks, exactly (see _first_tick_at): the
+    # loop compares integers instead of doing Fraction arithmetic per packet.
+    lo_tick = _first_tick_at(lo, scan.time_base)
+    hi_tick = _first_tick_at(hi, scan.time_base)
     seen_window = False
     gap_after_window = False  # an out-of-window packet met after a window packet
     first_window_key = False
     first_window_pts: int | None = None
+    keyframes, window_pts, kept = scan.keyframes, scan.pts, scan.packets
     try:
         for pkt in packets:
             if pkt.size == 0:  # demuxer flush packet
                 continue
-            pts, dts = _pkt_pts(pkt, path)
-            if float(dts * tb) >= hi:  # pts >= dts >= hi: nothing further can be inside
+            pts = pkt.pts
+            dts = pkt.dts
+            if pts is None:
+                pts, dts = _pkt_pts(pkt, path)
+            elif dts is None:
+                dts = pts
+            if hi_tick is not None and dts >= hi_tick:  # pts >= dts >= hi: nothing further can be inside
                 break
-            if pkt.is_keyframe:
-                scan.keyframes.append(pts)
-            t = float(pts * tb)
-            if lo <= t < hi:
+            key = pkt.is_keyframe
+            if key:
+                keyframes.append(pts)
+            if (lo_tick is None or pts >= lo_tick) and (hi_tick is None or pts < hi_tick):
                 if not seen_window:
                     seen_window = True
-                    first_window_key = bool(pkt.is_keyframe)
+                    first_window_key = bool(key)
                     first_window_pts = pts
                 elif gap_after_window:
                     scan.contiguous = False
-                scan.pts.append(pts)
+                window_pts.append(pts)
                 if keep_packets:
-                    scan.packets.append(pkt)
+                    kept.append(pkt)
             elif seen_window:
                 gap_after_window = True
     except av.error.FFmpegError as exc:
@@ -881,9 +910,9 @@ def sample_frames_rgb(
     The sample is ``n`` positions spread evenly over the window (first and last
     included), each snapped to the nearest keyframe at or before it, so every
     sampled frame decodes on its own. The window is demuxed once (its packets
-    kept) and only the chosen keyframe packets are handed to the decoder, each
-    decoded by itself (decoder flushed before the next): no seek, no
-    decoding of frames that are not sampled. Windows with fewer keyframes
+    kept) and only the chosen keyframe packets are handed to the decoder
+    (:func:`_decode_from_packets`): no seek, no decoding of frames that are
+    not sampled. Windows with fewer keyframes
     than ``n`` use the exact positions instead (decoding forward from the
     previous keyframe). Used for camera statistics, where LeRobot also
     samples frames (``sample_indices`` in ``lerobot/datasets/compute_stats.py``).
@@ -904,9 +933,12 @@ def sample_frames_rgb(
             return np.zeros((0, 0, 0, 3), dtype=np.uint8)
         targets, on_keyframes = _sample_targets(scan, n)
         if on_keyframes:
-            return np.stack(_decode_keyframe_packets(stream, scan.packets, targets, path))
-    frames = [f.to_ndarray(format="rgb24") for _, f in _decode_at(path, targets, scan.keyframes, threaded=False)]
-    return np.stack(frames)
+            try:
+                got = _decode_from_packets(stream, scan.packets, targets, path)
+                return np.stack(_rgb([got[t] for t in targets]))
+            except _NotFromPackets:
+                pass
+    return np.stack(_rgb([f for _, f in _decode_at(path, targets, scan.keyframes, threaded=False)]))
 
 
 def _sample_targets(scan: _Scan, n: int) -> tuple[list[int], bool]:
@@ -920,37 +952,159 @@ def _sample_targets(scan: _Scan, n: int) -> tuple[list[int], bool]:
     return [scan.pts[p] for p in positions], False
 
 
-def _decode_keyframe_packets(
-    stream: VideoStream, packets: Sequence[Packet], targets: Sequence[int], path: PathLike
-) -> list[np.ndarray]:
-    """RGB frames of the keyframe packets whose pts are ``targets`` (ascending),
-    each decoded alone on one thread: the packet, then a drain, then the
-    decoder flushed. A keyframe needs no other packet, so this gives the
-    pixels a seek to it and a decode would (checked on the shared samples by
-    tests/test_perf_camera_stats.py), at the cost of those packets alone."""
+class _NotFromPackets(Exception):
+    """A wanted frame did not come out of the window's own packets (it needs
+    packets before the window, or the stream is unusual): use the seeking decoder."""
+
+
+def _decode_from_packets(stream: VideoStream, packets: Sequence[Packet], targets: Sequence[int], path: PathLike) -> dict[int, VideoFrame]:
+    """Decode the frames whose pts are ``targets`` from a window's packets
+    (decode order), on one thread, without seeking: for each target, from the
+    keyframe packet at or before it (the target itself when it is a
+    keyframe), feeding packets until its frame comes out, continuing the same
+    run when the next target lies ahead in it; the decoder is drained and
+    flushed only when a run ends without its frame. A keyframe needs no other
+    packet, so a keyframe target costs its own packet (checked pixel for
+    pixel against seek-and-decode on the shared samples by
+    tests/test_perf_camera_stats.py and tests/test_speed_window_pass.py).
+
+    Raises:
+        _NotFromPackets: a target is not among the packets, has no keyframe
+            before it in the window, or did not come out.
+        SourceDataError: the decoder fails.
+    """
+    index = {int(pkt.pts): i for i, pkt in enumerate(packets) if pkt.pts is not None}
+    keys = [i for i, pkt in enumerate(packets) if pkt.is_keyframe]
     want = set(targets)
-    chosen = {pkt.pts: pkt for pkt in packets if pkt.is_keyframe and pkt.pts in want}
     ctx = stream.codec_context
     ctx.thread_count = 1
-    out: list[np.ndarray] = []
-    tb = stream.time_base
-    assert tb is not None
+    got: dict[int, VideoFrame] = {}
+    run_start: int | None = None  # decode-order index of the current run's keyframe
+    fed = 0  # next packet of the current run
+
+    def take(frames: Sequence[VideoFrame]) -> None:
+        for f in frames:
+            if f.pts in want and f.pts not in got:
+                got[int(f.pts)] = f
+
     try:
-        for target in targets:
-            pkt = chosen.get(target)
-            decoded = ([] if pkt is None else list(ctx.decode(pkt))) + list(ctx.decode(None))
-            ctx.flush_buffers()
-            frame = next((f for f in decoded if f.pts == target), None)
-            if frame is None:
-                raise SourceDataError(
-                    str(path),
-                    f"keyframe at {float(target * tb):.6f} s did not decode",
-                    expected=f"a frame with pts {target}",
-                    found=f"frames with pts {[f.pts for f in decoded]}",
-                )
-            out.append(frame.to_ndarray(format="rgb24"))
+        for target in sorted(want):
+            if target in got:
+                continue
+            i = index.get(target)
+            if i is None:
+                raise _NotFromPackets(target)
+            j = bisect.bisect_right(keys, i) - 1
+            while j >= 0 and packets[keys[j]].pts > target:
+                j -= 1
+            if j < 0:
+                raise _NotFromPackets(target)
+            start = keys[j]
+            if run_start is None or not (run_start <= start < fed):
+                run_start, fed = start, start
+            while target not in got and fed < len(packets):
+                take(ctx.decode(packets[fed]))
+                fed += 1
+            if target not in got:
+                take(ctx.decode(None))
+                ctx.flush_buffers()
+                run_start = None
+            if target not in got:
+                raise _NotFromPackets(target)
     except av.error.FFmpegError as exc:
         raise SourceDataError(
             str(path), f"cannot decode video: {exc.strerror or exc}", expected="decodable frames", found=type(exc).__name__
         ) from exc
-    return out
+    return got
+
+
+def _rgb(frames: Sequence[VideoFrame]) -> list[np.ndarray]:
+    """``rgb24`` arrays of ``frames``, through one reused scaler (half the cost
+    of ``to_ndarray(format="rgb24")`` per frame, same pixels)."""
+    from av.video.reformatter import VideoReformatter
+
+    reformatter = VideoReformatter()
+    return [reformatter.reformat(f, format="rgb24").to_ndarray() for f in frames]
+
+
+@dataclass(frozen=True)
+class WindowFacts:
+    """What one pass over a window gives (:func:`inspect_window`).
+
+    Attributes:
+        frame_count: video packets (== frames) in the window, by demuxing.
+        endpoints: ``(first_s, last_s)``, seconds on the file's timeline, of
+            the window's first and last frames, both decoded; ``None`` when
+            either fails to decode (``endpoint_error`` says why) or the window
+            is empty.
+        endpoint_error: why the endpoints did not decode, else ``None``.
+        sample: the camera-statistics sample, uint8 ``(k, H, W, 3)`` RGB, as
+            :func:`sample_frames_rgb` gives it; ``None`` when not asked for or
+            when the window does not decode.
+    """
+
+    frame_count: int
+    endpoints: tuple[float, float] | None
+    endpoint_error: SourceDataError | None = None
+    sample: np.ndarray | None = None
+
+
+def inspect_window(
+    path: PathLike, from_timestamp: float | None = None, to_timestamp: float | None = None, *, sample_frames: int = 0
+) -> WindowFacts:
+    """Count, check and sample a window in one pass: one open, one demux.
+
+    Does what :func:`window_packet_count`, :func:`first_last_frames_decode`
+    and :func:`sample_frames_rgb` do, with the same results, reading the
+    window's packets once and decoding each needed frame from them (the
+    keyframes sampled, the first frame and the last frame with the packets
+    from its keyframe); only frames that need packets outside the window go
+    through the seeking decoder.
+
+    Args:
+        path: the video file.
+        from_timestamp / to_timestamp: the window, seconds (``None``: from the
+            start / to the end of the file), half-frame tolerance.
+        sample_frames: frames to sample for camera statistics (0: none).
+
+    Returns:
+        A :class:`WindowFacts`.
+
+    Raises:
+        SourceDataError: missing, empty or unreadable file, no video stream,
+            or the demux fails (decode failures go in ``endpoint_error``).
+    """
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        scan = _scan_window(container, stream, path, from_timestamp, to_timestamp, keep_packets=True)
+        n = len(scan.pts)
+        if n == 0:
+            err = SourceDataError(
+                str(path), f"video window {_window_label(from_timestamp, to_timestamp)} holds no frames",
+                expected="at least 1 frame", found=0,
+            )
+            return WindowFacts(0, None, err)
+        ends = sorted({scan.pts[0], scan.pts[-1]})
+        samples, on_keyframes = _sample_targets(scan, sample_frames) if sample_frames > 0 else ([], True)
+        wanted = sorted(set(ends) | (set(samples) if on_keyframes else set()))
+        try:
+            try:
+                got = _decode_from_packets(stream, scan.packets, wanted, path)
+            except _NotFromPackets:
+                got = None
+        except SourceDataError as err:
+            return WindowFacts(n, None, err)
+        scan.packets.clear()
+    try:
+        if got is None:
+            got = dict(_decode_at(path, wanted, scan.keyframes))
+        sample = None
+        if samples:
+            if on_keyframes:
+                sample = np.stack(_rgb([got[t] for t in samples]))
+            else:
+                sample = np.stack(_rgb([f for _, f in _decode_at(path, samples, scan.keyframes, threaded=False)]))
+    except SourceDataError as err:
+        return WindowFacts(n, None, err)
+    tb = scan.time_base
+    return WindowFacts(n, (float(scan.pts[0] * tb), float(scan.pts[-1] * tb)), None, sample)

@@ -144,10 +144,16 @@ def keyframe_index(source: str | Path | BinaryIO) -> tuple[list[int], list[int]]
     with av.open(str(source) if isinstance(source, (str, Path)) else source) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 0)
+        # the stream's time base is every packet's: int / int is the correctly
+        # rounded float(pts * time_base), without a Fraction per packet
+        num, den = stream.time_base.numerator, stream.time_base.denominator
         for pkt in container.demux(stream):
-            if pkt.pts is None or pkt.pos is None or pkt.pos < 0 or not pkt.is_keyframe:
+            if not pkt.is_keyframe:
                 continue
-            entries.append((round(float(pkt.pts * pkt.time_base) * fps), int(pkt.pos)))
+            pts, pos = pkt.pts, pkt.pos
+            if pts is None or pos is None or pos < 0:
+                continue
+            entries.append((round(pts * num / den * fps), int(pos)))
     entries.sort()
     return [i for i, _ in entries], [p for _, p in entries]
 

@@ -425,6 +425,7 @@ def check_episode_video(
     deep: bool = False,
     files: Mapping[str, str] | None = None,
     frame_counts: Mapping[str, int] | None = None,
+    endpoints: Mapping[str, tuple[float, float] | LeRobotLanceError] | None = None,
 ) -> list[CheckOutcome]:
     """Run the per-episode video rules on one episode's segments.
 
@@ -447,6 +448,10 @@ def check_episode_video(
         frame_counts: camera key -> packets already counted in that segment
             by the caller (the conversion counts them while cutting); saves a
             demux pass per segment.
+        endpoints: camera key -> ``(first_s, last_s)`` of that window, both
+            frames already decoded by the caller
+            (:func:`lerobot_lance.video.inspect_window`), or the error that
+            decoding raised; saves a decode pass per segment.
 
     Returns:
         Outcomes ``segment_frame_count`` (packets, and decoded frames when
@@ -479,7 +484,10 @@ def check_episode_video(
             counts.append(Offender(name, episode.episode_index, f"camera {key}: {err}", expected=episode.length, found="unreadable"))
             continue
         try:
-            first, last = video.first_last_frames_decode(path, lo, hi)
+            given = (endpoints or {}).get(key)
+            if isinstance(given, LeRobotLanceError):
+                raise given
+            first, last = given if given is not None else video.first_last_frames_decode(path, lo, hi)
         except LeRobotLanceError as err:
             ends.append(Offender(name, episode.episode_index, f"camera {key}: {err}"))
             continue
