@@ -111,12 +111,13 @@ def encode_frames(frames: Iterable[np.ndarray], dst: str | os.PathLike[str], fps
     return n, dst.stat().st_size
 
 
-def decode_all(path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
-    """Every frame of the file's first video stream as RGB (``uint8``
+def decode_all(path: str | os.PathLike[str] | io.BufferedIOBase | io.BytesIO) -> Iterator[np.ndarray]:
+    """Every frame of the first video stream of a file (a path, or a file
+    object such as ``io.BytesIO`` of a stored blob) as RGB (``uint8``
     ``(h, w, 3)``), in presentation order; streamed (one frame at a time)."""
     import av
 
-    with av.open(str(path)) as c:
+    with av.open(path if hasattr(path, "read") else str(path)) as c:
         stream = c.streams.video[0]
         stream.thread_type = "AUTO"
         for f in c.decode(stream):
