@@ -34,6 +34,7 @@ from lerobot_lance.encodings.image_video import decode_all
 from lerobot_lance.quality.descriptions import RULE_DESCRIPTIONS
 from lerobot_lance.quality.encoding_rules import ENCODING_RULES, check_encoded
 from tests.conftest import sample
+from tests.encode_outputs import converted
 
 CAM = "observation.images.cam_high"
 COL = "observation_images_cam_high"
@@ -57,22 +58,13 @@ def images() -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def lossless(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Card layout, lossless preset, plus JPEG frames at q100 4:4:4 (used by test_encode_jpeg)."""
-    from lerobot_lance.api import convert
-
-    out = tmp_path_factory.mktemp("enc") / "lossless"
-    convert(str(sample("g1_image_v30")), str(out), encode_images="video", video_preset="lossless",
-            frames_format="jpeg", jpeg_quality=100, jpeg_subsampling="4:4:4")
-    return out
+    """Card layout, lossless preset, plus JPEG frames at q100 4:4:4 (also read by test_encode_jpeg)."""
+    return converted("image_lossless_q100", tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def lerobot_default(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from lerobot_lance.api import convert
-
-    out = tmp_path_factory.mktemp("enc") / "lerobot_default"
-    convert(str(sample("g1_image_v30")), str(out), layout="lerobot", encode_images="video")
-    return out
+    return converted("image_lerobot_default", tmp_path_factory)
 
 
 def test_lossless_decodes_pixel_identical(lossless: Path, images: list[np.ndarray]) -> None:
