@@ -580,6 +580,7 @@ def stage_episode_videos(conv: Conversion, episodes: Sequence[int], on_progress:
     """
     from lerobot_lance.encodings import image_video
     from lerobot_lance.encodings.output import encoded_image_keys
+    from lerobot_lance.encodings.reencode import check_reencoded
 
     meta, result = conv.meta, BatchResult()
     if conv.options.skip_videos or not (meta.video_keys or encoded_image_keys(meta, conv.options)):
@@ -593,6 +594,7 @@ def stage_episode_videos(conv: Conversion, episodes: Sequence[int], on_progress:
         try:
             cams = _stage_one_episode_videos(conv, e)
             encoded, enc_outcomes = image_video.stage_episode(conv, e)  # encode_images="video"
+            enc_outcomes += check_reencoded(conv, e, cams)  # re-encoded windows match their source
         except LeRobotLanceError as err:
             # name the source file relative to the dataset root, as the metadata does
             root = str(conv.source.meta_root()).rstrip("/") + "/"
