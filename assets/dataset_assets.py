@@ -63,6 +63,7 @@ from lerobot_lance.quality import (
     merge_outcomes,
 )
 from lerobot_lance.quality.descriptions import check_description
+from lerobot_lance.quality.encoding_rules import ENCODING_RULES
 from lerobot_lance.quality.source_rules import source_listing
 from lerobot_lance.refusal import error_object
 from lerobot_lance.staging import partition_key
@@ -242,6 +243,17 @@ def failed_partition_observations(
         )
 
 
+def _encodings_metadata(conv: convert.Conversion, episodes: Sequence[int]) -> dict[str, Any]:
+    """Per camera encoding figures of these episodes (PSNR, share of pixels
+    differing, bytes per frame) as asset metadata, or nothing when no camera is encoded."""
+    from lerobot_lance.encodings.output import encodings_summary, summary_lines
+
+    enc = encodings_summary(conv, episodes)
+    if not any(enc.values()):
+        return {}
+    return {"encodings": MetadataValue.json(enc), "encodings_summary": MetadataValue.md("\n".join(f"- {x}" for x in summary_lines(enc)))}
+
+
 def _specs(key: AssetKey, names: Iterable[str], blocking: bool = True) -> list[AssetCheckSpec]:
     """One check spec per rule name, described by its rule (what it checks, what fails it)."""
     return [AssetCheckSpec(n, asset=key, blocking=blocking, description=check_description(n, blocking=blocking)) for n in names]
@@ -357,7 +369,8 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         partitions_def=episodes,
         backfill_policy=backfill,
         description="Read, validate and stage each episode's frames rows.",
-        check_specs=[*_specs(k("episode_frames"), ["episodes_staged", *EPISODE_FRAME_CHECKS]), *_specs(k("episode_frames"), CONTENT_CHECKS, blocking=False)],
+        check_specs=[*_specs(k("episode_frames"), ["episodes_staged", *EPISODE_FRAME_CHECKS, *ENCODING_RULES]),
+                     *_specs(k("episode_frames"), CONTENT_CHECKS, blocking=False)],
         retry_policy=RETRY,
     )
     @_final_on_bad_data
@@ -371,10 +384,12 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         checks = [
             _batch_check(k("episode_frames"), "episodes_staged", result, "every episode of the run read and staged"),
             *check_results(k("episode_frames"), result.outcomes, EPISODE_FRAME_CHECKS),
+            *check_results(k("episode_frames"), result.outcomes, ENCODING_RULES),  # --frames-format jpeg
             *check_results(k("episode_frames"), content, CONTENT_CHECKS),
         ]
         yield MaterializeResult(
-            metadata={"episodes": len(eps), "staged": len(result.ok), "failed": len(result.failed), "rows": result.rows, "bytes": result.bytes},
+            metadata={"episodes": len(eps), "staged": len(result.ok), "failed": len(result.failed), "rows": result.rows, "bytes": result.bytes,
+                      **_encodings_metadata(conv, result.ok)},
             check_results=checks,
         )
         yield from failed_partition_observations(context, "episode_frames", result)
@@ -386,7 +401,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         partitions_def=episodes,
         backfill_policy=backfill,
         description="Make each episode's standalone mp4 per camera: verbatim (v2.x), stream copy or lossless re-encode (v3.0).",
-        check_specs=_specs(k("episode_videos"), ["episodes_staged", *EPISODE_VIDEO_CHECKS]),
+        check_specs=_specs(k("episode_videos"), ["episodes_staged", *EPISODE_VIDEO_CHECKS, *ENCODING_RULES]),
         retry_policy=RETRY,
     )
     @_final_on_bad_data
@@ -400,10 +415,12 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         eps = [int(p) for p in context.partition_keys]
         result = convert.stage_episode_videos(conv, eps, progress.for_stage("episode_videos"))
         yield MaterializeResult(
-            metadata={"episodes": len(eps), "segments": result.rows, "failed": len(result.failed), "bytes": result.bytes},
+            metadata={"episodes": len(eps), "segments": result.rows, "failed": len(result.failed), "bytes": result.bytes,
+                      **_encodings_metadata(conv, result.ok)},
             check_results=[
                 _batch_check(k("episode_videos"), "episodes_staged", result, "every episode's segments hold exactly its frames"),
                 *check_results(k("episode_videos"), result.outcomes, EPISODE_VIDEO_CHECKS),
+                *check_results(k("episode_videos"), result.outcomes, ENCODING_RULES),  # --encode-images video
             ],
         )
         yield from failed_partition_observations(context, "episode_videos", result)
@@ -517,7 +534,11 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
                 check_results=[AssetCheckResult(asset_key=k("videos_table"), check_name="row_count", passed=True,
                                                 metadata={"note": "skip_videos: no videos table"})],
             )
-        return _table_result("videos_table", pending, cov, len(convert.source_video_files(conv)))
+        from lerobot_lance.encodings.output import encoded_video_files
+
+        # the lerobot layout's videos table also holds the mp4s encoded from image cameras
+        encoded = len(encoded_video_files(conv, cov.included)) if conv.options.layout == "lerobot" else 0
+        return _table_result("videos_table", pending, cov, len(convert.source_video_files(conv)) + encoded)
 
     @asset(
         key=k("dataset_stats"),
@@ -568,6 +589,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
                 "rows": MetadataValue.json(result.rows),
                 "excluded_episodes": MetadataValue.json({str(e): w for e, w in cov.missing.items()}),
                 "open_with": MetadataValue.md(f"```python\n{open_snippet(conv.output, result.tag, frames_columns(conv.meta))}\n```"),
+                **_encodings_metadata(conv, cov.included),
             },
             check_results=check_results(k("lance_dataset"), outcomes, output_checks),
         )

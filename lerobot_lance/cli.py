@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--reencode", choices=["auto", "always", "never"], default="auto", help="v3.0 segment cutting (default auto)")
     c.add_argument("--layout", choices=["card", "lerobot"], default="card",
                    help="output layout: card (frames/episodes/videos, default) or lerobot (what LeRobot's Lance reader serves)")
+    from lerobot_lance.encodings.cli_options import add_encoding_arguments
+
+    add_encoding_arguments(c)  # --encode-images, --video-*, --frames-format, --jpeg-*, --reencode-crf/-preset
     c.add_argument("--camera-stats-samples", type=_int_at_least(0), help="decoded frames per episode and camera for camera stats (0: none)")
     c.add_argument("--tolerance-s", type=_non_negative_float, help="timestamp tolerance in seconds (default 1e-4)")
     c.add_argument("--batch-size", type=_int_at_least(1), help="episodes per run (Dagster backfill batch, default 100)")
@@ -125,6 +128,9 @@ def _convert(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"skip_videos": args.skip_videos, "exclude_failed_episodes": args.exclude_failed_episodes, "reencode": args.reencode}
     if args.layout != "card":
         options["layout"] = args.layout
+    from lerobot_lance.encodings.cli_options import encoding_options
+
+    options.update(encoding_options(args))
     if args.camera_stats_samples is not None:
         options["camera_stats_samples"] = args.camera_stats_samples
     if args.tolerance_s is not None:
@@ -186,6 +192,10 @@ def _print_summary(summary: Any) -> None:
         out.print(f"[yellow]warning[/] {_escape(w)}", highlight=False)
     for note in getattr(summary, "notes", []):
         out.print(f"note {_escape(note)}", highlight=False)
+    from lerobot_lance.encodings.output import summary_lines
+
+    for line in summary_lines(getattr(summary, "encodings", None) or {}):
+        out.print(f"encoding {_escape(line)}", highlight=False)
     out.print(f"[green]published[/] {_escape(summary.output)} tag {summary.tag}: " + ", ".join(f"{t} {n} rows" for t, n in summary.rows.items()), highlight=False)
     out.print("open with:", highlight=False)
     out.print(open_snippet(summary.output, "latest", _frame_columns(summary.output)), markup=False, highlight=False)

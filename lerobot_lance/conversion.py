@@ -95,6 +95,12 @@ class ConvertOptions:
         layout: output layout, ``"card"`` (default: the three-table layout of
             the dataset cards) or ``"lerobot"`` (what LeRobot's own Lance
             reader serves); see :mod:`lerobot_lance.layouts`.
+        encode_images, video_preset, video_codec, video_crf, video_qp,
+            video_gop, video_pix_fmt: image cameras to video (``"video"``) and
+            how; frames_format, jpeg_quality, jpeg_subsampling: the JPEG
+            frames format; reencode_crf (0: lossless qp 0), reencode_preset:
+            libx264 settings of the v3.0 re-encode fallback. See
+            :mod:`lerobot_lance.encodings`.
     """
 
     reencode: str = "auto"
@@ -108,11 +114,26 @@ class ConvertOptions:
     storage_options: dict[str, str] | None = None
     stats_plot: bool = True
     layout: str = "card"
+    # camera encodings (lerobot_lance.encodings.settings documents each)
+    encode_images: str = "none"
+    video_preset: str = "lerobot"
+    video_codec: str | None = None
+    video_crf: int | None = None
+    video_qp: int | None = None
+    video_gop: int | None = None
+    video_pix_fmt: str | None = None
+    frames_format: str = "source"
+    jpeg_quality: int = 95
+    jpeg_subsampling: str = "4:2:0"
+    reencode_crf: int = 0
+    reencode_preset: str = "veryfast"
 
     def __post_init__(self) -> None:
+        from lerobot_lance.encodings.settings import validate_options
         from lerobot_lance.layouts.names import validate_layout
 
         validate_layout(self.layout)
+        validate_options(self)
 
 
 @dataclass
@@ -168,6 +189,14 @@ class Conversion:
         if self._meta is None:
             self._meta = read_dataset_meta(self.source.meta_root())
         return self._meta
+
+    @property
+    def output_meta(self) -> DatasetMeta:
+        """The metadata the output describes (``meta`` with encoded image
+        cameras as video features: :func:`lerobot_lance.encodings.output.output_meta`)."""
+        from lerobot_lance.encodings.output import output_meta
+
+        return output_meta(self)
 
     def selected(self) -> list[int]:
         """Episodes this conversion publishes (all, or the ``--episodes`` selection)."""
@@ -429,6 +458,7 @@ def stage_episode_frames(conv: Conversion, episodes: Sequence[int], on_progress:
 
     for e, rows in iter_episodes_rows(root, eps, whole_files=meta.one_file_per_episode, on_error=unreadable):
         rows_by_ep[e.episode_index] = rows
+    from lerobot_lance.encodings import jpeg_frames
     from lerobot_lance.quality.episode_rules import check_episode_frames
 
     bad: dict[int, list[str]] = {}
@@ -450,12 +480,18 @@ def stage_episode_frames(conv: Conversion, episodes: Sequence[int], on_progress:
             continue
         try:
             table = normalize_frames(rows, meta, e, schema)
+            table, jpeg, enc = jpeg_frames.encode_episode(conv, e, table)  # frames_format="jpeg"
         except SourceDataError as err:
             _record_failure(conv, FRAMES, ep, str(err), result)
             continue
+        result.outcomes += enc
+        if any(not o.passed for o in enc):
+            _record_failure(conv, FRAMES, ep, "; ".join(f"{o.name}: {o.message}" for o in enc if not o.passed), result)
+            continue
         size = conv.staging.write_frames(ep, table)
         conv.staging.write_record(
-            FRAMES, ep, {"episode_index": ep, "status": "ok", "revision": conv.revision, "rows": table.num_rows, "bytes": size}
+            FRAMES, ep, {"episode_index": ep, "status": "ok", "revision": conv.revision, "rows": table.num_rows, "bytes": size,
+                         **({"jpeg": jpeg} if jpeg else {})}
         )
         result.ok.append(ep)
         result.rows += table.num_rows
@@ -528,7 +564,8 @@ def _stage_one_episode_videos(conv: Conversion, e: EpisodeMeta) -> tuple[dict[st
             else:
                 dst = conv.staging.segment_path(meta.features[key].column, e.episode_index)
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                seg = video.cut_segment(src, lo, hi, e.length, dst, reencode=conv.options.reencode)
+                seg = video.cut_segment(src, lo, hi, e.length, dst, reencode=conv.options.reencode,
+                                        crf_or_qp=conv.options.reencode_crf, preset=conv.options.reencode_preset)
                 path, method, frames, size = dst, seg.method, seg.frame_count, seg.size_bytes
                 # a re-encoded segment's stats come from the source window (see _camera_frames)
                 facts = video.inspect_window(dst, sample_frames=0 if method == "reencode" else samples)
@@ -571,8 +608,12 @@ def stage_episode_videos(conv: Conversion, episodes: Sequence[int], on_progress:
     ``length`` frames, counted from packets. Runs ``options.workers`` episodes
     at a time.
     """
+    from lerobot_lance.encodings import image_video
+    from lerobot_lance.encodings.output import encoded_image_keys
+    from lerobot_lance.encodings.reencode import check_reencoded
+
     meta, result = conv.meta, BatchResult()
-    if conv.options.skip_videos or not meta.video_keys:
+    if conv.options.skip_videos or not (meta.video_keys or encoded_image_keys(meta, conv.options)):
         return result
     eps = [meta.episode(i) for i in episodes]
 
@@ -582,6 +623,8 @@ def stage_episode_videos(conv: Conversion, episodes: Sequence[int], on_progress:
     def one(e: EpisodeMeta) -> tuple[int, dict[str, Any] | str, list[CheckOutcome]]:
         try:
             cams, endpoints = _stage_one_episode_videos(conv, e)
+            encoded, enc_outcomes = image_video.stage_episode(conv, e)  # encode_images="video"
+            enc_outcomes += check_reencoded(conv, e, cams)  # re-encoded windows match their source
         except LeRobotLanceError as err:
             # name the source file relative to the dataset root, as the metadata does
             root = str(conv.source.meta_root()).rstrip("/") + "/"
@@ -595,7 +638,9 @@ def stage_episode_videos(conv: Conversion, episodes: Sequence[int], on_progress:
             windows={k: (c["from_timestamp"], c["to_timestamp"]) for k, c in cams.items() if c["method"] == "window"} or None,
             files={k: c["source_path"] for k, c in cams.items()}, frame_counts={k: c["frame_count"] for k, c in cams.items()},
             endpoints=endpoints,
-        )
+        ) if cams else []
+        outcomes += enc_outcomes
+        cams.update(encoded)
         failed = [f"{o.name}: {o.message}" for o in outcomes if not o.passed]
         return e.episode_index, ("; ".join(failed) if failed else cams), outcomes
 
@@ -654,8 +699,10 @@ def required_kinds(meta: DatasetMeta, options: ConvertOptions) -> list[str]:
     dataset has video cameras and videos are not skipped) and statistics. The
     episodes table carries the stats, so an episode whose stats stage did not
     run (its batch stopped at a blocking check) is not publishable yet."""
+    from lerobot_lance.encodings.output import encoded_image_keys
+
     kinds = [FRAMES]
-    if meta.video_keys and not options.skip_videos:
+    if (meta.video_keys or encoded_image_keys(meta, options)) and not options.skip_videos:
         kinds.append(VIDEOS)
     kinds.append(STATS)
     return kinds
@@ -704,12 +751,14 @@ def write_frames_table(conv: Conversion) -> PendingTable:
     a scan of one episode reads contiguous rows). One staged episode in memory
     at a time. Under the output's writer lock (:func:`writing`)."""
     with writing(conv):
+        from lerobot_lance.encodings.output import frames_output_schema
+
         cov = publishable_episodes(conv)
-        schema = frames_schema(conv.meta)
+        schema = frames_output_schema(conv)  # frames_schema(meta) unless cameras are encoded
 
         def batches() -> Iterator[pa.RecordBatch]:
             for ep in cov.included:
-                yield from conv.staging.read_frames(ep).to_batches()
+                yield from conv.staging.read_frames(ep).select(schema.names).to_batches()
 
         return write_pending(
             conv.staging, formats.FRAMES_TABLE, conv.uri(formats.FRAMES_TABLE), schema, batches(),
@@ -761,7 +810,7 @@ def episodes_schema(meta: DatasetMeta, with_videos: bool = True, stats_type: pa.
 def _episode_row(conv: Conversion, ep: int, schema: pa.Schema, with_videos: bool) -> pa.RecordBatch:
     from lerobot_lance import blobs
 
-    meta = conv.meta
+    meta = conv.output_meta  # encoded image cameras are video cameras here
     e = meta.episode(ep)
     frames = conv.staging.read_frames(ep)
     values: dict[str, Any] = {
@@ -827,7 +876,7 @@ def write_episodes_table(conv: Conversion) -> PendingTable:
     with writing(conv):
         cov = publishable_episodes(conv)
         with_videos = not conv.options.skip_videos
-        schema = episodes_schema(conv.meta, with_videos, episodes_stats_type(conv))
+        schema = episodes_schema(conv.output_meta, with_videos, episodes_stats_type(conv))
 
         def batches() -> Iterator[pa.RecordBatch]:
             for ep in cov.included:
@@ -973,7 +1022,7 @@ def publish_dataset(
         try:
             if layout.prepare_meta is None:
                 files = prepare_output_meta(
-                    conv.source.meta_root(), conv.meta, cov.included, prepared,
+                    conv.source.meta_root(), conv.output_meta, cov.included, prepared,
                     dataset_stats=dataset_stats, skip_videos=conv.options.skip_videos,
                 )
                 extra: dict[str, Any] = {}
@@ -997,6 +1046,7 @@ def publish_dataset(
             "kept_episodes": snap.get("kept") or [],
             "skipped_videos": conv.options.skip_videos,
             "dropped_video_features": list(conv.meta.video_keys) if conv.options.skip_videos else [],
+            **_encodings_record(conv, cov.included),
             "published_at": datetime.now(timezone.utc).isoformat(),
             **extra,
         }
@@ -1050,6 +1100,14 @@ def _tables_share_tag(conv: Conversion, layout: Any, tables: Sequence[str], tag:
         "tables_share_tag", offenders, description=_DESCRIPTIONS["tables_share_tag"],
         metadata={"tag": checked or ""} if layout.name != "lerobot" else {},
     )
+
+
+def _encodings_record(conv: Conversion, episodes: Sequence[int]) -> dict[str, Any]:
+    """``{"encodings": settings and per-camera fidelity figures}`` for ``conversion.json``, or ``{}``."""
+    from lerobot_lance.encodings.output import encodings_summary
+
+    enc = encodings_summary(conv, episodes)
+    return {"encodings": enc} if enc else {}
 
 
 def discard_unpublished(conv: Conversion) -> None:

@@ -66,6 +66,10 @@ class ConversionSummary:
             it had published that were kept (not requested, still published).
         notes: what the conversion did beyond the plain case, one line each
             (kept episodes, skipped videos, recovered publish).
+        encodings: camera encodings (``--encode-images video``,
+            ``--frames-format jpeg``): per encoding and camera the settings,
+            ``psnr_db``, ``share_differing`` (pixels off by more than
+            ``diff_threshold``/255), ``bytes_per_frame``, as ``meta/conversion.json`` records them.
     """
 
     output: str
@@ -76,6 +80,7 @@ class ConversionSummary:
     step_seconds: dict[str, float] = field(default_factory=dict)
     kept_episodes: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    encodings: dict[str, Any] = field(default_factory=dict)
 
 
 def dataset_name_for(output: str) -> str:
@@ -399,6 +404,7 @@ def _run_conversion_locked(
 
         info = json.loads((local_out / "meta" / "conversion.json").read_text())
         summary.tag, summary.rows = info["tag"], info["rows"]
+        summary.encodings = info.get("encodings") or {}  # camera encodings: settings, PSNR, bytes per frame
     return summary
 
 

@@ -56,6 +56,8 @@ class LanceStorageResource(ConfigurableResource):
         if codec is not None:
             opts.setdefault("reencode", codec.reencode)
             opts.setdefault("workers", codec.workers)
+            opts.setdefault("reencode_crf", codec.reencode_crf)
+            opts.setdefault("reencode_preset", codec.reencode_preset)
         opts["storage_options"] = self.storage_options
         return Conversion.at(cfg.output, staging, ConvertOptions(**opts))
 
@@ -67,10 +69,23 @@ class VideoCodecResource(ConfigurableResource):
         reencode: ``"auto"`` (stream copy when a v3.0 window starts on a
             keyframe, else lossless libx264), ``"always"`` or ``"never"``.
         workers: episodes whose segments are cut concurrently in one run.
+        reencode_crf: libx264 rate of the re-encode fallback: ``0`` (default)
+            means ``qp=0``, lossless (pixel-identical to the decoded source,
+            about 5x the bytes of a lossy original); ``N > 0`` means ``crf=N``
+            (lossy, smaller; the segment then differs from the source pixels).
+        reencode_preset: libx264 preset of the re-encode fallback (default
+            ``veryfast``; see ``lerobot_lance.video._DEFAULT_PRESET`` for the
+            measured speed/size of each).
+
+    Only ``episode_videos`` reads these (the one asset that cuts segments);
+    a dataset's ``options`` (``reencode_crf``, ``reencode_preset``) win.
+    The codec itself stays libx264 (H.264, what every LeRobot reader decodes).
     """
 
     reencode: str = "auto"
     workers: int = 2
+    reencode_crf: int = 0
+    reencode_preset: str = "veryfast"
 
 
 class ProgressReporter:

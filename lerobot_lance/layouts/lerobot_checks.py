@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -82,6 +82,7 @@ def check_lerobot_output(
     storage_options: dict[str, str] | None = None,
     versions: dict[str, int] | None = None,
     meta_dir: str | Path | None = None,
+    local_files: Mapping[str, Path] | None = None,
 ) -> list[CheckOutcome]:
     """Check a ``lerobot``-layout output against the reader's contract.
 
@@ -96,6 +97,8 @@ def check_lerobot_output(
             the publish checks the versions it committed, before any tag moves.
         meta_dir: the ``meta/`` folder to check against (``None``:
             ``<output>/meta``); the publish passes the one it prepared.
+        local_files: ``relative_path`` -> the file a ``videos`` row must equal
+            when it is not a source file (the mp4s encoded from image cameras).
 
     Returns:
         One :class:`CheckOutcome` per name in :data:`OUTPUT_RULES`, in order.
@@ -199,6 +202,8 @@ def check_lerobot_output(
                                                      expected=f"{len(kf_p)} keyframes", found=f"{len(row['kf_positions'])} listed, differing offsets {diff}"))
         stored = h.hexdigest()
         src = Path(source_root) / row["relative_path"] if source_root is not None else None
+        if local_files and row["relative_path"] in local_files:
+            src = Path(local_files[row["relative_path"]])
         source_sha = (sha256_file(src) if src.is_file() else "missing") if src is not None else stored
         if not (row["sha256"] == stored == source_sha):
             out["reader_videos_sha256"].append(Offender(where, None, "sha256 of column, blob and source differ",
@@ -235,8 +240,10 @@ def check_conversion_output(
 ) -> list[CheckOutcome]:
     """:func:`check_lerobot_output` for a conversion being published (``versions``,
     ``meta_dir``: what the publish committed and prepared) or just published."""
+    from lerobot_lance.encodings.output import encoded_video_files
+
     expected = sum(conv.meta.episode(e).length for e in episodes)
     return check_lerobot_output(
         conv.output, conv.source.meta_root(), tag=tag, expected_frames=expected, storage_options=conv.options.storage_options,
-        versions=versions, meta_dir=meta_dir,
+        versions=versions, meta_dir=meta_dir, local_files={r.relative_path: p for r, p in encoded_video_files(conv, episodes)},
     )

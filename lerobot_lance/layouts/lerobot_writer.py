@@ -68,9 +68,11 @@ def write_frames_table(conv: Conversion) -> PendingTable:
     """
     from lerobot_lance.conversion import publishable_episodes
 
+    from lerobot_lance.encodings.output import frames_output_schema
+
     _refuse_skip_videos(conv)
     cov = publishable_episodes(conv)
-    schema = output_frames_schema(conv.meta)
+    schema = frames_output_schema(conv, output_frames_schema(conv.output_meta))  # + JPEG columns, - encoded image cameras
     mapping = episode_mapping(cov.included)
 
     def batches() -> Iterator[pa.RecordBatch]:
@@ -194,13 +196,17 @@ def write_videos_table(conv: Conversion) -> PendingTable:
     in memory at a time (row groups of 4 rows bound Lance's buffer)."""
     from lerobot_lance.conversion import source_video_files
 
+    from lerobot_lance.conversion import publishable_episodes
+    from lerobot_lance.encodings.output import encoded_video_files
+
     _refuse_skip_videos(conv)
     refs = source_video_files(conv)
     root = conv.source.fetch([r.relative_path for r in refs])
+    # image cameras encoded to video (encode_images="video"): one staged mp4 per episode and camera
+    files = [(ref, root / ref.relative_path) for ref in refs] + encoded_video_files(conv, publishable_episodes(conv).included)
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for ref in refs:
-            path = root / ref.relative_path
+        for ref, path in files:
             data = path.read_bytes()
             row = {
                 "video_key": ref.video_key,
@@ -301,7 +307,7 @@ def build_meta_dir(
     from lerobot_lance import stats as st
     from lerobot_lance.staging import STATS
 
-    meta = conv.meta
+    meta = conv.output_meta  # encoded image cameras are video features with their mp4s
     shutil.rmtree(dst, ignore_errors=True)
     (dst / "episodes" / "chunk-000").mkdir(parents=True)
     included = sorted(cov.included)

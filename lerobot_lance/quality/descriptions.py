@@ -15,7 +15,7 @@ No Dagster import: ``assets/`` passes the text as ``AssetCheckSpec(description=.
 from __future__ import annotations
 
 from lerobot_lance.layouts import lerobot_checks
-from lerobot_lance.quality import content_rules, episode_rules, output_rules, source_rules
+from lerobot_lance.quality import content_rules, encoding_rules, episode_rules, output_rules, source_rules
 
 #: Checks that are not one rule of a rules module: the per-episode stages'
 #: batch outcome, the staged tables' row counts, and the statistics comparison
@@ -36,6 +36,7 @@ RULE_DESCRIPTIONS: dict[str, str] = {
     **lerobot_checks._DESCRIPTIONS,  # the lerobot layout's output checks
     **output_rules._DESCRIPTIONS,
     **content_rules.DESCRIPTIONS,
+    **encoding_rules._DESCRIPTIONS,  # camera encodings (lerobot_lance.encodings)
     **STAGE_CHECK_DESCRIPTIONS,
 }
 
