@@ -119,10 +119,14 @@ def selection_plan(inputs: Sequence[OutputState], selection: Sequence[tuple[int,
 
 
 # ----------------------------------------------------------------------------- new output
-def frames_writer(inputs: Sequence[OutputState], plan: MetaPlan) -> TableWriter:
-    """Frames of the picks in order, renumbered (module docstring)."""
+def frames_writer(inputs: Sequence[OutputState], plan: MetaPlan, *, drop: Sequence[str] = (),
+                  extra_fields: Sequence[pa.Field] = (), extra: Any = None) -> TableWriter:
+    """Frames of the picks in order, renumbered (module docstring); ``drop``:
+    columns left out; ``extra(table) -> {column: values}`` adds ``extra_fields``
+    (called on each episode's renumbered rows)."""
     first = inputs[0].dataset(formats.FRAMES_TABLE).schema
     schema = first if SOURCE_EPISODE_COLUMN in first.names else first.append(pa.field(SOURCE_EPISODE_COLUMN, pa.int64()))
+    schema = pa.schema([f for f in schema if f.name not in drop] + list(extra_fields), metadata=schema.metadata)
 
     def batches() -> Iterator[pa.RecordBatch]:
         offsets = [episode_offsets(s.dataset(formats.FRAMES_TABLE)) for s in inputs]
@@ -142,6 +146,9 @@ def frames_writer(inputs: Sequence[OutputState], plan: MetaPlan) -> TableWriter:
             for col, values in new.items():
                 i = t.schema.get_field_index(col)
                 t = t.set_column(i, col, pa.array(values).cast(t.schema.field(col).type))
+            if extra is not None:
+                for col, values in extra(t).items():
+                    t = t.append_column(col, values)
             yield from t.select(schema.names).cast(schema).to_batches()
 
     return lambda: (schema, batches())
