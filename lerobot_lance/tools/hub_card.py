@@ -41,6 +41,8 @@ _FIXED_NOTES = {
 
 def _type(t: Any) -> str:
     s = str(t)
+    if s.startswith("struct<") and len(s) > 100:
+        return f"struct<{', '.join(f.name for f in t)}> (each: min, max, mean, std, count, quantiles as list<double>)"
     return "large_binary (blob-encoded)" if "blob" in s else s.replace("fixed_size_list<item: ", "fixed_size_list<").replace("list<item: ", "list<")
 
 
@@ -51,6 +53,10 @@ def _notes(state: OutputState, column: str) -> str:
         col = column_name(key)
         names = f.get("names")
         shown = ""
+        if isinstance(names, dict):
+            names = next(iter(names.values()), None)
+        if isinstance(names, list) and names and isinstance(names[0], list):
+            names = names[0]
         if isinstance(names, list) and names:
             shown = ", names " + ", ".join(map(str, names[:4])) + (", ..." if len(names) > 4 else "")
         if column in (col, f"{col}_feature", "actions" if key == "action" else None):

@@ -78,14 +78,13 @@ def push_to_hub(output: str | Path, repo_id: str, *, private: bool = False, revi
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
-    try:
-        import httpx
-
-        network: tuple[type[BaseException], ...] = (httpx.HTTPError,)
-    except ImportError:  # huggingface_hub < 1.0 uses requests
-        import requests
-
-        network = (requests.RequestException,)
+    network: tuple[type[BaseException], ...] = ()
+    for name in ("httpx2", "httpx", "requests"):  # huggingface_hub's HTTP client, by version
+        try:
+            mod = __import__(name)
+        except ImportError:
+            continue
+        network += (getattr(mod, "HTTPError", None) or getattr(mod, "RequestException"),)
 
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise ToolError(f"push: repo id {repo_id!r}: expected owner/name")
