@@ -19,8 +19,11 @@ os.environ.setdefault("LANCE_LOG", "error")
 
 if TYPE_CHECKING:
     from lerobot_lance.api import convert, doctor, scan
+    from lerobot_lance.tools import add_features, delete_episodes, merge_datasets, push_to_hub, remove_features, split_dataset
 
-__all__ = ["convert", "doctor", "scan"]
+#: The dataset tools (:mod:`.tools`), also loaded on first use.
+_TOOLS = ["add_features", "delete_episodes", "merge_datasets", "push_to_hub", "remove_features", "split_dataset"]
+__all__ = ["convert", "doctor", "scan", *_TOOLS]
 __version__ = "0.1.0"
 
 

@@ -214,3 +214,16 @@ def doctor(source: str, revision: str | None = None, *, deep: bool = False, **kw
     from lerobot_lance.quality.doctor import run_doctor
 
     return run_doctor(source, revision, deep=deep, **kwargs)
+
+
+# Dataset tools on outputs (lerobot_lance/tools): LeRobot's curation verbs on the Lance tables.
+from lerobot_lance.tools import (  # noqa: E402 - re-exported API, after the conversion verbs
+    ToolError,
+    ToolResult,
+    add_features,
+    delete_episodes,
+    merge_datasets,
+    push_to_hub,
+    remove_features,
+    split_dataset,
+)

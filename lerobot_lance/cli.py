@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="print JSON (every offender of every check; error, message, offenders and hint when a check failed)")
     d.add_argument("--deep", action="store_true", help="also decode every frame of every episode window (slow)")
     d.add_argument("--tolerance-s", type=_non_negative_float, default=None, help="timestamp tolerance in seconds (default 1e-4)")
+
+    from lerobot_lance.tools_cli import add_tool_parsers
+
+    add_tool_parsers(sub)  # delete-episodes, split, merge, add-features, remove-features, push
     return p
 
 
@@ -229,6 +233,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             outcomes = run_doctor(args.source, args.revision, **kw)
             print(format_report(outcomes, as_json=args.json))
             return exit_code(outcomes)
+        from lerobot_lance.tools_cli import TOOL_COMMANDS, run_tool
+
+        if args.command in TOOL_COMMANDS:
+            return run_tool(args)
         return _convert(args)
     except LeRobotLanceError as e:
         # --json: the failure as one JSON object on stdout (error type, message,

@@ -17,6 +17,7 @@ from pipelines.automation import build_automation_jobs, build_schedules, build_s
 from pipelines.config import DatasetConfig, load_dataset_configs
 from pipelines.executor import code_location_executor
 from pipelines.jobs import build_jobs
+from pipelines.tools_jobs import build_tools_jobs
 from resources import LanceStorageResource, LeRobotSourceResource, ProgressReporter, VideoCodecResource
 
 
@@ -42,6 +43,7 @@ def build_definitions(configs: list[DatasetConfig], resources: dict[str, object]
         jobs += build_automation_jobs(cfg)
         schedules += build_schedules(cfg)
         sensors += build_sensors(cfg)
+    jobs += build_tools_jobs()  # dataset tools on outputs (delete, split, merge, features, push), run from the Launchpad
     return Definitions(
         assets=assets, jobs=jobs, schedules=schedules, sensors=sensors, resources=resources or default_resources(),
         executor=code_location_executor,  # in-process unless a run's config asks for multiprocess
