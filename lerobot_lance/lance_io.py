@@ -519,7 +519,13 @@ def _roll_forward(doc: Mapping[str, Any], journal: Path | str, storage_options: 
     committed = {t: (doc["tables"][t]["uri"], int(v)) for t, v in doc["committed"].items()}
     _tag_all(committed, doc["tag"], storage_options)
     if doc.get("meta"):
-        _swap_meta(MetaSwap.from_json(doc["meta"]), doc["tag"], {t: v for t, (_, v) in committed.items()}, storage_options)
+        spec = MetaSwap.from_json(doc["meta"])
+        _swap_meta(spec, doc["tag"], {t: v for t, (_, v) in committed.items()}, storage_options)
+        if spec.conversion.get("source") and spec.conversion.get("tables"):
+            # the dataset card, also when recovery finishes a killed publish (kept if present)
+            from lerobot_lance.output_root import write_dataset_card
+
+            write_dataset_card(_journal_root(journal), spec.conversion["source"], spec.conversion["tables"], storage_options=storage_options)
     # Dropped last: until the new conversion.json is in place, readers pin the
     # previous one, whose tag the dropped table may still carry.
     dropped = []
