@@ -296,9 +296,9 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     ) -> MaterializeResult:
         src = lerobot_source.open(cfg.source, cfg.revision)
         # UI runs: the same output-root guard as the CLI, before anything is written.
-        check_output_root(cfg.output, source_root_of(src))
-        claim_output_root(cfg.output, cfg.source)
         conv = conv_of(lance_storage)
+        check_output_root(cfg.output, source_root_of(src), storage_options=conv.options.storage_options)
+        claim_output_root(cfg.output, cfg.source, storage_options=conv.options.storage_options)
         outcomes = check_source_meta(src.meta_root())
         failed = [o for o in outcomes if not o.passed and o.severity == "ERROR"]
         if failed:

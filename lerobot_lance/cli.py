@@ -55,6 +55,14 @@ def parse_episodes(text: str) -> EpisodeRanges:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _storage_option(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` of ``--storage-option``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. aws_endpoint=http://127.0.0.1:9000), found {text!r}")
+    return key.strip(), value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lerobot-lance", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -67,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="episodes to convert, e.g. 0-9,12 (default all); over an existing output of the same source the other published episodes are kept")
     c.add_argument("--overwrite", action="store_true", help="replace existing tables (as a new Lance version)")
     c.add_argument("--skip-videos", action="store_true", help="tabular-only conversion (no video segments, no videos table)")
+    c.add_argument("--storage-option", type=_storage_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="object-store option for an s3:// (gs://, az://) output, Lance's keys (aws_endpoint, aws_region, allow_http, ...); "
+                        "repeatable; absent keys come from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ALLOW_HTTP")
     c.add_argument("--staging-dir", help="staging area for per-episode output (default: $LEROBOT_LANCE_STAGING or ~/.cache/lerobot-lance/staging/<name>-<hash>)")
     c.add_argument("--exclude-failed-episodes", action="store_true", help="publish the sound episodes; record the excluded ones")
     c.add_argument("--reencode", choices=["auto", "always", "never"], default="auto", help="v3.0 segment cutting (default auto)")
@@ -141,6 +152,8 @@ def _convert(args: argparse.Namespace) -> int:
         options["tolerance_s"] = args.tolerance_s
     if args.batch_size is not None:
         options["backfill_batch_size"] = args.batch_size
+    if args.storage_option:
+        options["storage_options"] = dict(args.storage_option)
     con = Console(stderr=True)
     bars = Progress(TextColumn("{task.description:<15}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=con, disable=args.quiet)
     tasks: dict[str, Any] = {}

@@ -158,6 +158,12 @@ class Conversion:
         output = str(output)
         if staging_dir is None:
             staging_dir = default_staging_dir(output)
+        elif "://" in str(staging_dir) and not str(staging_dir).startswith("file://"):
+            raise LeRobotLanceError(
+                f"{staging_dir}: staging on an object store is not supported; give a directory "
+                "(a local one, or one every worker mounts, e.g. NFS/EFS, for partitions on several machines)"
+            )
+        staging_dir = str(staging_dir).removeprefix("file://")
         return cls(output=output, staging=Staging(Path(staging_dir)), options=options or ConvertOptions())
 
     # --- the pinned source --------------------------------------------------
@@ -207,10 +213,10 @@ class Conversion:
         return table_uri(self.output, table)
 
     @property
-    def journal(self) -> Path:
-        """The publish journal: ``<output>/.lerobot-lance-publish.json`` (local
-        outputs), or in the staging area for object-store outputs."""
-        return journal_path(self.output) if is_local(self.output) else self.staging.root / "publish_journal.json"
+    def journal(self) -> Path | str:
+        """The publish journal ``<output>/.lerobot-lance-publish.json``: a path
+        for a local output, an object URI for an object-store output."""
+        return journal_path(self.output)
 
 
 @contextmanager
@@ -225,16 +231,18 @@ def writing(conv: Conversion) -> Iterator[None]:
     Raises:
         OutputLockedError: another process is writing this output.
     """
-    with output_lock(conv.output):
+    with output_lock(conv.output, storage_options=conv.options.storage_options):
         recover_interrupted_publish(conv.journal, storage_options=conv.options.storage_options)
         yield
 
 
 def published_record(conv: Conversion) -> dict[str, Any] | None:
     """The output's ``meta/conversion.json`` (what the last publish recorded), or ``None``."""
-    if not is_local(conv.output):
-        return None
     try:
+        if not is_local(conv.output):
+            from lerobot_lance import object_store
+
+            return object_store.read_json(object_store.join(conv.output, "meta", "conversion.json"), conv.options.storage_options)
         return read_json(local_root(conv.output) / "meta" / "conversion.json")
     except ValueError:
         return None
@@ -1050,7 +1058,17 @@ def publish_dataset(
             "published_at": datetime.now(timezone.utc).isoformat(),
             **extra,
         }
-        meta_swap = MetaSwap(str(prepared), str(local_root(conv.output) / "meta"), tuple(files), record) if is_local(conv.output) else None
+        if is_local(conv.output):
+            meta_swap = MetaSwap(str(prepared), str(local_root(conv.output) / "meta"), tuple(files), record)
+        else:
+            # Object store: the prepared meta/ goes next to the tables before the
+            # first commit, so a recovery on any machine can finish the swap.
+            from lerobot_lance import object_store
+
+            remote_prepared = object_store.join(conv.output, PREPARED_META_DIR)
+            object_store.remove_tree(remote_prepared, conv.options.storage_options)
+            object_store.upload_tree(prepared, remote_prepared, files, conv.options.storage_options)
+            meta_swap = MetaSwap(remote_prepared, object_store.join(conv.output, "meta"), tuple(files), record)
         message = json.dumps({"source": snap["source"], "revision": conv.revision, "excluded_episodes": cov.missing})
         drop = [conv.uri(formats.VIDEOS_TABLE)] if conv.options.skip_videos else []
 
@@ -1069,14 +1087,15 @@ def publish_dataset(
             )
         except PublishRefused as err:
             raise LeRobotLanceError(f"{conv.output}: publish refused, every commit rolled back: {err}") from None
-        shared = [_tables_share_tag(conv, layout, list(pendings), result.tag)]
-        result = dataclasses.replace(result, checks=[*(result.checks or []), *shared])
-        if is_local(conv.output):
-            from lerobot_lance.output_root import write_dataset_card
+        from lerobot_lance.output_root import write_dataset_card
 
+        shared = [_tables_share_tag(conv, layout, list(pendings), result.tag)]
+        if is_local(conv.output):
             write_dataset_card(local_root(conv.output), snap["source"], list(pendings))
-        else:
+        else:  # the local copy of the prepared meta/ is what was swapped in
+            write_dataset_card(conv.output, snap["source"], list(pendings), storage_options=conv.options.storage_options)
             shutil.rmtree(prepared, ignore_errors=True)
+        result = dataclasses.replace(result, checks=[*(result.checks or []), *shared])
         remove_staging_leftovers(conv)
         return result
 
@@ -1123,6 +1142,10 @@ def discard_unpublished(conv: Conversion) -> None:
             discard_pending(conv.staging, t)
         if is_local(conv.output):
             shutil.rmtree(local_root(conv.output) / PENDING_TABLES_DIR, ignore_errors=True)
+        else:  # first fragments of a table are written in place there
+            from lerobot_lance.lance_io import remove_uncommitted_tables
+
+            remove_uncommitted_tables(conv.output, conv.options.storage_options)
 
 
 def _pending_files_present(p: PendingTable) -> bool:

@@ -50,6 +50,7 @@ import lance
 import pyarrow as pa
 from lance.fragment import FragmentMetadata, write_fragments
 
+from lerobot_lance import object_store as store
 from lerobot_lance.staging import PENDING, Staging, read_json, write_json_atomic
 from lerobot_lance.testhook import pause_point
 
@@ -86,9 +87,17 @@ def _path(uri: str) -> Path:
     return Path(uri.removeprefix("file://"))
 
 
-def journal_path(output: str) -> Path:
-    """``<output>/.lerobot-lance-publish.json`` (local outputs)."""
+def journal_path(output: str) -> Path | str:
+    """``<output>/.lerobot-lance-publish.json``: a :class:`Path` for a local
+    output, the object's URI for an object-store output (read and written
+    through :mod:`lerobot_lance.object_store`)."""
+    if not _is_local(output):
+        return store.join(output, JOURNAL)
     return _path(output) / JOURNAL
+
+
+def _journal_root(journal: Path | str) -> Path | str:
+    return journal.parent if isinstance(journal, Path) else store.parent(journal)
 
 
 @dataclass(frozen=True)
@@ -303,7 +312,7 @@ class PublishRefused(Exception):
 def publish(
     pendings: Mapping[str, PendingTable],
     *,
-    journal: Path,
+    journal: Path | str,
     tag: str | None = None,
     indexes: Mapping[str, Mapping[str, str]] | None = None,
     commit_message: str | None = None,
@@ -343,7 +352,7 @@ def publish(
     :func:`_roll_forward`.
     """
     tag = tag or new_tag_name()
-    if journal.exists():
+    if store.exists(journal, storage_options):
         raise RuntimeError(f"{journal}: a publish is in flight or was interrupted; recover it first (recover_interrupted_publish)")
     before = {t: current_version(p.uri, storage_options) for t, p in pendings.items()}
     doc: dict[str, Any] = {
@@ -354,7 +363,7 @@ def publish(
         "meta": meta.to_json() if meta else None,
         "started_at": datetime.now(timezone.utc).isoformat(),
     }
-    write_json_atomic(journal, doc)
+    store.write_json(journal, doc, storage_options)
     versions: dict[str, int] = {}
     checks = None
     try:
@@ -378,11 +387,11 @@ def publish(
             checks = verify(dict(versions))
     except BaseException:
         _roll_back(doc, storage_options)
-        journal.unlink(missing_ok=True)
+        store.remove(journal, storage_options)
         raise
     # Every table is committed and verified: from here on recovery rolls forward.
     doc.update(state="committed", committed=versions)
-    write_json_atomic(journal, doc)
+    store.write_json(journal, doc, storage_options)
     pause_point("committed")
     dropped = _roll_forward(doc, journal, storage_options)
     if staging is not None:
@@ -432,12 +441,16 @@ def _tag_all(versions_by_table: Mapping[str, tuple[str, int]], tag: str, storage
             pause_point(f"tag:{t}:{name}")
 
 
-def _swap_meta(spec: MetaSwap, tag: str, versions: Mapping[str, int]) -> None:
+def _swap_meta(spec: MetaSwap, tag: str, versions: Mapping[str, int], storage_options: dict[str, str] | None = None) -> None:
     """Move the prepared files into ``meta/`` one ``os.replace`` at a time, so
     ``meta/`` always exists and every file in it is whole; remove the files
     the previous conversion wrote that this one does not; write
     ``conversion.json`` last. Idempotent (a prepared file already moved is
-    skipped), so recovery can redo it."""
+    skipped), so recovery can redo it. An object-store ``meta/`` is the same
+    with one server-side copy (a whole object) per file, see :func:`_swap_meta_remote`."""
+    if not _is_local(spec.target):
+        _swap_meta_remote(spec, tag, versions, storage_options)
+        return
     prepared, target = Path(spec.prepared), Path(spec.target)
     target.mkdir(parents=True, exist_ok=True)
     previous = read_json(target / "conversion.json") or {}
@@ -465,20 +478,54 @@ def _swap_meta(spec: MetaSwap, tag: str, versions: Mapping[str, int]) -> None:
     shutil.rmtree(prepared, ignore_errors=True)
 
 
+def _swap_meta_remote(spec: MetaSwap, tag: str, versions: Mapping[str, int], storage_options: dict[str, str] | None) -> None:
+    """:func:`_swap_meta` on an object store: ``spec.prepared`` is a prefix of
+    the output (``<out>/.lerobot-lance-meta.new``) uploaded before the first
+    commit; each file is copied over its ``meta/`` object (``CopyObject``: the
+    object is replaced whole, so every file in ``meta/`` is whole at every
+    instant), then its prepared copy deleted (so a redo skips it); files of
+    the previous conversion this one does not write are deleted;
+    ``conversion.json`` is written last."""
+    previous = store.read_json(store.join(spec.target, "conversion.json"), storage_options) or {}
+    for rel in spec.files:
+        src, dst = store.join(spec.prepared, rel), store.join(spec.target, rel)
+        if not store.exists(src, storage_options):
+            if not store.exists(dst, storage_options):
+                raise FileNotFoundError(f"{src}: prepared meta file missing (and not in {spec.target})")
+            continue  # moved by an earlier attempt
+        store.copy_file(src, dst, storage_options)
+        store.remove(src, storage_options)
+        pause_point(f"meta:{rel}")
+    keep = set(spec.files) | {"conversion.json"}
+    for rel in previous.get("meta_files") or []:
+        if rel not in keep and ".." not in Path(rel).parts:
+            store.remove(store.join(spec.target, rel), storage_options)
+    record = {**spec.conversion, "tag": tag, "versions": dict(versions), "meta_files": sorted(spec.files)}
+    store.write_json(store.join(spec.target, "conversion.json"), record, storage_options)
+    pause_point("meta:conversion.json")
+    store.remove_tree(spec.prepared, storage_options)
+
+
 def _prune_empty_dirs(d: Path, stop: Path) -> None:
     while d != stop and d.is_dir() and not any(d.iterdir()):
         d.rmdir()
         d = d.parent
 
 
-def _roll_forward(doc: Mapping[str, Any], journal: Path, storage_options: dict[str, str] | None) -> tuple[str, ...]:
+def _roll_forward(doc: Mapping[str, Any], journal: Path | str, storage_options: dict[str, str] | None) -> tuple[str, ...]:
     """Finish a publish whose tables are committed and verified: tags,
     ``meta/``, drops, cleanup; then remove the journal. Pause points
     ``tag:<t>:<tag>``, ``meta:<path>``, ``drop:<t>``."""
     committed = {t: (doc["tables"][t]["uri"], int(v)) for t, v in doc["committed"].items()}
     _tag_all(committed, doc["tag"], storage_options)
     if doc.get("meta"):
-        _swap_meta(MetaSwap.from_json(doc["meta"]), doc["tag"], {t: v for t, (_, v) in committed.items()})
+        spec = MetaSwap.from_json(doc["meta"])
+        _swap_meta(spec, doc["tag"], {t: v for t, (_, v) in committed.items()}, storage_options)
+        if spec.conversion.get("source") and spec.conversion.get("tables"):
+            # the dataset card, also when recovery finishes a killed publish (kept if present)
+            from lerobot_lance.output_root import write_dataset_card
+
+            write_dataset_card(_journal_root(journal), spec.conversion["source"], spec.conversion["tables"], storage_options=storage_options)
     # Dropped last: until the new conversion.json is in place, readers pin the
     # previous one, whose tag the dropped table may still carry.
     dropped = []
@@ -487,10 +534,14 @@ def _roll_forward(doc: Mapping[str, Any], journal: Path, storage_options: dict[s
             shutil.rmtree(_path(uri))
             dropped.append(_path(uri).name.removesuffix(".lance"))
             pause_point(f"drop:{_path(uri).name}")
-    journal.unlink(missing_ok=True)
+        elif not _is_local(uri) and store.remove_tree(uri, storage_options):
+            dropped.append(uri.rstrip("/").rpartition("/")[2].removesuffix(".lance"))
+            pause_point(f"drop:{uri.rstrip('/').rpartition('/')[2]}")
+    store.remove(journal, storage_options)
     for uri, _ in committed.values():
         remove_unreferenced_files(uri, storage_options)
-    _remove_pending_dir(journal.parent)
+    if isinstance(journal, Path):
+        _remove_pending_dir(journal.parent)
     return tuple(dropped)
 
 
@@ -510,6 +561,8 @@ def _roll_back(doc: Mapping[str, Any], storage_options: dict[str, str] | None) -
                     rolled.append(t)
                 if write_uri != uri:
                     shutil.rmtree(_path(write_uri), ignore_errors=True)
+            elif store.remove_tree(uri, storage_options):  # object store: the prefix of the table it created
+                rolled.append(t)
             continue
         now = current_version(uri, storage_options)
         if now is not None and now != before:
@@ -522,7 +575,7 @@ def _roll_back(doc: Mapping[str, Any], storage_options: dict[str, str] | None) -
             rolled.append(t)
         remove_unreferenced_files(uri, storage_options)
     if doc.get("meta"):
-        shutil.rmtree(doc["meta"]["prepared"], ignore_errors=True)
+        store.remove_tree(doc["meta"]["prepared"], storage_options)
     return rolled
 
 
@@ -530,7 +583,7 @@ def _remove_pending_dir(root: Path) -> None:
     shutil.rmtree(root / PENDING_TABLES_DIR, ignore_errors=True)
 
 
-def remove_uncommitted_tables(output: str) -> list[str]:
+def remove_uncommitted_tables(output: str, storage_options: dict[str, str] | None = None) -> list[str]:
     """Remove ``<output>/*.lance`` folders that hold no committed version
     (only fragments an interrupted run wrote: ``open_table`` cannot open them).
 
@@ -540,7 +593,16 @@ def remove_uncommitted_tables(output: str) -> list[str]:
     Returns:
         The table names removed.
     """
-    if not _is_local(output) or not _path(output).is_dir():
+    if not _is_local(output):
+        removed = []
+        for name in store.list_entries(output, storage_options):
+            uri = store.join(output, name)
+            if name.endswith(".lance") and not store.exists(store.join(uri, "_versions"), storage_options) \
+                    and current_version(uri, storage_options) is None:
+                store.remove_tree(uri, storage_options)
+                removed.append(name.removesuffix(".lance"))
+        return removed
+    if not _path(output).is_dir():
         return []
     removed = []
     for d in _path(output).glob("*.lance"):
@@ -550,7 +612,7 @@ def remove_uncommitted_tables(output: str) -> list[str]:
     return removed
 
 
-def recover_interrupted_publish(journal: Path, storage_options: dict[str, str] | None = None) -> list[str]:
+def recover_interrupted_publish(journal: Path | str, storage_options: dict[str, str] | None = None) -> list[str]:
     """Finish or undo a publish that was killed (see module docstring).
 
     A journal in state ``committed`` (every table committed and verified) is
@@ -564,10 +626,15 @@ def recover_interrupted_publish(journal: Path, storage_options: dict[str, str] |
     Returns:
         Names of the tables that were rolled back (or removed).
     """
-    j = read_json(journal)
+    j = store.read_json(journal, storage_options)
+    root = _journal_root(journal)
     if not j:
-        shutil.rmtree(journal.parent / PREPARED_META_DIR, ignore_errors=True)  # of a publish killed before its journal
-        return remove_uncommitted_tables(str(journal.parent))
+        # of a publish killed before its journal
+        store.remove_tree(root / PREPARED_META_DIR if isinstance(root, Path) else store.join(root, PREPARED_META_DIR), storage_options)
+        # On an object store a table's first fragments are written in place
+        # (no rename there): a versionless table may be another stage's pending
+        # output, so only a failed conversion removes those (discard_unpublished).
+        return remove_uncommitted_tables(str(root), storage_options) if isinstance(root, Path) else []
     if j.get("state") == "committed" or (j.get("committed") and "tables" not in j):
         if "tables" not in j:  # journal of an older version: uris + committed
             j = {"tag": j["tag"], "tables": {t: {"uri": u} for t, u in j["uris"].items()}, "committed": j["committed"]}
@@ -576,7 +643,8 @@ def recover_interrupted_publish(journal: Path, storage_options: dict[str, str] |
     if "tables" not in j:
         j = {"tables": {t: {"uri": u, "before": j["before"].get(t)} for t, u in j["uris"].items()}}
     rolled = _roll_back(j, storage_options)
-    journal.unlink(missing_ok=True)
-    rolled += remove_uncommitted_tables(str(journal.parent))
-    _remove_pending_dir(journal.parent)
+    store.remove(journal, storage_options)
+    if isinstance(root, Path):
+        rolled += remove_uncommitted_tables(str(root), storage_options)
+        _remove_pending_dir(root)
     return rolled

@@ -12,8 +12,21 @@ for the whole conversion, and the Dagster steps it executes in the same
 process take it again without blocking. Steps of a Dagster UI run (separate
 processes) take it for the step's duration only.
 
-Object-store outputs (``s3://``, ``gs://``, ``az://``) get no lock here; see
-``deploy/README.md`` for what Lance's commit protocol guarantees there.
+An ``s3://`` output has no kernel to release a lock, so its lock is an
+object, ``<output>/.lerobot-lance.lock``, created with a conditional
+``PutObject`` (``If-None-Match: *``: S3 creates it only if no object of that
+key exists, atomically; a second writer gets ``412 Precondition Failed`` and
+is refused, naming the holder). The holder record carries a lease
+(``expires_at``, :data:`LOCK_TTL_ENV` seconds ahead, default
+:data:`DEFAULT_LOCK_TTL_S`) that a thread of the holder renews every third of
+it with a conditional overwrite (``If-Match: <its ETag>``). A writer that
+died leaves the object behind; once its lease has expired the next writer
+takes it over with ``If-Match`` on the stale object's ETag, so of two
+writers racing for a stale lock exactly one wins. Release deletes the object
+(``If-Match`` on the holder's own ETag: a lock taken over is not deleted).
+Clocks of the writing machines must agree to well within the lease. This
+needs ``boto3`` (extra ``lerobot-lance[s3]``). Other object stores (``gs://``,
+``az://``) get no lock: run one writer per output there (see README).
 """
 
 from __future__ import annotations
@@ -57,6 +70,12 @@ class OutputLockedError(LeRobotLanceError):
         )
 
 
+#: Environment variable: lease of an object-store lock in seconds.
+LOCK_TTL_ENV = "LEROBOT_LANCE_LOCK_TTL_S"
+#: Default lease of an object-store lock (renewed every third of it while held).
+DEFAULT_LOCK_TTL_S = 60.0
+
+
 def is_local(output: str) -> bool:
     """Whether ``output`` is a local directory (a path or a ``file://`` URI)."""
     return "://" not in output or output.startswith("file://")
@@ -93,25 +112,36 @@ def read_holder(output: str) -> dict[str, Any]:
 def holds_lock(output: str) -> bool:
     """Whether this process holds the output's lock."""
     if not is_local(output):
-        return False
+        entry = _held.get(_lock_uri(output))
+        return bool(entry) and entry[2] == os.getpid()
     entry = _held.get(str((local_root(output) / LOCK_FILE).resolve()))
     return bool(entry) and entry[2] == os.getpid()
 
 
 @contextmanager
-def output_lock(output: str, *, command: str | None = None) -> Iterator[None]:
+def output_lock(output: str, *, command: str | None = None, storage_options: dict[str, str] | None = None) -> Iterator[None]:
     """Hold the exclusive writer lock of ``output`` for the ``with`` block.
 
-    Creates the output root if needed. Re-entrant within the process.
+    Creates the output root if needed. Re-entrant within the process. An
+    ``s3://`` output gets the lock object described in the module docstring
+    (``storage_options``: see :mod:`lerobot_lance.object_store`); other
+    object stores no lock.
 
     Raises:
         OutputLockedError: another live process holds the lock (exits at once,
             naming the holder: pid, host, command, since when).
         LeRobotLanceError: the output root or the lock file cannot be created
-            (a path through a file, no permission), with the OS error.
+            (a path through a file, no permission), with the OS error; for
+            ``s3://``, boto3 is missing or the bucket cannot be reached.
     """
     if not is_local(output):
-        yield
+        from lerobot_lance.object_store import scheme
+
+        if scheme(output) not in ("s3", "s3a"):
+            yield
+            return
+        with _object_store_lock(output, command, storage_options):
+            yield
         return
     root = local_root(output)
     try:
@@ -159,3 +189,167 @@ def output_lock(output: str, *, command: str | None = None) -> Iterator[None]:
         if done:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+# --- s3:// outputs: a lock object created with If-None-Match ------------------------------
+def _lock_uri(output: str) -> str:
+    return output.rstrip("/") + "/" + LOCK_FILE
+
+
+def _lock_ttl() -> float:
+    try:
+        return max(1.0, float(os.environ.get(LOCK_TTL_ENV, DEFAULT_LOCK_TTL_S)))
+    except ValueError:
+        return DEFAULT_LOCK_TTL_S
+
+
+def s3_client(storage_options: dict[str, str] | None = None) -> Any:
+    """A boto3 S3 client with the endpoint, region and keys of
+    :func:`lerobot_lance.object_store.s3_settings` (``None`` entries left to
+    botocore's own chain).
+
+    Raises:
+        LeRobotLanceError: boto3 is not installed.
+    """
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise LeRobotLanceError(
+            "s3:// outputs need boto3 for their writer lock (a conditional PutObject); pip install 'lerobot-lance[s3]'"
+        ) from None
+    from lerobot_lance.object_store import s3_settings
+
+    s = s3_settings(storage_options)
+    kw: dict[str, Any] = {"config": Config(retries={"max_attempts": 3, "mode": "standard"})}
+    if s["endpoint"]:
+        ep = s["endpoint"]
+        kw["endpoint_url"] = ep if "://" in ep else ("http://" if s["allow_http"] else "https://") + ep
+    if s["region"]:
+        kw["region_name"] = s["region"]
+    if s["access_key"] and s["secret_key"]:
+        kw.update(aws_access_key_id=s["access_key"], aws_secret_access_key=s["secret_key"])
+        if s["session_token"]:
+            kw["aws_session_token"] = s["session_token"]
+    return boto3.client("s3", **kw)
+
+
+def _error_code(err: Exception) -> tuple[str, int]:
+    resp = getattr(err, "response", None) or {}
+    return str(resp.get("Error", {}).get("Code", "")), int(resp.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+
+
+def _conflict(err: Exception) -> bool:
+    """412 Precondition Failed (the condition did not hold) or 409
+    ConditionalRequestConflict (a concurrent conditional write won)."""
+    code, status = _error_code(err)
+    return status in (409, 412) or code in ("PreconditionFailed", "ConditionalRequestConflict")
+
+
+def read_object_holder(output: str, storage_options: dict[str, str] | None = None) -> tuple[dict[str, Any], str | None]:
+    """The holder record of an ``s3://`` output's lock object and its ETag (``({}, None)`` when there is none)."""
+    from lerobot_lance.object_store import bucket_and_key
+
+    client = s3_client(storage_options)
+    bucket, key = bucket_and_key(_lock_uri(output))
+    try:
+        obj = client.get_object(Bucket=bucket, Key=key)
+    except client.exceptions.NoSuchKey:
+        return {}, None
+    try:
+        return json.loads(obj["Body"].read() or b"{}"), obj["ETag"]
+    except ValueError:
+        return {}, obj["ETag"]
+
+
+@contextmanager
+def _object_store_lock(output: str, command: str | None, storage_options: dict[str, str] | None) -> Iterator[None]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from lerobot_lance.object_store import bucket_and_key
+
+    uri = _lock_uri(output)
+    with _guard:
+        entry = _held.get(uri)
+        if entry and entry[2] == os.getpid():
+            entry[1] += 1
+            reentered = True
+        else:
+            reentered = False
+    if reentered:
+        try:
+            yield
+        finally:
+            with _guard:
+                _held[uri][1] -= 1
+        return
+    client = s3_client(storage_options)
+    bucket, key = bucket_and_key(uri)
+    ttl = _lock_ttl()
+    base = _holder_record(command)
+
+    def body() -> bytes:
+        expires = datetime.fromtimestamp(datetime.now(timezone.utc).timestamp() + ttl, timezone.utc)
+        return json.dumps({**base, "expires_at": expires.isoformat(timespec="seconds"), "lease_s": ttl}).encode()
+
+    try:
+        try:
+            etag = client.put_object(Bucket=bucket, Key=key, Body=body(), IfNoneMatch="*")["ETag"]
+        except ClientError as err:
+            if not _conflict(err):
+                raise
+            holder, stale_etag = read_object_holder(output, storage_options)
+            if stale_etag is None or not _expired(holder):
+                raise OutputLockedError(output, holder) from None
+            try:  # the holder died: its lease ran out; take the lock over (one racer wins)
+                etag = client.put_object(Bucket=bucket, Key=key, Body=body(), IfMatch=stale_etag)["ETag"]
+            except ClientError as err2:
+                if _conflict(err2):
+                    raise OutputLockedError(output, read_object_holder(output, storage_options)[0]) from None
+                raise
+    except (ClientError, BotoCoreError) as err:
+        raise LeRobotLanceError(f"{output}: cannot create the writer lock {LOCK_FILE} on the object store: {err}") from None
+    state = {"etag": etag, "lost": False}
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(ttl / 3):
+            try:
+                state["etag"] = client.put_object(Bucket=bucket, Key=key, Body=body(), IfMatch=state["etag"])["ETag"]
+            except ClientError as err:
+                if _conflict(err):
+                    state["lost"] = True  # taken over: our lease had expired (a pause longer than the lease)
+                    return
+            except BotoCoreError:
+                pass  # transient: the next renewal retries within the lease
+
+    thread = threading.Thread(target=renew, name=f"lerobot-lance-lock-renew:{output}", daemon=True)
+    thread.start()
+    with _guard:
+        _held[uri] = [state, 1, os.getpid()]
+    try:
+        yield
+    finally:
+        with _guard:
+            entry = _held[uri]
+            entry[1] -= 1
+            done = entry[1] == 0
+            if done:
+                del _held[uri]
+        if done:
+            stop.set()
+            thread.join(timeout=10)
+            if not state["lost"]:
+                try:
+                    client.delete_object(Bucket=bucket, Key=key, IfMatch=state["etag"])
+                except (ClientError, BotoCoreError):
+                    pass  # taken over meanwhile, or unreachable: the lease expires on its own
+
+
+def _expired(holder: dict[str, Any]) -> bool:
+    """Whether a lock object's lease has run out (a record without a lease never does)."""
+    try:
+        expires = datetime.fromisoformat(str(holder["expires_at"]))
+    except (KeyError, ValueError):
+        return False
+    return datetime.now(timezone.utc) > expires

@@ -19,11 +19,12 @@ its own source. Before anything is written:
   whose ``configs:`` let Hugging Face ``datasets`` load each table
   (:func:`dataset_card`).
 
-Object-store outputs (``s3://``, ``gs://``, ``az://``, ...) are not checked:
-listing a bucket prefix is a remote call per conversion, and no local file can
-hold the marker there; the source (local or Hub cache) cannot be inside a
-bucket, so only the foreign-files rule is lost; README.md asks for a
-dedicated prefix per dataset.
+Object-store outputs (``s3://``, ``gs://``, ``az://``, ...) get the same
+rules through :mod:`lerobot_lance.object_store`: one listing of the prefix
+(a prefix holding objects but no marker object ``<output>/.lerobot-lance.json``
+is refused), the marker and the card written as objects. The source (a local
+directory or the Hub cache) cannot lie inside a bucket, so the source rule
+does not apply there.
 """
 
 from __future__ import annotations
@@ -140,12 +141,14 @@ def _legacy_output(root: Path, entries: list[str]) -> bool:
         return False
 
 
-def check_output_root(output: str, source_root: str | Path | None, overwrite: bool = False) -> None:
+def check_output_root(
+    output: str, source_root: str | Path | None, overwrite: bool = False, *, storage_options: dict[str, str] | None = None
+) -> None:
     """Refuse an output root this conversion may not write; writes nothing.
 
     Args:
         output: the output root (local directory, ``file://`` URI, or an
-            object-store URI, which is not checked: see the module docstring).
+            object-store URI: see the module docstring).
         source_root: the source's local directory (see :func:`source_root_of`);
             ``None`` skips the source comparison.
         overwrite: the user asked to replace existing tables. It does not
@@ -156,8 +159,10 @@ def check_output_root(output: str, source_root: str | Path | None, overwrite: bo
             it exists and is not a directory; or it is a non-empty directory
             without :data:`MARKER_NAME` (and not an output of an earlier
             lerobot-lance).
+        storage_options: object-store options (:mod:`lerobot_lance.object_store`).
     """
     if not is_local(output):
+        _check_object_store_root(output, overwrite, storage_options)
         return
     out = local_path(output)
     real_out = _real(out)
@@ -193,7 +198,36 @@ def check_output_root(output: str, source_root: str | Path | None, overwrite: bo
     )
 
 
-def claim_output_root(output: str, source: str) -> Path | None:
+def _check_object_store_root(output: str, overwrite: bool, storage_options: dict[str, str] | None) -> None:
+    from lerobot_lance import object_store
+
+    try:
+        entries = object_store.list_entries(output, storage_options)
+    except OSError as err:
+        raise OutputRootError(output, f"cannot list the object-store prefix ({err})") from None
+    if not entries or MARKER_NAME in entries:
+        return
+    if "meta" in entries and set(entries) <= _LEGACY_ENTRIES | {e for e in entries if e.startswith(".lerobot-lance")}:
+        conv = object_store.read_json(object_store.join(output, "meta", "conversion.json"), storage_options)
+        if isinstance(conv, dict) and "tag" in conv:
+            return  # written by an earlier lerobot-lance (no marker on object stores then)
+    shown = ", ".join(entries[:5]) + (f", ... ({len(entries)} entries)" if len(entries) > 5 else "")
+    raise OutputRootError(
+        output,
+        f"is a non-empty object-store prefix that is not a lerobot-lance output (no {MARKER_NAME}); nothing was written"
+        + (" (--overwrite replaces only outputs of lerobot-lance)" if overwrite else "")
+        + "; choose a new or empty prefix",
+        expected=f"a new or empty prefix, or an output holding {MARKER_NAME}", found=shown,
+    )
+
+
+def _marker_record(source: str) -> dict[str, Any]:
+    from lerobot_lance import __version__
+
+    return {"tool": MARKER_TOOL, "version": __version__, "created_at": datetime.now(timezone.utc).isoformat(), "source": source}
+
+
+def claim_output_root(output: str, source: str, *, storage_options: dict[str, str] | None = None) -> Path | str | None:
     """Create the output root if needed and write its marker (unless it has one).
     The dataset card (:func:`write_dataset_card`) is written by the first
     successful publish, naming the tables it published.
@@ -204,14 +238,21 @@ def claim_output_root(output: str, source: str) -> Path | None:
     kept unchanged (it records who created the root, and when).
 
     Returns:
-        The marker's path, or ``None`` for an object-store output (no marker).
+        The marker's path (its URI for an object-store output, written as one
+        object unless there is one).
 
     Raises:
         OutputRootError: the directory cannot be created (a parent is a file,
             no permission).
     """
     if not is_local(output):
-        return None
+        from lerobot_lance import object_store
+
+        uri = object_store.join(output, MARKER_NAME)
+        marker = object_store.read_json(uri, storage_options)
+        if not (isinstance(marker, dict) and marker.get("tool") == MARKER_TOOL):
+            object_store.write_json(uri, _marker_record(source), storage_options)
+        return uri
     root = local_path(output)
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -220,13 +261,8 @@ def claim_output_root(output: str, source: str) -> Path | None:
     path = root / MARKER_NAME
     if read_marker(root) is not None:
         return path
-    from lerobot_lance import __version__
-
     tmp = root / f".{MARKER_NAME}.tmp-{os.getpid()}"
-    tmp.write_text(
-        json.dumps({"tool": MARKER_TOOL, "version": __version__, "created_at": datetime.now(timezone.utc).isoformat(), "source": source}, indent=2),
-        encoding="utf-8",
-    )
+    tmp.write_text(json.dumps(_marker_record(source), indent=2), encoding="utf-8")
     os.replace(tmp, path)
     return path
 
@@ -255,9 +291,21 @@ def dataset_card(source: str, tables: Sequence[str]) -> str:
     )
 
 
-def write_dataset_card(root: Path, source: str, tables: Sequence[str]) -> Path | None:
+def write_dataset_card(
+    root: Path | str, source: str, tables: Sequence[str], *, storage_options: dict[str, str] | None = None
+) -> Path | str | None:
     """Write :func:`dataset_card` for ``tables`` as ``<root>/README.md`` unless a
-    file of that name exists (a card someone edited is never replaced)."""
+    file of that name exists (a card someone edited is never replaced).
+    ``root`` may be an object-store URI (one object)."""
+    if isinstance(root, str) and not is_local(root):
+        from lerobot_lance import object_store
+
+        uri = object_store.join(root, CARD_NAME)
+        if object_store.exists(uri, storage_options):
+            return None
+        object_store.write_bytes(uri, dataset_card(source, tables).encode("utf-8"), storage_options)
+        return uri
+    root = Path(root)
     card = root / CARD_NAME
     if card.exists():
         return None

@@ -9,6 +9,9 @@
         revision: null                 # Hub branch, tag or commit
         output: out/g1_sample          # output root (directory or object-store URI)
         schedule: null                 # cron (UTC) of a full re-conversion; absent/null: no schedule
+        storage_options:               # object-store outputs: Lance's keys (lerobot_lance/object_store.py);
+          aws_endpoint: http://127.0.0.1:9000   # absent keys come from AWS_ENDPOINT_URL, AWS_REGION, ...
+          allow_http: "true"
         options:                       # see lerobot_lance.conversion.ConvertOptions
           reencode: auto
           skip_videos: false
@@ -80,7 +83,7 @@ def load_dataset_configs(path: str | os.PathLike[str] | None = None) -> list[Dat
                 output=_resolve(base, d["output"]),
                 revision=d.get("revision"),
                 schedule=_schedule(path, d),
-                options=dict(d.get("options") or {}),
+                options=_options(path, d),
             )
         )
     names = [c.name for c in out]
@@ -88,6 +91,20 @@ def load_dataset_configs(path: str | os.PathLike[str] | None = None) -> list[Dat
     if dup:
         raise ValueError(f"{path}: dataset names used twice: {sorted(dup)}")
     return out
+
+
+def _options(path: Path, entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry's ``options`` with its ``storage_options`` (a mapping of
+    strings; booleans and numbers become Lance's string form) folded in."""
+    opts = dict(entry.get("options") or {})
+    so = entry.get("storage_options", opts.get("storage_options"))
+    if so is None:
+        opts.pop("storage_options", None)
+        return opts
+    if not isinstance(so, dict) or not all(isinstance(k, str) for k in so):
+        raise ValueError(f"{path}: dataset {entry['name']!r}: storage_options must be a mapping of option names to values, found {so!r}")
+    opts["storage_options"] = {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in so.items()}
+    return opts
 
 
 def _schedule(path: Path, entry: dict[str, Any]) -> str | None:

@@ -241,16 +241,30 @@ def run_conversion(
     from lerobot_lance.output_lock import output_lock
     from lerobot_lance.output_root import check_output_root, claim_output_root, source_root_of
 
+    so = _storage_options(options, resources)
     # Nothing is written before the output root is known to be ours and apart from the source.
-    check_output_root(output, source_root_of(source, getattr((resources or {}).get("lerobot_source"), "cache_dir", None)), overwrite)
+    check_output_root(
+        output, source_root_of(source, getattr((resources or {}).get("lerobot_source"), "cache_dir", None)), overwrite, storage_options=so
+    )
 
     command = "lerobot-lance convert " + " ".join(sys.argv[1:]) if sys.argv and "lerobot" in sys.argv[0] else None
-    with output_lock(output, command=command):
-        claim_output_root(output, source)
+    with output_lock(output, command=command, storage_options=so):
+        claim_output_root(output, source, storage_options=so)
         return _run_conversion_locked(
             source, output, revision=revision, episodes=episodes, overwrite=overwrite, options=options, name=name,
             progress=progress, on_stage=on_stage, resources=resources, staging_dir=staging_dir,
         )
+
+
+def _storage_options(options: dict[str, Any] | None, resources: dict[str, Any] | None) -> dict[str, str] | None:
+    """The object-store options of a run: the ``lance_storage`` resource's, then
+    the dataset's own (``options["storage_options"]``) over them."""
+    from resources import LanceStorageResource
+
+    storage = (resources or {}).get("lance_storage")
+    base = storage.storage_options if isinstance(storage, LanceStorageResource) else None
+    merged = {**(base or {}), **((options or {}).get("storage_options") or {})}
+    return merged or None
 
 
 @contextmanager
@@ -296,12 +310,19 @@ def _run_conversion_locked(
     summary = ConversionSummary(output=output)
     from lerobot_lance.lance_io import JOURNAL
 
-    had_journal = local_out is not None and (local_out / JOURNAL).exists()
+    from lerobot_lance import object_store
+    from lerobot_lance.lance_io import current_version
+
+    had_journal = object_store.exists(conv.journal, conv.options.storage_options)
     with writing(conv):  # recover an interrupted publish before anything else
         pass
     if had_journal:
         summary.notes.append("recovered an interrupted publish of this output before converting")
-    if local_out is not None and not overwrite and any((local_out / f"{t}.lance").exists() for t in TABLE_NAMES):
+    holds_tables = (
+        any((local_out / f"{t}.lance").exists() for t in TABLE_NAMES) if local_out is not None
+        else any(current_version(conv.uri(t), conv.options.storage_options) is not None for t in TABLE_NAMES)
+    )
+    if not overwrite and holds_tables:
         from lerobot_lance.conversion import published_record
 
         prev = published_record(conv) or {}
@@ -399,10 +420,10 @@ def _run_conversion_locked(
         run(publish_job_name(cfg))
     if cfg.options.get("skip_videos"):
         summary.notes.append("videos skipped: no videos table; video features dropped from meta/info.json")
-    if local_out is not None:
-        import json
+    from lerobot_lance.conversion import published_record
 
-        info = json.loads((local_out / "meta" / "conversion.json").read_text())
+    info = published_record(conv)
+    if info:
         summary.tag, summary.rows = info["tag"], info["rows"]
         summary.encodings = info.get("encodings") or {}  # camera encodings: settings, PSNR, bytes per frame
     return summary

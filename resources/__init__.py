@@ -42,7 +42,10 @@ class LanceStorageResource(ConfigurableResource):
             (:func:`lerobot_lance.staging.default_staging_dir`). A dataset's
             ``options.staging_dir`` (datasets.yaml) names its staging area
             itself and wins over both. Staging never lives in the output.
-        storage_options: Lance object-store options (credentials via ``EnvVar``).
+        storage_options: object-store options for Lance, ``meta/`` and the
+            writer lock (:mod:`lerobot_lance.object_store`; credentials via
+            ``EnvVar``, or the standard AWS variables). A dataset's own
+            ``storage_options`` (datasets.yaml) win key by key.
     """
 
     staging_root: str | None = None
@@ -58,7 +61,7 @@ class LanceStorageResource(ConfigurableResource):
             opts.setdefault("workers", codec.workers)
             opts.setdefault("reencode_crf", codec.reencode_crf)
             opts.setdefault("reencode_preset", codec.reencode_preset)
-        opts["storage_options"] = self.storage_options
+        opts["storage_options"] = {**(self.storage_options or {}), **(cfg.options.get("storage_options") or {})} or None
         return Conversion.at(cfg.output, staging, ConvertOptions(**opts))
 
 

@@ -8,7 +8,8 @@ starts it as a subprocess. Usage::
     python tests/lerobot_reader_compare.py CASES.json
 
 ``CASES.json`` is a list of ``{"name", "output", "source", "episodes" (list or
-null), "samples", "seed", "delta_timestamps"}``. For each case, item i of the
+null), "samples", "seed", "delta_timestamps"}`` (and ``"storage_options"`` for
+an ``s3://`` output). For each case, item i of the
 output is compared with item i of ``LeRobotDataset(root=source,
 episodes=episodes)`` on ``samples`` seeded random indices plus the first and
 last: every key present in both, tabular values exactly, decoded frames pixel
@@ -44,7 +45,8 @@ def compare(case: dict) -> dict:
 
     delta = case.get("delta_timestamps") or None
     episodes = case.get("episodes")
-    ours = LanceDBDataset(root=case["output"], delta_timestamps=delta)
+    so = case.get("storage_options")  # an object-store output (s3://...)
+    ours = LanceDBDataset(root=case["output"], delta_timestamps=delta, **({"storage_options": so} if so else {}))
     ref = LeRobotDataset(repo_id="local/" + os.path.basename(case["source"].rstrip("/")), root=case["source"],
                          episodes=episodes, delta_timestamps=delta)
     mismatches: list[str] = []
