@@ -56,6 +56,7 @@ __all__ = [
     "WindowFacts",
     "first_last_frames_decode",
     "inspect_window",
+    "keyframe_packets",
     "iter_frames_rgb",
     "probe_video",
     "sha256_file",
@@ -536,12 +537,17 @@ def probe_video(path: PathLike) -> VideoProbe:
             fails while demuxing, or holds fewer/more packets than its own
             container index lists (a file truncated after its index).
     """
+    key = _file_key(path)
+    hit = _PROBES.get(key) if key is not None else None
+    if hit is not None:
+        return hit[0]
     with _open(path) as container:
         stream = _video_stream(container, path)
         tb = stream.time_base
         n = 0
         first: int | None = None
         end: int | None = None
+        keyframes: list[tuple[int, int]] = []
         try:
             for pkt in container.demux(stream):
                 if pkt.size == 0:
@@ -552,6 +558,8 @@ def probe_video(path: PathLike) -> VideoProbe:
                 if pkt.duration:
                     e = pts + int(pkt.duration)
                     end = e if end is None else max(end, e)
+                if pkt.is_keyframe and pkt.pts is not None and pkt.pos is not None and pkt.pos >= 0:
+                    keyframes.append((int(pkt.pts), int(pkt.pos)))
         except av.error.FFmpegError as exc:
             raise SourceDataError(
                 str(path),
@@ -581,7 +589,7 @@ def probe_video(path: PathLike) -> VideoProbe:
         fps = float(rate) if rate else (n / duration_s if duration_s > 0 else 0.0)
         cc = stream.codec_context
         codec_name = cc.codec.canonical_name if cc.codec is not None else cc.name
-        return VideoProbe(
+        probe = VideoProbe(
             codec=str(codec_name),
             width=int(cc.width),
             height=int(cc.height),
@@ -591,6 +599,59 @@ def probe_video(path: PathLike) -> VideoProbe:
             duration_s=duration_s,
             has_audio=bool(container.streams.audio),
         )
+        if key is not None and tb is not None:
+            if len(_PROBES) >= _PROBES_MAX:
+                _PROBES.clear()
+            nominal = float(stream.average_rate or stream.guessed_rate or 0)
+            _PROBES[key] = (probe, KeyframePackets(Fraction(tb), nominal, tuple(keyframes)))
+        return probe
+
+
+@dataclass(frozen=True)
+class KeyframePackets:
+    """The keyframe packets of a file's first video stream (:func:`keyframe_packets`).
+
+    Attributes:
+        time_base: the stream's time base (seconds per pts tick).
+        nominal_fps: ``average_rate`` (else ``guessed_rate``, else 0) as a float,
+            frames per second.
+        packets: ``(pts, byte offset in the file)`` of each keyframe packet, in
+            demux (decode) order; packets without a pts or a position are left out.
+    """
+
+    time_base: Fraction
+    nominal_fps: float
+    packets: tuple[tuple[int, int], ...]
+
+
+#: Demux results by file (path, inode, size, mtime): the source checks, the
+#: episode stages and the lerobot layout's byte index all demux the same files.
+_PROBES: dict[tuple[str, int, int, int], tuple[VideoProbe, KeyframePackets]] = {}
+_PROBES_MAX = 20_000
+
+
+def _file_key(path: PathLike) -> tuple[str, int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def keyframe_packets(path: PathLike) -> KeyframePackets:
+    """The keyframe packets of ``path``, from the demux :func:`probe_video` does
+    (one demux per version of the file in a process).
+
+    Raises:
+        SourceDataError: as :func:`probe_video`.
+    """
+    probe_video(path)
+    hit = _PROBES.get(_file_key(path))  # type: ignore[arg-type]
+    if hit is None:  # the file changed between the two calls: demux once more
+        _PROBES.clear()
+        probe_video(path)
+        hit = _PROBES[_file_key(path)]  # type: ignore[index]
+    return hit[1]
 
 
 def window_packet_count(path: PathLike, from_timestamp: float, to_timestamp: float) -> int:

@@ -91,3 +91,23 @@ def test_first_tick_at_is_the_float_comparison(tb: Fraction) -> None:
         k = video._first_tick_at(t, tb)
         assert float(k * tb) >= t and not float((k - 1) * tb) >= t, (t, k)
     assert video._first_tick_at(float("inf"), tb) is None and video._first_tick_at(float("-inf"), tb) is None
+
+
+def test_byte_index_from_the_probe_demux_equals_a_fresh_demux(tmp_path: Path) -> None:
+    """The lerobot layout's keyframe index of a file comes from the demux
+    ``probe_video`` did (cached per version of the file): equal to demuxing
+    the bytes afresh, and a replaced file is demuxed again."""
+    import io
+    import shutil
+
+    from lerobot_lance.layouts.lerobot_writer import keyframe_index
+
+    files = sorted({p for name in VIDEO_SAMPLES for p, *_ in _windows(name)})
+    for f in files:
+        assert keyframe_index(f) == keyframe_index(io.BytesIO(f.read_bytes())), f
+    a, b = files[0], next(f for f in files if f.stat().st_size != files[0].stat().st_size)
+    target = tmp_path / "v.mp4"
+    shutil.copy(a, target)
+    first = (video.probe_video(target), keyframe_index(target))
+    shutil.copy(b, target)  # same path, other bytes
+    assert (video.probe_video(target), keyframe_index(target)) == (video.probe_video(b), keyframe_index(b)) != first

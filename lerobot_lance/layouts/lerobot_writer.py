@@ -143,7 +143,14 @@ def keyframe_index(source: str | Path | BinaryIO) -> tuple[list[int], list[int]]
     import av
 
     entries: list[tuple[int, int]] = []
-    with av.open(str(source) if isinstance(source, (str, Path)) else source) as container:
+    if isinstance(source, (str, Path)):  # the demux the source checks did (lerobot_lance.video.probe_video)
+        from lerobot_lance import video
+
+        kp = video.keyframe_packets(source)
+        num, den = kp.time_base.numerator, kp.time_base.denominator
+        entries = sorted((round(pts * num / den * kp.nominal_fps), pos) for pts, pos in kp.packets)
+        return [i for i, _ in entries], [p for _, p in entries]
+    with av.open(source) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 0)
         # the stream's time base is every packet's: int / int is the correctly
