@@ -239,7 +239,13 @@ def main() -> None:
     ap.add_argument("--lerobot-vs-peer", action="store_true",
                     help="instead: --layout lerobot beside lerobot-lancedb's converter, conversion and read side")
     ap.add_argument("--read-items", type=int, default=256, help="items read per setting in --lerobot-vs-peer")
+    ap.add_argument("--encodings", action="store_true", help="frames/s of image-to-video and JPEG frames (benchmarks/encodings_bench.py)")
     args = ap.parse_args()
+    if args.encodings:
+        from benchmarks.encodings_bench import bench_encodings
+
+        bench_encodings()
+        return
     if args.lerobot_vs_peer:
         work = args.workdir or Path(tempfile.mkdtemp(prefix="lerobot-lance-bench-"))
         lerobot_vs_peer(work, args.repeat, args.read_items, with_big=not args.samples or args.samples != ["g1_v30"])

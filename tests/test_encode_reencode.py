@@ -79,3 +79,23 @@ def test_settings_are_options_of_the_cli_and_the_resource() -> None:
         ConvertOptions(jpeg_quality=0)
     with pytest.raises(LeRobotLanceError, match="not in this PyAV build"):
         ConvertOptions(encode_images="video", video_codec="no_such_encoder")
+
+
+def test_datasets_yaml_options_reach_the_conversion(tmp_path: Path) -> None:
+    from pipelines.config import load_dataset_configs
+    from resources import LanceStorageResource, VideoCodecResource
+
+    cfg_file = tmp_path / "datasets.yaml"
+    cfg_file.write_text(
+        f"datasets:\n  - name: img\n    source: {sample('g1_image_v30')}\n    output: {tmp_path / 'out'}\n"
+        "    options: {encode_images: video, video_preset: lossless, frames_format: jpeg, jpeg_quality: 100, jpeg_subsampling: '4:4:4'}\n"
+    )
+    (cfg,) = load_dataset_configs(cfg_file)
+    opts = LanceStorageResource(staging_root=str(tmp_path / "stg")).conversion(cfg, VideoCodecResource(reencode_crf=20)).options
+    assert (opts.encode_images, opts.video_preset, opts.frames_format, opts.jpeg_quality, opts.jpeg_subsampling) == (
+        "video", "lossless", "jpeg", 100, "4:4:4")
+    assert opts.reencode_crf == 20  # the resource's default, as the dataset sets none
+    cfg_file.write_text(cfg_file.read_text().replace("jpeg_quality: 100", "jpeg_quality: 101"))
+    (bad,) = load_dataset_configs(cfg_file)
+    with pytest.raises(LeRobotLanceError, match="jpeg_quality must be an integer in 1..100, found 101"):
+        LanceStorageResource().conversion(bad)
