@@ -99,3 +99,19 @@ def test_datasets_yaml_options_reach_the_conversion(tmp_path: Path) -> None:
     (bad,) = load_dataset_configs(cfg_file)
     with pytest.raises(LeRobotLanceError, match="jpeg_quality must be an integer in 1..100, found 101"):
         LanceStorageResource().conversion(bad)
+
+
+def test_encoding_checks_are_dagster_asset_checks_with_descriptions(tmp_path: Path) -> None:
+    from assets.dataset_assets import build_dataset_assets
+    from pipelines.config import DatasetConfig
+
+    cfg = DatasetConfig(name="img", source=str(sample("g1_image_v30")), output=str(tmp_path / "out"), options={"encode_images": "video"})
+    specs = {}
+    for a in build_dataset_assets(cfg):
+        for spec in a.check_specs:
+            specs[(spec.asset_key.path[-1], spec.name)] = spec
+    for asset in ("episode_videos", "episode_frames"):
+        for name in ("encoded_frame_count", "decoded_pixels_match_source"):
+            spec = specs[(asset, name)]
+            assert spec.blocking and spec.description and "stops what depends on it" in spec.description
+    assert "PSNR >= 30 dB" in specs[("episode_videos", "decoded_pixels_match_source")].description
