@@ -115,3 +115,20 @@ def test_encoding_checks_are_dagster_asset_checks_with_descriptions(tmp_path: Pa
             spec = specs[(asset, name)]
             assert spec.blocking and spec.description and "stops what depends on it" in spec.description
     assert "PSNR >= 30 dB" in specs[("episode_videos", "decoded_pixels_match_source")].description
+
+
+def test_records_staged_with_other_encodings_are_not_reused(tmp_path: Path) -> None:
+    from lerobot_lance.conversion import Conversion, episodes_to_convert, resolve_source, stage_episode_frames
+
+    src = str(sample("g1_image_v30"))
+    plain = Conversion.at(tmp_path / "out", tmp_path / "stg", ConvertOptions())
+    resolve_source(plain, src)
+    assert stage_episode_frames(plain, [1]).ok == [1]
+    assert plain.staging.current("frames", 1, plain.revision) is not None
+    again = Conversion.at(tmp_path / "out", tmp_path / "stg", ConvertOptions())
+    resolve_source(again, src)  # same options: the staged frames stay
+    assert again.staging.current("frames", 1, again.revision) is not None
+    jpeg = Conversion.at(tmp_path / "out", tmp_path / "stg", ConvertOptions(frames_format="jpeg"))
+    resolve_source(jpeg, src)  # JPEG frames now: the plain frames must be staged again
+    assert jpeg.staging.current("frames", 1, jpeg.revision) is None
+    assert 1 in episodes_to_convert(jpeg, [1])
