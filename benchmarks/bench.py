@@ -324,7 +324,13 @@ def main() -> None:
                     help="instead: paired runs (A B A B) of both layouts against lerobot-lancedb's converter on the v3.0 scale-up")
     ap.add_argument("--pairs", type=int, default=3, help="pairs per layout in --peer")
     ap.add_argument("--scale", default="", help="instead: linearity, comma-separated repeats (25,50,100 -> 150/300/600 episodes)")
+    ap.add_argument("--encodings", action="store_true", help="frames/s of image-to-video and JPEG frames (benchmarks/encodings_bench.py)")
     args = ap.parse_args()
+    if args.encodings:
+        from benchmarks.encodings_bench import bench_encodings
+
+        bench_encodings()
+        return
     if args.peer or args.scale:
         work = args.workdir or Path(tempfile.mkdtemp(prefix="lerobot-lance-bench-"))
         if args.peer:

@@ -191,7 +191,13 @@ def convert(
     (``reencode``, ``skip_videos``, ``exclude_failed_episodes``, ``tolerance_s``,
     ``camera_stats_samples``, ``deep_video_check``, ``workers``, ``layout``:
     ``"card"`` (default) or ``"lerobot"``, the layout LeRobot's own Lance
-    reader serves) and ``backfill_batch_size``.
+    reader serves; the camera encodings ``encode_images="video"``,
+    ``video_preset`` (``"lerobot"``: libsvtav1 yuv420p g=2 crf=30, or
+    ``"lossless"``), ``video_codec``/``video_crf``/``video_qp``/``video_gop``/``video_pix_fmt``,
+    ``frames_format="jpeg"``, ``jpeg_quality``, ``jpeg_subsampling``,
+    ``reencode_crf``, ``reencode_preset``: see :mod:`lerobot_lance.encodings`)
+    and ``backfill_batch_size``. The returned summary's ``encodings`` gives
+    per camera the PSNR, share of differing pixels and bytes per frame.
     """
     from lerobot_lance.quality import gx_worker
 

@@ -314,6 +314,9 @@ def _resolve_source(
     previous = read_json(conv.staging.root / "source.json")
     if previous:
         carry_forward_records(conv, previous, rev, fingerprints)
+        from lerobot_lance.encodings.staging_keys import invalidate_changed
+
+        invalidate_changed(conv, previous)  # records staged with other encoding options are not reused
     write_json_atomic(
         conv.staging.root / "source.json",
         {
@@ -326,11 +329,18 @@ def _resolve_source(
             "requested": sorted(episodes) if episodes is not None else None,
             "kept": kept,
             "fingerprints": {str(k): v for k, v in fingerprints.items()},
+            "encodings": _encoding_key(conv),
             "resolved_at": datetime.now(timezone.utc).isoformat(),
         },
     )
     conv._source, conv._meta = src, meta
     return meta
+
+
+def _encoding_key(conv: Conversion) -> dict[str, Any]:
+    from lerobot_lance.encodings.staging_keys import encoding_key
+
+    return encoding_key(conv.options)
 
 
 # --- change detection ----------------------------------------------------------------

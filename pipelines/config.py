@@ -17,6 +17,8 @@
           skip_videos: false
           exclude_failed_episodes: false
           layout: card                 # or lerobot: what LeRobot's Lance reader serves
+          encode_images: none          # or video: image cameras to mp4 (video_preset: lerobot | lossless)
+          frames_format: source        # or jpeg (jpeg_quality: 95, jpeg_subsampling: "4:2:0")
           backfill_batch_size: 100
 
 Relative ``source`` and ``output`` paths are resolved against the YAML file's folder.

@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import sample
 
 _DONE: dict[str, Path] = {}
+_SUMMARIES: dict[str, Any] = {}
 
 #: name -> (sample, convert options)
 CONVERSIONS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -35,6 +36,12 @@ def converted(name: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
         src, opts = CONVERSIONS[name]
         out = tmp_path_factory.mktemp("encode") / name
-        convert(str(sample(src)), str(out), **opts)
+        _SUMMARIES[name] = convert(str(sample(src)), str(out), **opts)
         _DONE[name] = out
     return _DONE[name]
+
+
+def summary_of(name: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The :class:`~pipelines.runner.ConversionSummary` that conversion ``name`` returned."""
+    converted(name, tmp_path_factory)
+    return _SUMMARIES[name]

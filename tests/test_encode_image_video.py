@@ -149,3 +149,31 @@ def test_fidelity_check_fails_located_when_lossy_is_held_to_lossless(lerobot_def
     assert set(ENCODING_RULES) <= set(RULE_DESCRIPTIONS)
     short, _ = check_encoded(0, CAM, "videos.lance", "video", LENGTHS[0] + 1, n, fid, lossless=False)
     assert not short.passed and f"{LENGTHS[0] + 1} frames" in str(short.offenders[0])
+
+
+def test_an_image_that_does_not_decode_fails_its_episode_located(tmp_path: Path) -> None:
+    """A copy of g1_image_v30 whose row 500 (episode 1, frame 107) holds bytes that are not an image."""
+    import pyarrow as pa
+
+    from lerobot_lance.conversion import Conversion, ConvertOptions, resolve_source, stage_episode_videos
+    from tests.faults import copy_sample
+
+    src = tmp_path / "src"
+    copy_sample("g1_image_v30", src)
+    rel = "data/chunk-000/file-000.parquet"
+    t = pq.read_table(src / rel)
+    col = t[CAM].combine_chunks()
+    images = col.field("bytes").to_pylist()
+    images[500] = b"not a png"
+    fixed = pa.StructArray.from_arrays([pa.array(images, pa.binary()), col.field("path")], fields=list(col.type))
+    (src / rel).unlink()  # a hard link to the shared sample: replaced, never written through
+    pq.write_table(t.set_column(t.schema.get_field_index(CAM), CAM, fixed), src / rel)
+    conv = Conversion.at(tmp_path / "out", tmp_path / "stg", ConvertOptions(encode_images="video", video_preset="lossless"))
+    resolve_source(conv, str(src))
+    result = stage_episode_videos(conv, [1])
+    assert result.ok == [] and list(result.failed) == [1]
+    msg = result.failed[1]
+    assert msg.startswith("encoded_frame_count") and rel in msg and "episode 1" in msg and "row 107" in msg and CAM in msg
+    assert "Traceback" not in msg
+    bad = [o for o in result.outcomes if o.name == "encoded_frame_count" and not o.passed]
+    assert bad and bad[0].offenders[0].episode_index == 1

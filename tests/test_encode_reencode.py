@@ -79,3 +79,56 @@ def test_settings_are_options_of_the_cli_and_the_resource() -> None:
         ConvertOptions(jpeg_quality=0)
     with pytest.raises(LeRobotLanceError, match="not in this PyAV build"):
         ConvertOptions(encode_images="video", video_codec="no_such_encoder")
+
+
+def test_datasets_yaml_options_reach_the_conversion(tmp_path: Path) -> None:
+    from pipelines.config import load_dataset_configs
+    from resources import LanceStorageResource, VideoCodecResource
+
+    cfg_file = tmp_path / "datasets.yaml"
+    cfg_file.write_text(
+        f"datasets:\n  - name: img\n    source: {sample('g1_image_v30')}\n    output: {tmp_path / 'out'}\n"
+        "    options: {encode_images: video, video_preset: lossless, frames_format: jpeg, jpeg_quality: 100, jpeg_subsampling: '4:4:4'}\n"
+    )
+    (cfg,) = load_dataset_configs(cfg_file)
+    opts = LanceStorageResource(staging_root=str(tmp_path / "stg")).conversion(cfg, VideoCodecResource(reencode_crf=20)).options
+    assert (opts.encode_images, opts.video_preset, opts.frames_format, opts.jpeg_quality, opts.jpeg_subsampling) == (
+        "video", "lossless", "jpeg", 100, "4:4:4")
+    assert opts.reencode_crf == 20  # the resource's default, as the dataset sets none
+    cfg_file.write_text(cfg_file.read_text().replace("jpeg_quality: 100", "jpeg_quality: 101"))
+    (bad,) = load_dataset_configs(cfg_file)
+    with pytest.raises(LeRobotLanceError, match="jpeg_quality must be an integer in 1..100, found 101"):
+        LanceStorageResource().conversion(bad)
+
+
+def test_encoding_checks_are_dagster_asset_checks_with_descriptions(tmp_path: Path) -> None:
+    from assets.dataset_assets import build_dataset_assets
+    from pipelines.config import DatasetConfig
+
+    cfg = DatasetConfig(name="img", source=str(sample("g1_image_v30")), output=str(tmp_path / "out"), options={"encode_images": "video"})
+    specs = {}
+    for a in build_dataset_assets(cfg):
+        for spec in a.check_specs:
+            specs[(spec.asset_key.path[-1], spec.name)] = spec
+    for asset in ("episode_videos", "episode_frames"):
+        for name in ("encoded_frame_count", "decoded_pixels_match_source"):
+            spec = specs[(asset, name)]
+            assert spec.blocking and spec.description and "stops what depends on it" in spec.description
+    assert "PSNR >= 30 dB" in specs[("episode_videos", "decoded_pixels_match_source")].description
+
+
+def test_records_staged_with_other_encodings_are_not_reused(tmp_path: Path) -> None:
+    from lerobot_lance.conversion import Conversion, episodes_to_convert, resolve_source, stage_episode_frames
+
+    src = str(sample("g1_image_v30"))
+    plain = Conversion.at(tmp_path / "out", tmp_path / "stg", ConvertOptions())
+    resolve_source(plain, src)
+    assert stage_episode_frames(plain, [1]).ok == [1]
+    assert plain.staging.current("frames", 1, plain.revision) is not None
+    again = Conversion.at(tmp_path / "out", tmp_path / "stg", ConvertOptions())
+    resolve_source(again, src)  # same options: the staged frames stay
+    assert again.staging.current("frames", 1, again.revision) is not None
+    jpeg = Conversion.at(tmp_path / "out", tmp_path / "stg", ConvertOptions(frames_format="jpeg"))
+    resolve_source(jpeg, src)  # JPEG frames now: the plain frames must be staged again
+    assert jpeg.staging.current("frames", 1, jpeg.revision) is None
+    assert 1 in episodes_to_convert(jpeg, [1])

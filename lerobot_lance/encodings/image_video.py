@@ -135,6 +135,16 @@ def stream_info(path: str | os.PathLike[str]) -> dict[str, Any]:
                 "pix_fmt": cc.pix_fmt, "width": cc.width, "height": cc.height}
 
 
+def _decode_row(data: bytes | None, row: int, where: str, episode_index: int) -> np.ndarray:
+    """Image ``row`` of an episode (a null image is an error naming the row)."""
+    if data is None:
+        raise SourceDataError(where, f"row {row}: no image (null)", episode_index=episode_index, expected="image bytes", found="null")
+    try:
+        return decode_image(data, where, episode_index)
+    except SourceDataError as err:
+        raise SourceDataError(where, f"row {row}: {err.detail}", episode_index=episode_index, expected=err.expected, found=err.found) from None
+
+
 def verify_encoded(path: str | os.PathLike[str], images: Sequence[bytes], where: str, episode_index: int) -> tuple[int, Fidelity]:
     """Decode the whole produced mp4 and compare frame ``i`` with source image
     ``i`` (decoded again from its bytes: memory stays at one frame of each).
@@ -193,12 +203,16 @@ def stage_episode(conv: Conversion, e: EpisodeMeta) -> tuple[dict[str, Any], lis
         ``encoded_frame_count`` and ``decoded_pixels_match_source`` checks.
         ``({}, [])`` when the option is off or the dataset has no image camera.
 
+        A source image that does not decode, or an encoder that refuses
+        the frames, fails ``encoded_frame_count`` for that camera (file,
+        episode, camera, row), and the camera has no record.
+
     Raises:
-        SourceDataError: unreadable images, or an encoder that refuses them
-            (named with the file, the episode and the camera).
+        SourceDataError: the data file's image columns cannot be read.
     """
     from lerobot_lance.encodings.output import encoded_image_keys
     from lerobot_lance.quality.encoding_rules import check_encoded
+    from lerobot_lance.quality.result import CheckOutcome, Offender
 
     keys = encoded_image_keys(conv.meta, conv.options)
     if not keys:
@@ -213,13 +227,17 @@ def stage_episode(conv: Conversion, e: EpisodeMeta) -> tuple[dict[str, Any], lis
         where = f"{e.data_path} [{key}]"
         dst = conv.staging.segment_path(conv.meta.features[key].column, e.episode_index)
         try:
-            written, size = encode_frames((decode_image(b, where, e.episode_index) for b in data), dst, fps, settings)
-        except SourceDataError:
-            raise
+            written, size = encode_frames((_decode_row(b, i, where, e.episode_index) for i, b in enumerate(data)), dst, fps, settings)
+            decoded, fid = verify_encoded(dst, data, where, e.episode_index)
+        except SourceDataError as err:  # an image that does not decode: this camera fails encoded_frame_count, located
+            outcomes.append(CheckOutcome.from_offenders("encoded_frame_count", [
+                Offender(err.path, e.episode_index, f"camera {key!r}: {err.detail}", err.expected, err.found)]))
+            continue
         except Exception as exc:  # noqa: BLE001 - an encoder refusal (size, pixel format) is this episode's located error
-            raise SourceDataError(where, f"encoding to {settings.codec} failed ({exc})", episode_index=e.episode_index,
-                                  expected=f"{len(data)} frames encoded", found=type(exc).__name__) from None
-        decoded, fid = verify_encoded(dst, data, where, e.episode_index)
+            outcomes.append(CheckOutcome.from_offenders("encoded_frame_count", [
+                Offender(where, e.episode_index, f"camera {key!r}: encoding to {settings.codec} failed ({exc})",
+                         f"{len(data)} frames encoded", type(exc).__name__)]))
+            continue
         cams[key] = {
             "path": str(dst),
             "source_path": e.data_path,

@@ -48,7 +48,7 @@ def encode_jpeg(rgb: np.ndarray, quality: int, subsampling: str) -> bytes:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(rgb, "RGB").save(buf, format="JPEG", quality=int(quality), subsampling=JPEG_SUBSAMPLING[subsampling])
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="JPEG", quality=int(quality), subsampling=JPEG_SUBSAMPLING[subsampling])
     return buf.getvalue()
 
 
