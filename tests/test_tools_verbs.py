@@ -318,3 +318,27 @@ def test_lerobot_reader_serves_tool_results(outputs: dict[str, Path], tmp_path: 
         assert r["mismatches"] == [], (c["name"], r["mismatches"], r.get("traceback"))
         assert r["compared"] >= 12 and CAM in r["keys"], (c["name"], r)
     assert results["delete new"]["len"] == [sum(EPISODE_LENGTHS[e] for e in KEPT)] * 2
+
+
+def test_in_place_result_failing_a_check_is_rolled_back(outputs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A result that fails an output check is never published: the tables are restored to
+    their versions before (their content, Lance ``restore``), meta/ and the tags untouched."""
+    from lerobot_lance.quality.result import CheckOutcome, Offender
+    from lerobot_lance.tools import _output
+
+    out = _copy(outputs["card"], tmp_path / "out")
+    conv_before = (out / "meta" / "conversion.json").read_bytes()
+    frames_before = lance.dataset(str(out / "frames.lance")).to_table()
+    real = _output.run_output_checks
+
+    def failing(*args: object, **kwargs: object) -> list:
+        return [*real(*args, **kwargs), CheckOutcome.from_offenders("table_row_counts", [Offender("frames.lance", None, "row count", expected=1, found=2)])]
+
+    monkeypatch.setattr(_output, "run_output_checks", failing)
+    with pytest.raises(ToolError, match="failed its output checks, nothing was published: table_row_counts"):
+        delete_episodes(out, [1, 3], in_place=True)
+    assert (out / "meta" / "conversion.json").read_bytes() == conv_before
+    assert not (out / ".lerobot-lance-publish.json").exists()
+    now = lance.dataset(str(out / "frames.lance")).to_table()
+    assert now.num_rows == sum(EPISODE_LENGTHS) and now.select(frames_before.column_names).equals(frames_before)
+    assert lance.dataset(str(out / "episodes.lance")).count_rows() == 6
