@@ -39,7 +39,7 @@ import pyarrow as pa
 from lerobot_lance import formats
 from lerobot_lance import stats as st
 from lerobot_lance.errors import LeRobotLanceError
-from lerobot_lance.formats import INDEX_COLUMNS, column_name
+from lerobot_lance.formats import column_name
 
 #: The five bookkeeping columns LeRobot requires (``modify_features`` refuses to remove them).
 REQUIRED_FEATURES: tuple[str, ...] = ("index", "frame_index", "episode_index", "timestamp", "task_index")
