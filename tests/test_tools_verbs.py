@@ -342,3 +342,31 @@ def test_in_place_result_failing_a_check_is_rolled_back(outputs: dict[str, Path]
     now = lance.dataset(str(out / "frames.lance")).to_table()
     assert now.num_rows == sum(EPISODE_LENGTHS) and now.select(frames_before.column_names).equals(frames_before)
     assert lance.dataset(str(out / "episodes.lance")).count_rows() == 6
+
+
+def test_killed_in_place_tool_is_rolled_back_by_the_next_reader(outputs: dict[str, Path], tmp_path: Path) -> None:
+    """A process killed after its Lance operations but before its tag (journal state
+    ``committing``) leaves a journal; the next tool that reads the output rolls it back
+    under the writer lock, and then works on the restored state."""
+    import sys
+
+    out = _copy(outputs["lerobot"], tmp_path / "out")
+    before = lance.dataset(str(out / "frames.lance")).to_table()
+    conv = (out / "meta" / "conversion.json").read_bytes()
+    code = (
+        "import os, sys\nfrom lerobot_lance.tools import _output, delete_episodes\n"
+        "_output.InPlace.finish = lambda self, plan, **kw: os._exit(9)\n"
+        f"delete_episodes({str(out)!r}, [1, 3], in_place=True)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert proc.returncode == 9, proc.stderr[-2000:]
+    assert (out / ".lerobot-lance-publish.json").exists()
+    assert lance.dataset(str(out / "frames.lance")).count_rows() == 1605  # committed, not tagged
+    state = read_output(out)  # recovers first
+    assert not (out / ".lerobot-lance-publish.json").exists()
+    assert len(state.records) == 6 and (out / "meta" / "conversion.json").read_bytes() == conv
+    now = lance.dataset(str(out / "frames.lance")).to_table()
+    assert now.select(before.column_names).equals(before)
+    res = delete_episodes(out, [1, 3], in_place=True)
+    assert all(res.checks.values()) and res.rows["frames"] == 1605
