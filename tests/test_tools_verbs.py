@@ -370,3 +370,24 @@ def test_killed_in_place_tool_is_rolled_back_by_the_next_reader(outputs: dict[st
     assert now.select(before.column_names).equals(before)
     res = delete_episodes(out, [1, 3], in_place=True)
     assert all(res.checks.values()) and res.rows["frames"] == 1605
+
+
+def test_merge_unifies_tasks_by_text(outputs: dict[str, Path], tmp_path: Path) -> None:
+    """Two outputs whose task 0 differs: the merge has two tasks, the second input's frames
+    and episodes point at the second one, and a task both share keeps one index."""
+    other = _copy(outputs["card"], tmp_path / "other_task")
+    meta = other / "meta"
+    (meta / "tasks.jsonl").write_text(json.dumps({"task_index": 0, "task": "Put the bottle back."}) + "\n")
+    lines = [json.loads(x) for x in (meta / "episodes.jsonl").read_text().splitlines() if x.strip()]
+    (meta / "episodes.jsonl").write_text("".join(json.dumps({**x, "tasks": ["Put the bottle back."]}) + "\n" for x in lines))
+    merged = merge_datasets([outputs["card"], other, outputs["card"]], tmp_path / "m")
+    assert all(merged.checks.values()) and merged.episodes == 18
+    tasks = [json.loads(x) for x in (tmp_path / "m" / "meta" / "tasks.jsonl").read_text().splitlines()]
+    assert tasks == [{"task_index": 0, "task": "Pick up the yellow bottle on the table."}, {"task_index": 1, "task": "Put the bottle back."}]
+    frames = lance.dataset(str(tmp_path / "m" / "frames.lance")).to_table(columns=["episode_index", "task_index", "index"])
+    per_episode = {e: t for e, t in zip(frames["episode_index"].to_pylist(), frames["task_index"].to_pylist())}
+    assert per_episode == {e: (1 if 6 <= e < 12 else 0) for e in range(18)}
+    assert frames["index"].to_pylist() == list(range(3 * sum(EPISODE_LENGTHS)))
+    eps = lance.dataset(str(tmp_path / "m" / "episodes.lance")).to_table(columns=["task_index", "tasks"]).to_pylist()
+    assert [e["task_index"] for e in eps] == [1 if 6 <= i < 12 else 0 for i in range(18)]
+    assert json.loads((tmp_path / "m" / "meta" / "info.json").read_text())["total_tasks"] == 2
