@@ -318,3 +318,76 @@ def test_lerobot_reader_serves_tool_results(outputs: dict[str, Path], tmp_path: 
         assert r["mismatches"] == [], (c["name"], r["mismatches"], r.get("traceback"))
         assert r["compared"] >= 12 and CAM in r["keys"], (c["name"], r)
     assert results["delete new"]["len"] == [sum(EPISODE_LENGTHS[e] for e in KEPT)] * 2
+
+
+def test_in_place_result_failing_a_check_is_rolled_back(outputs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A result that fails an output check is never published: the tables are restored to
+    their versions before (their content, Lance ``restore``), meta/ and the tags untouched."""
+    from lerobot_lance.quality.result import CheckOutcome, Offender
+    from lerobot_lance.tools import _output
+
+    out = _copy(outputs["card"], tmp_path / "out")
+    conv_before = (out / "meta" / "conversion.json").read_bytes()
+    frames_before = lance.dataset(str(out / "frames.lance")).to_table()
+    real = _output.run_output_checks
+
+    def failing(*args: object, **kwargs: object) -> list:
+        return [*real(*args, **kwargs), CheckOutcome.from_offenders("table_row_counts", [Offender("frames.lance", None, "row count", expected=1, found=2)])]
+
+    monkeypatch.setattr(_output, "run_output_checks", failing)
+    with pytest.raises(ToolError, match="failed its output checks, nothing was published: table_row_counts"):
+        delete_episodes(out, [1, 3], in_place=True)
+    assert (out / "meta" / "conversion.json").read_bytes() == conv_before
+    assert not (out / ".lerobot-lance-publish.json").exists()
+    now = lance.dataset(str(out / "frames.lance")).to_table()
+    assert now.num_rows == sum(EPISODE_LENGTHS) and now.select(frames_before.column_names).equals(frames_before)
+    assert lance.dataset(str(out / "episodes.lance")).count_rows() == 6
+
+
+def test_killed_in_place_tool_is_rolled_back_by_the_next_reader(outputs: dict[str, Path], tmp_path: Path) -> None:
+    """A process killed after its Lance operations but before its tag (journal state
+    ``committing``) leaves a journal; the next tool that reads the output rolls it back
+    under the writer lock, and then works on the restored state."""
+    import sys
+
+    out = _copy(outputs["lerobot"], tmp_path / "out")
+    before = lance.dataset(str(out / "frames.lance")).to_table()
+    conv = (out / "meta" / "conversion.json").read_bytes()
+    code = (
+        "import os, sys\nfrom lerobot_lance.tools import _output, delete_episodes\n"
+        "_output.InPlace.finish = lambda self, plan, **kw: os._exit(9)\n"
+        f"delete_episodes({str(out)!r}, [1, 3], in_place=True)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert proc.returncode == 9, proc.stderr[-2000:]
+    assert (out / ".lerobot-lance-publish.json").exists()
+    assert lance.dataset(str(out / "frames.lance")).count_rows() == 1605  # committed, not tagged
+    state = read_output(out)  # recovers first
+    assert not (out / ".lerobot-lance-publish.json").exists()
+    assert len(state.records) == 6 and (out / "meta" / "conversion.json").read_bytes() == conv
+    now = lance.dataset(str(out / "frames.lance")).to_table()
+    assert now.select(before.column_names).equals(before)
+    res = delete_episodes(out, [1, 3], in_place=True)
+    assert all(res.checks.values()) and res.rows["frames"] == 1605
+
+
+def test_merge_unifies_tasks_by_text(outputs: dict[str, Path], tmp_path: Path) -> None:
+    """Two outputs whose task 0 differs: the merge has two tasks, the second input's frames
+    and episodes point at the second one, and a task both share keeps one index."""
+    other = _copy(outputs["card"], tmp_path / "other_task")
+    meta = other / "meta"
+    (meta / "tasks.jsonl").write_text(json.dumps({"task_index": 0, "task": "Put the bottle back."}) + "\n")
+    lines = [json.loads(x) for x in (meta / "episodes.jsonl").read_text().splitlines() if x.strip()]
+    (meta / "episodes.jsonl").write_text("".join(json.dumps({**x, "tasks": ["Put the bottle back."]}) + "\n" for x in lines))
+    merged = merge_datasets([outputs["card"], other, outputs["card"]], tmp_path / "m")
+    assert all(merged.checks.values()) and merged.episodes == 18
+    tasks = [json.loads(x) for x in (tmp_path / "m" / "meta" / "tasks.jsonl").read_text().splitlines()]
+    assert tasks == [{"task_index": 0, "task": "Pick up the yellow bottle on the table."}, {"task_index": 1, "task": "Put the bottle back."}]
+    frames = lance.dataset(str(tmp_path / "m" / "frames.lance")).to_table(columns=["episode_index", "task_index", "index"])
+    per_episode = {e: t for e, t in zip(frames["episode_index"].to_pylist(), frames["task_index"].to_pylist())}
+    assert per_episode == {e: (1 if 6 <= e < 12 else 0) for e in range(18)}
+    assert frames["index"].to_pylist() == list(range(3 * sum(EPISODE_LENGTHS)))
+    eps = lance.dataset(str(tmp_path / "m" / "episodes.lance")).to_table(columns=["task_index", "tasks"]).to_pylist()
+    assert [e["task_index"] for e in eps] == [1 if 6 <= i < 12 else 0 for i in range(18)]
+    assert json.loads((tmp_path / "m" / "meta" / "info.json").read_text())["total_tasks"] == 2

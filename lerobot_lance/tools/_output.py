@@ -39,7 +39,7 @@ import pyarrow as pa
 from lerobot_lance import formats
 from lerobot_lance import stats as st
 from lerobot_lance.errors import LeRobotLanceError
-from lerobot_lance.formats import INDEX_COLUMNS, column_name
+from lerobot_lance.formats import column_name
 
 #: The five bookkeeping columns LeRobot requires (``modify_features`` refuses to remove them).
 REQUIRED_FEATURES: tuple[str, ...] = ("index", "frame_index", "episode_index", "timestamp", "task_index")
@@ -152,14 +152,23 @@ def _struct_to_stats(row: Mapping[str, Any] | None, features: Mapping[str, Mappi
 def read_output(root: str | Path) -> OutputState:
     """Read an output root of ours (either layout).
 
+    A publish (conversion or in-place tool) that was killed on this output is
+    recovered first, under the writer lock (rolled back or forward, as
+    :func:`lerobot_lance.lance_io.recover_interrupted_publish` decides).
+
     Raises:
-        ToolError: not an output of ours (no ``meta/conversion.json`` with a
-            tag), or a publish on it was interrupted (run ``lerobot-lance
-            convert`` or any tool with the lock to recover it first).
+        ToolError: not an output of ours (no ``meta/conversion.json`` with a tag).
+        OutputLockedError: a recovery is needed and another process writes the output.
     """
     import pyarrow.parquet as pq
 
     root = Path(str(root).removeprefix("file://")).expanduser()
+    from lerobot_lance.lance_io import JOURNAL, recover_interrupted_publish
+    from lerobot_lance.output_lock import output_lock
+
+    if (root / JOURNAL).exists():  # an interrupted publish is recovered before anything reads the output
+        with output_lock(str(root), command="lerobot-lance tools: recover an interrupted publish"):
+            recover_interrupted_publish(root / JOURNAL)
     conv_path = root / "meta" / "conversion.json"
     try:
         conversion = json.loads(conv_path.read_text(encoding="utf-8"))
@@ -255,7 +264,8 @@ def unify_tasks(inputs: Sequence[OutputState], picks: Sequence[EpisodePick]) -> 
                 by_text[text] = len(by_text)  # a task only frames name: kept, never dropped silently
             m[i] = by_text[text]
         maps.append(m)
-    used = {v for p in picks for v in maps[p.source].values()}
+    named = {by_text[str(t)] for p in picks for t in inputs[p.source].records[p.episode_index].get("tasks") or []}
+    used = named or {v for p in picks for v in maps[p.source].values()}  # records without tasks: keep all
     tasks = {i: t for t, i in by_text.items() if i in used}
     # renumber densely, keeping the order
     dense = {old: new for new, old in enumerate(sorted(tasks))}
@@ -661,6 +671,7 @@ class InPlace:
         self.state, self.verb = state, verb
         self.root = state.root
         self.t0 = time.monotonic()
+        self.committed = False  # True once the journal says "committed": recovery then rolls forward
 
     def __enter__(self) -> InPlace:
         from lerobot_lance.lance_io import current_version, journal_path, recover_interrupted_publish, write_json_atomic
@@ -687,7 +698,7 @@ class InPlace:
         from lerobot_lance.lance_io import _roll_back, journal_path
 
         try:
-            if exc_type is not None:
+            if exc_type is not None and not self.committed:
                 _roll_back(self.doc, None)
                 journal_path(str(self.root)).unlink(missing_ok=True)
         finally:
@@ -716,6 +727,7 @@ class InPlace:
         self.doc.update(state="committed", committed=versions,
                         meta=MetaSwap(str(prepared), str(self.root / "meta"), tuple(files), record).to_json())
         write_json_atomic(journal_path(str(self.root)), self.doc)
+        self.committed = True
         _roll_forward(self.doc, journal_path(str(self.root)), None)
         tag_outcomes = [o for o in run_output_checks(self.root, self.state.layout, tag=self.tag) if o.name == "tables_share_tag"] \
             if self.state.layout == "card" else _tag_check(self.root, self.tables, self.tag)

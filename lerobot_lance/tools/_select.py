@@ -350,8 +350,7 @@ def _videos_in_place(state: OutputState, plan: MetaPlan, dropped: Sequence[int])
     uri = state.uri(formats.VIDEOS_TABLE)
     key_col = "camera_angle" if state.layout == "card" else L.VIDEO_KEY_COLUMNS[0]
     if state.layout == "card" and state.is_v2:
-        names = set(state.video_keys)
-        gone = [e for e in dropped]
+        gone = list(dropped)
         if gone:
             rows = lance.dataset(uri).to_table(columns=["relative_path", "file_index"]).to_pylist()
             paths = [r["relative_path"] for r in rows if _v2_episode_of(r) in set(gone)]
@@ -363,17 +362,18 @@ def _videos_in_place(state: OutputState, plan: MetaPlan, dropped: Sequence[int])
         schema = lance.dataset(uri).schema
 
         def cols(b: pa.RecordBatch) -> dict[str, pa.Array]:
-            rels, files, chunks, names_ = [], [], [], []
+            rels: list[str] = []
+            files: list[int] = []
             for key, rel, fi in zip(b[key_col].to_pylist(), b["relative_path"].to_pylist(), b["file_index"].to_pylist()):
                 new = new_of.get(_v2_episode_of({"relative_path": rel, "file_index": fi}), 0)
                 path = template.format(episode_chunk=new // size, video_key=key, episode_index=new)
-                rels.append(path), files.append(new), chunks.append(new // size), names_.append(path.rsplit("/", 1)[-1])
+                rels.append(path)
+                files.append(new)
             return {"relative_path": pa.array(rels, schema.field("relative_path").type),
-                    "filename": pa.array(names_, schema.field("filename").type),
+                    "filename": pa.array([r.rsplit("/", 1)[-1] for r in rels], schema.field("filename").type),
                     "file_index": pa.array(files, schema.field("file_index").type),
-                    "chunk_index": pa.array(chunks, schema.field("chunk_index").type)}
+                    "chunk_index": pa.array([f // size for f in files], schema.field("chunk_index").type)}
 
-        del names
         replace_columns(uri, [key_col, "relative_path", "file_index"], cols)
         return
     keep = set(plan.video_files[0])
