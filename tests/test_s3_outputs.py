@@ -344,6 +344,9 @@ def test_storage_options_from_datasets_yaml_reach_the_conversion(tmp_path: Path)
     y.write_text("datasets:\n  - {name: g1, source: /nowhere, output: s3://bucket/g1, storage_options: [a]}\n")
     with pytest.raises(ValueError, match="storage_options must be a mapping"):
         load_dataset_configs(y)
+    y.write_text("datasets:\n  - {name: g1, source: /nowhere, output: s3://bucket/g1, options: {staging_dir: 's3://bucket/st'}}\n")
+    with pytest.raises(ValueError, match="staging on an object store is not supported"):
+        load_dataset_configs(y)
 
 
 # --- lerobot layout: datasets.yaml, the meta table, LeRobot's reader ---------------------------------
