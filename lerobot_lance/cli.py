@@ -178,23 +178,23 @@ def _convert(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(dataclasses.asdict(summary), indent=2))
         return 0
-    _print_summary(summary)
+    _print_summary(summary, options.get("storage_options"))
     return 0
 
 
-def _frame_columns(output: str) -> list[str]:
+def _frame_columns(output: str, storage_options: dict[str, str] | None = None) -> list[str]:
     """Column names of the published frames table (``[]`` when it cannot be opened)."""
     try:
         import lance
 
         from lerobot_lance.lance_io import table_uri
 
-        return list(lance.dataset(table_uri(output, "frames")).schema.names)
+        return list(lance.dataset(table_uri(output, "frames"), storage_options=storage_options).schema.names)
     except Exception:  # noqa: BLE001 - the snippet then selects the bookkeeping columns only
         return []
 
 
-def _print_summary(summary: Any) -> None:
+def _print_summary(summary: Any, storage_options: dict[str, str] | None = None) -> None:
     """Warnings in full, the published tables, and the snippet that opens them.
 
     Lines are never cut or hard-wrapped (``soft_wrap``): a terminal wraps them
@@ -215,7 +215,7 @@ def _print_summary(summary: Any) -> None:
         out.print(f"encoding {_escape(line)}", highlight=False)
     out.print(f"[green]published[/] {_escape(summary.output)} tag {summary.tag}: " + ", ".join(f"{t} {n} rows" for t, n in summary.rows.items()), highlight=False)
     out.print("open with:", highlight=False)
-    out.print(open_snippet(summary.output, "latest", _frame_columns(summary.output)), markup=False, highlight=False)
+    out.print(open_snippet(summary.output, "latest", _frame_columns(summary.output, storage_options)), markup=False, highlight=False)
 
 
 def _escape(text: str) -> str:

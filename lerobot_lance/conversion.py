@@ -159,6 +159,12 @@ class Conversion:
 
     @classmethod
     def at(cls, output: str | Path, staging_dir: str | Path | None = None, options: ConvertOptions | None = None) -> Conversion:
+        """The conversion of ``output`` (a directory or an object-store URI) staging in ``staging_dir``.
+
+        Raises:
+            LeRobotLanceError: ``staging_dir`` is an object-store URI (staging is a
+                directory: local, or a mount every worker shares).
+        """
         output = str(output)
         if staging_dir is None:
             staging_dir = default_staging_dir(output)

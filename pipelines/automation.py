@@ -64,7 +64,6 @@ from dagster import (
 from assets import partitions_name
 import lerobot_lance.conversion as convert
 from lerobot_lance.errors import LeRobotLanceError
-from lerobot_lance.lance_io import current_version
 from lerobot_lance.readers import read_dataset_meta
 from lerobot_lance.source import DatasetSource, HubSource
 from lerobot_lance.staging import partition_key, read_json
@@ -187,11 +186,7 @@ def plan_changes(cfg: DatasetConfig, src: DatasetSource, storage: LanceStorageRe
 
 def _published(conv: convert.Conversion, revision: str | None, episodes: list[int]) -> bool:
     """Whether the output holds a publish of these episodes at that revision."""
-    if "://" in conv.output and not conv.output.startswith("file://"):
-        return current_version(conv.uri("frames"), conv.options.storage_options) is not None
-    from pathlib import Path
-
-    done = read_json(Path(conv.output.removeprefix("file://")) / "meta" / "conversion.json")
+    done = convert.published_record(conv)  # meta/conversion.json, local or on the object store
     return bool(done) and done.get("revision") == revision and sorted(done.get("episodes") or []) == episodes
 
 

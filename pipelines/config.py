@@ -99,6 +99,12 @@ def _options(path: Path, entry: dict[str, Any]) -> dict[str, Any]:
     """The entry's ``options`` with its ``storage_options`` (a mapping of
     strings; booleans and numbers become Lance's string form) folded in."""
     opts = dict(entry.get("options") or {})
+    staging = str(opts.get("staging_dir") or "")
+    if "://" in staging and not staging.startswith("file://"):
+        raise ValueError(
+            f"{path}: dataset {entry['name']!r}: options.staging_dir must be a directory (local, or a shared mount such as "
+            f"NFS/EFS for several machines); staging on an object store is not supported, found {staging!r}"
+        )
     so = entry.get("storage_options", opts.get("storage_options"))
     if so is None:
         opts.pop("storage_options", None)

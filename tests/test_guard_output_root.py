@@ -107,8 +107,8 @@ def test_hub_source_compares_with_its_cache_folder(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hub"]
 
 
-def test_object_store_outputs_are_not_checked(tmp_path: Path) -> None:
-    check_output_root("s3://bucket/prefix", tmp_path)  # documented: no listing, no marker
+# Object-store outputs are checked too (one listing, the marker object):
+# tests/test_s3_outputs.py::test_non_empty_prefix_without_marker_is_refused.
 
 
 def test_a_file_as_output_is_refused(tmp_path: Path, source: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -246,6 +246,66 @@ def test_lock_lease_is_renewed_while_held(s3: dict[str, Any], monkeypatch: pytes
     assert _keys(s3, prefix) == []
 
 
+def test_publish_killed_before_every_commit_rolls_back_on_s3(s3: dict[str, Any], tmp_path: Path) -> None:
+    """A journal on the object store in state ``committing``: recovery restores the
+    table it advanced, removes the table it created and the prepared meta/, and
+    deletes the journal; a failed verification does the same at once."""
+    import pyarrow as pa
+
+    from lerobot_lance import object_store
+    from lerobot_lance.lance_io import (
+        JOURNAL, LATEST_TAG, PREPARED_META_DIR, PublishRefused, journal_path, publish, read_pending,
+        recover_interrupted_publish, write_pending,
+    )
+    from lerobot_lance.staging import Staging
+
+    so = s3["options"]
+    out = f"s3://{BUCKET}/rollback"
+    schema = pa.schema([pa.field("episode_index", pa.int64()), pa.field("x", pa.float32())])
+    st = Staging(tmp_path / "staging")
+
+    def stage(table: str, n: int, value: float) -> None:
+        b = pa.record_batch([pa.array(range(n), pa.int64()), pa.array([value] * n, pa.float32())], schema=schema)
+        write_pending(st, table, f"{out}/{table}.lance", schema, [b], storage_options=so)
+
+    stage("a", 5, 1.0)
+    first = publish({"a": read_pending(st, "a")}, journal=journal_path(out), storage_options=so, staging=st)
+    assert journal_path(out) == f"{out}/{JOURNAL}"
+    before = lance.dataset(f"{out}/a.lance", storage_options=so).version
+    # Killed after committing a and creating c, before the tags: what the journal says.
+    stage("a", 9, 3.0)
+    stage("c", 4, 2.0)
+    prepared = f"{out}/{PREPARED_META_DIR}"
+    object_store.write_bytes(f"{prepared}/info.json", b"{}", so)
+    object_store.write_json(journal_path(out), {
+        "state": "committing", "tag": "dead", "meta": {"prepared": prepared, "target": f"{out}/meta", "files": ["info.json"], "conversion": {}},
+        "tables": {"a": {"uri": f"{out}/a.lance", "before": before}, "c": {"uri": f"{out}/c.lance", "before": None}},
+    }, so)
+    for t, rv in (("a", before), ("c", None)):
+        p = read_pending(st, t)
+        frags = [lance.fragment.FragmentMetadata.from_json(f) for f in p.fragments]
+        lance.LanceDataset.commit(p.uri, lance.LanceOperation.Overwrite(p.commit_schema(), frags), read_version=rv, storage_options=so)
+    assert lance.dataset(f"{out}/a.lance", storage_options=so).count_rows() == 9
+    assert sorted(recover_interrupted_publish(journal_path(out), so)) == ["a", "c"]
+    a = lance.dataset(f"{out}/a.lance", storage_options=so)
+    assert a.to_table() == lance.dataset(f"{out}/a.lance", version=first.tag, storage_options=so).to_table()
+    assert a.tags.list()[LATEST_TAG]["version"] == a.version and "dead" not in a.tags.list()
+    keys = _keys(s3, "rollback")
+    assert not [k for k in keys if k.startswith(("c.lance", PREPARED_META_DIR, JOURNAL))], keys
+    assert lancedb.connect(out, storage_options=so).table_names() == ["a"]
+    # A refused verification rolls back at once; nothing of it stays.
+    stage("a", 2, 5.0)
+    stage("d", 2, 5.0)
+
+    def refuse(versions: dict[str, int]) -> list:
+        raise PublishRefused("row count")
+
+    with pytest.raises(PublishRefused):
+        publish({t: read_pending(st, t) for t in "ad"}, journal=journal_path(out), storage_options=so, verify=refuse)
+    assert lance.dataset(f"{out}/a.lance", storage_options=so).to_table()["x"].to_pylist() == [1.0] * 5
+    assert not [k for k in _keys(s3, "rollback") if k.startswith(("d.lance", JOURNAL))]
+
+
 def test_non_empty_prefix_without_marker_is_refused(s3: dict[str, Any]) -> None:
     from lerobot_lance.output_root import OutputRootError
     from pipelines.runner import run_conversion
@@ -283,6 +343,9 @@ def test_storage_options_from_datasets_yaml_reach_the_conversion(tmp_path: Path)
     assert conv.journal == "s3://bucket/g1/.lerobot-lance-publish.json"
     y.write_text("datasets:\n  - {name: g1, source: /nowhere, output: s3://bucket/g1, storage_options: [a]}\n")
     with pytest.raises(ValueError, match="storage_options must be a mapping"):
+        load_dataset_configs(y)
+    y.write_text("datasets:\n  - {name: g1, source: /nowhere, output: s3://bucket/g1, options: {staging_dir: 's3://bucket/st'}}\n")
+    with pytest.raises(ValueError, match="staging on an object store is not supported"):
         load_dataset_configs(y)
 
 
