@@ -17,6 +17,8 @@ the asset just computed, so no stage re-reads its own output to check it.
 import contextlib
 import functools
 import inspect
+import os
+import socket
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -242,6 +244,14 @@ def failed_partition_observations(
         )
 
 
+def worker_metadata() -> dict[str, Any]:
+    """Where this step ran: ``worker_pid`` (int) and ``worker_host``. With a
+    distributed executor each step runs on some worker process; the
+    per-episode assets record it so a run's events show which worker staged
+    which episodes."""
+    return {"worker_pid": os.getpid(), "worker_host": socket.gethostname()}
+
+
 def _specs(key: AssetKey, names: Iterable[str], blocking: bool = True) -> list[AssetCheckSpec]:
     """One check spec per rule name, described by its rule (what it checks, what fails it)."""
     return [AssetCheckSpec(n, asset=key, blocking=blocking, description=check_description(n, blocking=blocking)) for n in names]
@@ -374,7 +384,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
             *check_results(k("episode_frames"), content, CONTENT_CHECKS),
         ]
         yield MaterializeResult(
-            metadata={"episodes": len(eps), "staged": len(result.ok), "failed": len(result.failed), "rows": result.rows, "bytes": result.bytes},
+            metadata={"episodes": len(eps), "staged": len(result.ok), "failed": len(result.failed), "rows": result.rows, "bytes": result.bytes, **worker_metadata()},
             check_results=checks,
         )
         yield from failed_partition_observations(context, "episode_frames", result)
@@ -400,7 +410,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         eps = [int(p) for p in context.partition_keys]
         result = convert.stage_episode_videos(conv, eps, progress.for_stage("episode_videos"))
         yield MaterializeResult(
-            metadata={"episodes": len(eps), "segments": result.rows, "failed": len(result.failed), "bytes": result.bytes},
+            metadata={"episodes": len(eps), "segments": result.rows, "failed": len(result.failed), "bytes": result.bytes, **worker_metadata()},
             check_results=[
                 _batch_check(k("episode_videos"), "episodes_staged", result, "every episode's segments hold exactly its frames"),
                 *check_results(k("episode_videos"), result.outcomes, EPISODE_VIDEO_CHECKS),
@@ -426,7 +436,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         eps = [int(p) for p in context.partition_keys]
         result = convert.stage_episode_stats(conv, eps, progress.for_stage("episode_stats"))
         yield MaterializeResult(
-            metadata={"episodes": len(eps), "staged": len(result.ok), "failed": len(result.failed)},
+            metadata={"episodes": len(eps), "staged": len(result.ok), "failed": len(result.failed), **worker_metadata()},
             check_results=[
                 _batch_check(k("episode_stats"), "episodes_staged", result, "statistics computed for every episode"),
                 *check_results(k("episode_stats"), result.outcomes, ["stats_match_source"]),

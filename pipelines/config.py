@@ -16,6 +16,11 @@
           layout: card                 # or lerobot: what LeRobot's Lance reader serves
           backfill_batch_size: 100
 
+A top-level ``executor:`` section (optional, one key: ``in_process``,
+``multiprocess``, ``celery``, ``dask`` or ``k8s_job``, with that executor's
+config) sets the executor of every run of the code location; see
+:mod:`pipelines.executor`. Without it runs are in-process.
+
 Relative ``source`` and ``output`` paths are resolved against the YAML file's folder.
 A ``schedule`` gives the dataset a ``<name>__full_reconversion`` schedule,
 running from the start (pipelines/automation.py); without one the dataset has
@@ -54,6 +59,26 @@ class DatasetConfig:
         return int(self.options.get("backfill_batch_size", 100))
 
 
+def config_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The datasets YAML: ``path``, else ``$LEROBOT_LANCE_DATASETS``, else the repo's ``datasets.yaml``."""
+    return Path(path or os.environ.get("LEROBOT_LANCE_DATASETS") or DEFAULT_CONFIG)
+
+
+def load_executor_settings(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The ``executor:`` section of the datasets YAML (``{}`` when absent: in-process).
+
+    Raises:
+        ValueError: the section is not a mapping with exactly one key; the
+            message names the file.
+    """
+    path = config_path(path)
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    section = doc.get("executor") or {}
+    if not isinstance(section, dict) or len(section) > 1:
+        raise ValueError(f"{path}: executor: must map one executor kind to its config, found {section!r}")
+    return section
+
+
 def load_dataset_configs(path: str | os.PathLike[str] | None = None) -> list[DatasetConfig]:
     """Parse the datasets YAML.
 
@@ -62,7 +87,7 @@ def load_dataset_configs(path: str | os.PathLike[str] | None = None) -> list[Dat
             name used twice, or a ``schedule`` that is not a cron string; the
             message names the file and the entry.
     """
-    path = Path(path or os.environ.get("LEROBOT_LANCE_DATASETS") or DEFAULT_CONFIG)
+    path = config_path(path)
     doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     entries = doc.get("datasets") or []
     out: list[DatasetConfig] = []

@@ -662,6 +662,7 @@ def bench_backfill(n_episodes: int, batch: int = 100) -> dict[str, Any]:
         report["resolve_run_s"] = round(time.monotonic() - t, 1)
         keys = servers.graphql(PARTITIONS_QUERY, {"key": {"path": [name, "episode_frames"]}})["assetNodeOrError"]["partitionKeys"]
         t = time.monotonic()
+        t_launch = time.time()
         bid = launch_asset_backfill(
             servers, [[name, a] for a in ("episode_frames", "episode_videos", "episode_stats")],
             [[name, a] for a in ("source_videos", "frames_table", "episodes_table", "videos_table", "dataset_stats", "lance_dataset")],
@@ -672,13 +673,18 @@ def bench_backfill(n_episodes: int, batch: int = 100) -> dict[str, Any]:
         report["backfill_status"] = b["status"]
         detail = servers.graphql(
             "query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { "
-            "runs(limit: 1000) { runId status startTime endTime tags { key value } } } } }", {"id": bid}
-        )["partitionBackfillOrError"]["runs"]
+            "endTimestamp runs(limit: 1000) { runId status creationTime startTime endTime tags { key value } } } } }", {"id": bid}
+        )["partitionBackfillOrError"]
+        report["backfill_completed_at_s"] = round((detail["endTimestamp"] or t_launch) - t_launch, 1)
+        # each run: created / started / ended, seconds after the backfill's launch
         report["runs"] = [
             {"status": r["status"], "seconds": round((r["endTime"] or 0) - (r["startTime"] or 0), 1),
+             "created_s": round(r["creationTime"] - t_launch, 1), "started_s": round((r["startTime"] or t_launch) - t_launch, 1),
+             "ended_s": round((r["endTime"] or t_launch) - t_launch, 1),
              "range": [tg["value"] for tg in r["tags"] if tg["key"].startswith("dagster/asset_partition_range")]}
-            for r in detail
+            for r in sorted(detail["runs"], key=lambda r: r["creationTime"])
         ]
+        report["last_run_ended_s"] = max(r["ended_s"] for r in report["runs"])
     # The same work as plain calls of the core package (no Dagster, no processes).
     import lerobot_lance.conversion as convert
 
