@@ -263,7 +263,10 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     ds = cfg.name
     group = ds
     episodes = DynamicPartitionsDefinition(name=partitions_name(cfg))
-    backfill = BackfillPolicy.multi_run(max_partitions_per_run=cfg.backfill_batch_size)
+    backfill = (
+        BackfillPolicy.single_run() if cfg.backfill_policy == "single_run"
+        else BackfillPolicy.multi_run(max_partitions_per_run=cfg.backfill_batch_size)
+    )
 
     def k(name: str) -> AssetKey:
         return AssetKey([ds, name])

@@ -14,7 +14,8 @@
           skip_videos: false
           exclude_failed_episodes: false
           layout: card                 # or lerobot: what LeRobot's Lance reader serves
-          backfill_batch_size: 100
+          backfill_batch_size: 100    # episode partitions per run of a backfill (and of the CLI)
+          backfill_policy: multi_run   # or single_run: a backfill's episodes in one run
 
 A top-level ``executor:`` section (optional, one key: ``in_process``,
 ``multiprocess``, ``celery``, ``dask`` or ``k8s_job``, with that executor's
@@ -39,6 +40,8 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "datasets.yaml"
+#: Values of ``options.backfill_policy``.
+BACKFILL_POLICIES = ("multi_run", "single_run")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -57,6 +60,13 @@ class DatasetConfig:
     def backfill_batch_size(self) -> int:
         """Episodes per run in a backfill (Dagster ``BackfillPolicy.multi_run``)."""
         return int(self.options.get("backfill_batch_size", 100))
+
+    @property
+    def backfill_policy(self) -> str:
+        """``"multi_run"`` (default: a backfill's episode partitions in runs of at
+        most :attr:`backfill_batch_size`, Dagster ``BackfillPolicy.multi_run``) or
+        ``"single_run"`` (all of them in one run, ``BackfillPolicy.single_run``)."""
+        return str(self.options.get("backfill_policy", "multi_run"))
 
 
 def config_path(path: str | os.PathLike[str] | None = None) -> Path:
@@ -108,6 +118,11 @@ def load_dataset_configs(path: str | os.PathLike[str] | None = None) -> list[Dat
                 options=dict(d.get("options") or {}),
             )
         )
+        if out[-1].backfill_policy not in BACKFILL_POLICIES:
+            raise ValueError(
+                f"{path}: dataset {d['name']!r}: options.backfill_policy must be one of {list(BACKFILL_POLICIES)}, "
+                f"found {out[-1].backfill_policy!r}"
+            )
     names = [c.name for c in out]
     dup = {n for n in names if names.count(n) > 1}
     if dup:

@@ -64,3 +64,24 @@ def test_datasets_yaml_executor_section_picks_the_executor(tmp_path: Path) -> No
         load_executor_settings(two)
     with pytest.raises(ValueError, match="unknown kind 'spark'"):
         executor_from_settings({"spark": {}})
+
+
+def test_backfill_policy_option_sets_the_episode_assets_policy(tmp_path: Path) -> None:
+    from assets import build_dataset_assets
+    from pipelines.config import load_dataset_configs
+
+    yml = tmp_path / "datasets.yaml"
+    entries = [
+        {"name": "multi", "source": "owner/a", "output": str(tmp_path / "a"), "options": {"backfill_batch_size": 25}},
+        {"name": "single", "source": "owner/b", "output": str(tmp_path / "b"), "options": {"backfill_policy": "single_run"}},
+    ]
+    yml.write_text(yaml.safe_dump({"datasets": entries}))
+    multi, single = load_dataset_configs(yml)
+    for cfg, per_run in ((multi, 25), (single, None)):
+        policies = {a.key.path[-1]: a.backfill_policy for a in build_dataset_assets(cfg)}
+        for name in ("episode_frames", "episode_videos", "episode_stats"):
+            assert policies[name].max_partitions_per_run == per_run, (cfg.name, name, policies[name])
+    entries[0]["options"] = {"backfill_policy": "every_run"}
+    yml.write_text(yaml.safe_dump({"datasets": entries}))
+    with pytest.raises(ValueError, match=r"dataset 'multi': options.backfill_policy must be one of \['multi_run', 'single_run'\], found 'every_run'"):
+        load_dataset_configs(yml)
