@@ -241,6 +241,8 @@ def main() -> None:
                     help="instead: the bundled sample's full materialization from the UI (webserver + daemon, GraphQL): "
                          "one <name>__reconvert run, and an asset backfill of every asset")
     ap.add_argument("--batch", type=int, default=100, help="backfill_batch_size (max partitions per run) of --graphql-backfill")
+    ap.add_argument("--backfill-policy", choices=("multi_run", "single_run"), default="multi_run",
+                    help="options.backfill_policy of --graphql-backfill")
     ap.add_argument("--lerobot-vs-peer", action="store_true",
                     help="instead: --layout lerobot beside lerobot-lancedb's converter, conversion and read side")
     ap.add_argument("--read-items", type=int, default=256, help="items read per setting in --lerobot-vs-peer")
@@ -254,7 +256,7 @@ def main() -> None:
         sys.path.insert(0, str(REPO))
         from tests.helpers_dagster import bench_backfill
 
-        print(json.dumps(bench_backfill(args.graphql_backfill, args.batch), indent=2))
+        print(json.dumps(bench_backfill(args.graphql_backfill, args.batch, args.backfill_policy), indent=2))
         return
     if args.ui_sample:
         sys.path.insert(0, str(REPO))

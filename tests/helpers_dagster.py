@@ -698,7 +698,7 @@ def bench_ui_sample(repeat: int = 2) -> dict[str, Any]:
     return report
 
 
-def bench_backfill(n_episodes: int, batch: int = 100) -> dict[str, Any]:
+def bench_backfill(n_episodes: int, batch: int = 100, policy: str = "multi_run") -> dict[str, Any]:
     """Backfill an ``n_episodes`` dataset (the g1_v21 sample's episodes repeated)
     through GraphQL against a real webserver + daemon, and the same conversion
     as plain function calls without Dagster; report runs, wall times and the
@@ -709,8 +709,8 @@ def bench_backfill(n_episodes: int, batch: int = 100) -> dict[str, Any]:
     src = make_v2_dataset(sample("g1_v21"), work / "src", n_episodes)
     name = "bench"
     yml = write_datasets_yaml(work / "datasets.yaml", [{"name": name, "source": str(src), "output": str(work / "out"),
-                                                        "options": {"backfill_batch_size": batch}}])
-    report: dict[str, Any] = {"episodes": n_episodes, "batch": batch, "frames": json.loads((src / "meta" / "info.json").read_text())["total_frames"]}
+                                                        "options": {"backfill_batch_size": batch, "backfill_policy": policy}}])
+    report: dict[str, Any] = {"episodes": n_episodes, "batch": batch, "policy": policy, "frames": json.loads((src / "meta" / "info.json").read_text())["total_frames"]}
     t0 = time.monotonic()
     with dagster_servers(yml, work) as servers:
         report["servers_start_s"] = round(time.monotonic() - t0, 1)
