@@ -295,6 +295,12 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         lance_storage: LanceStorageResource,
         progress: ResourceParam[ProgressReporter],
     ) -> MaterializeResult:
+        if k("episode_frames") in (context.run.asset_selection or context.job_def.asset_layer.selected_asset_keys):
+            # one run of the whole graph (<name>__reconvert): Great Expectations, which
+            # episode_frames validates with, imports on the other core meanwhile (as the CLI does)
+            from lerobot_lance.quality import gx_worker
+
+            gx_worker.start()
         src = lerobot_source.open(cfg.source, cfg.revision)
         # UI runs: the same output-root guard as the CLI, before anything is written.
         check_output_root(cfg.output, source_root_of(src))
