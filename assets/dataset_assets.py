@@ -17,6 +17,8 @@ the asset just computed, so no stage re-reads its own output to check it.
 import contextlib
 import functools
 import inspect
+import os
+import socket
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -254,6 +256,14 @@ def _encodings_metadata(conv: convert.Conversion, episodes: Sequence[int]) -> di
     return {"encodings": MetadataValue.json(enc), "encodings_summary": MetadataValue.md("\n".join(f"- {x}" for x in summary_lines(enc)))}
 
 
+def worker_metadata() -> dict[str, Any]:
+    """Where this step ran: ``worker_pid`` (int) and ``worker_host``. With a
+    distributed executor each step runs on some worker process; the
+    per-episode assets record it so a run's events show which worker staged
+    which episodes."""
+    return {"worker_pid": os.getpid(), "worker_host": socket.gethostname()}
+
+
 def _specs(key: AssetKey, names: Iterable[str], blocking: bool = True) -> list[AssetCheckSpec]:
     """One check spec per rule name, described by its rule (what it checks, what fails it)."""
     return [AssetCheckSpec(n, asset=key, blocking=blocking, description=check_description(n, blocking=blocking)) for n in names]
@@ -265,7 +275,10 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     ds = cfg.name
     group = ds
     episodes = DynamicPartitionsDefinition(name=partitions_name(cfg))
-    backfill = BackfillPolicy.multi_run(max_partitions_per_run=cfg.backfill_batch_size)
+    backfill = (
+        BackfillPolicy.single_run() if cfg.backfill_policy == "single_run"
+        else BackfillPolicy.multi_run(max_partitions_per_run=cfg.backfill_batch_size)
+    )
 
     def k(name: str) -> AssetKey:
         return AssetKey([ds, name])
@@ -294,6 +307,12 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         lance_storage: LanceStorageResource,
         progress: ResourceParam[ProgressReporter],
     ) -> MaterializeResult:
+        if k("episode_frames") in (context.run.asset_selection or context.job_def.asset_layer.selected_asset_keys):
+            # one run of the whole graph (<name>__reconvert): Great Expectations, which
+            # episode_frames validates with, imports on the other core meanwhile (as the CLI does)
+            from lerobot_lance.quality import gx_worker
+
+            gx_worker.start()
         src = lerobot_source.open(cfg.source, cfg.revision)
         # UI runs: the same output-root guard as the CLI, before anything is written.
         conv = conv_of(lance_storage)
@@ -389,7 +408,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         ]
         yield MaterializeResult(
             metadata={"episodes": len(eps), "staged": len(result.ok), "failed": len(result.failed), "rows": result.rows, "bytes": result.bytes,
-                      **_encodings_metadata(conv, result.ok)},
+                      **_encodings_metadata(conv, result.ok), **worker_metadata()},
             check_results=checks,
         )
         yield from failed_partition_observations(context, "episode_frames", result)
@@ -416,7 +435,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         result = convert.stage_episode_videos(conv, eps, progress.for_stage("episode_videos"))
         yield MaterializeResult(
             metadata={"episodes": len(eps), "segments": result.rows, "failed": len(result.failed), "bytes": result.bytes,
-                      **_encodings_metadata(conv, result.ok)},
+                      **_encodings_metadata(conv, result.ok), **worker_metadata()},
             check_results=[
                 _batch_check(k("episode_videos"), "episodes_staged", result, "every episode's segments hold exactly its frames"),
                 *check_results(k("episode_videos"), result.outcomes, EPISODE_VIDEO_CHECKS),
@@ -443,7 +462,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         eps = [int(p) for p in context.partition_keys]
         result = convert.stage_episode_stats(conv, eps, progress.for_stage("episode_stats"))
         yield MaterializeResult(
-            metadata={"episodes": len(eps), "staged": len(result.ok), "failed": len(result.failed)},
+            metadata={"episodes": len(eps), "staged": len(result.ok), "failed": len(result.failed), **worker_metadata()},
             check_results=[
                 _batch_check(k("episode_stats"), "episodes_staged", result, "statistics computed for every episode"),
                 *check_results(k("episode_stats"), result.outcomes, ["stats_match_source"]),

@@ -5,6 +5,7 @@
     python benchmarks/bench.py --samples g1_v30    # one sample
     python benchmarks/bench.py --big-only --repeat 50
     python benchmarks/bench.py --graphql-backfill 300  # UI/daemon path: runs, wall time, overhead per episode
+    python benchmarks/bench.py --ui-sample         # the bundled sample materialized from the UI (GraphQL launch)
     python benchmarks/bench.py --lerobot-vs-peer   # --layout lerobot beside lerobot-lancedb's converter
     python benchmarks/bench.py --peer --pairs 3    # paired runs (A B A B) of both layouts against the peer, 300 episodes
     python benchmarks/bench.py --scale 25,50,100   # linearity: s/episode and peak RSS at 150/300/600 episodes
@@ -317,6 +318,12 @@ def main() -> None:
     ap.add_argument("--graphql-backfill", type=int, metavar="N", default=0,
                     help="instead: backfill an N-episode dataset over GraphQL against a real webserver + daemon "
                          "and report runs, wall time and the orchestration overhead per episode")
+    ap.add_argument("--ui-sample", action="store_true",
+                    help="instead: the bundled sample's full materialization from the UI (webserver + daemon, GraphQL): "
+                         "one <name>__reconvert run, and an asset backfill of every asset")
+    ap.add_argument("--batch", type=int, default=100, help="backfill_batch_size (max partitions per run) of --graphql-backfill")
+    ap.add_argument("--backfill-policy", choices=("multi_run", "single_run"), default="multi_run",
+                    help="options.backfill_policy of --graphql-backfill")
     ap.add_argument("--lerobot-vs-peer", action="store_true",
                     help="instead: --layout lerobot beside lerobot-lancedb's converter, conversion and read side")
     ap.add_argument("--read-items", type=int, default=256, help="items read per setting in --lerobot-vs-peer")
@@ -348,7 +355,13 @@ def main() -> None:
         sys.path.insert(0, str(REPO))
         from tests.helpers_dagster import bench_backfill
 
-        print(json.dumps(bench_backfill(args.graphql_backfill), indent=2))
+        print(json.dumps(bench_backfill(args.graphql_backfill, args.batch, args.backfill_policy), indent=2))
+        return
+    if args.ui_sample:
+        sys.path.insert(0, str(REPO))
+        from tests.helpers_dagster import bench_ui_sample
+
+        print(json.dumps(bench_ui_sample(), indent=2))
         return
     work = args.workdir or Path(tempfile.mkdtemp(prefix="lerobot-lance-bench-"))
     rows = []

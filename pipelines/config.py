@@ -19,7 +19,13 @@
           layout: card                 # or lerobot: what LeRobot's Lance reader serves
           encode_images: none          # or video: image cameras to mp4 (video_preset: lerobot | lossless)
           frames_format: source        # or jpeg (jpeg_quality: 95, jpeg_subsampling: "4:2:0")
-          backfill_batch_size: 100
+          backfill_batch_size: 100    # episode partitions per run of a backfill (and of the CLI)
+          backfill_policy: multi_run   # or single_run: a backfill's episodes in one run
+
+A top-level ``executor:`` section (optional, one key: ``in_process``,
+``multiprocess``, ``celery``, ``dask`` or ``k8s_job``, with that executor's
+config) sets the executor of every run of the code location; see
+:mod:`pipelines.executor`. Without it runs are in-process.
 
 Relative ``source`` and ``output`` paths are resolved against the YAML file's folder.
 A ``schedule`` gives the dataset a ``<name>__full_reconversion`` schedule,
@@ -39,6 +45,8 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "datasets.yaml"
+#: Values of ``options.backfill_policy``.
+BACKFILL_POLICIES = ("multi_run", "single_run")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -58,6 +66,33 @@ class DatasetConfig:
         """Episodes per run in a backfill (Dagster ``BackfillPolicy.multi_run``)."""
         return int(self.options.get("backfill_batch_size", 100))
 
+    @property
+    def backfill_policy(self) -> str:
+        """``"multi_run"`` (default: a backfill's episode partitions in runs of at
+        most :attr:`backfill_batch_size`, Dagster ``BackfillPolicy.multi_run``) or
+        ``"single_run"`` (all of them in one run, ``BackfillPolicy.single_run``)."""
+        return str(self.options.get("backfill_policy", "multi_run"))
+
+
+def config_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The datasets YAML: ``path``, else ``$LEROBOT_LANCE_DATASETS``, else the repo's ``datasets.yaml``."""
+    return Path(path or os.environ.get("LEROBOT_LANCE_DATASETS") or DEFAULT_CONFIG)
+
+
+def load_executor_settings(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The ``executor:`` section of the datasets YAML (``{}`` when absent: in-process).
+
+    Raises:
+        ValueError: the section is not a mapping with exactly one key; the
+            message names the file.
+    """
+    path = config_path(path)
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    section = doc.get("executor") or {}
+    if not isinstance(section, dict) or len(section) > 1:
+        raise ValueError(f"{path}: executor: must map one executor kind to its config, found {section!r}")
+    return section
+
 
 def load_dataset_configs(path: str | os.PathLike[str] | None = None) -> list[DatasetConfig]:
     """Parse the datasets YAML.
@@ -67,7 +102,7 @@ def load_dataset_configs(path: str | os.PathLike[str] | None = None) -> list[Dat
             name used twice, or a ``schedule`` that is not a cron string; the
             message names the file and the entry.
     """
-    path = Path(path or os.environ.get("LEROBOT_LANCE_DATASETS") or DEFAULT_CONFIG)
+    path = config_path(path)
     doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     entries = doc.get("datasets") or []
     out: list[DatasetConfig] = []
@@ -88,6 +123,11 @@ def load_dataset_configs(path: str | os.PathLike[str] | None = None) -> list[Dat
                 options=_options(path, d),
             )
         )
+        if out[-1].backfill_policy not in BACKFILL_POLICIES:
+            raise ValueError(
+                f"{path}: dataset {d['name']!r}: options.backfill_policy must be one of {list(BACKFILL_POLICIES)}, "
+                f"found {out[-1].backfill_policy!r}"
+            )
     names = [c.name for c in out]
     dup = {n for n in names if names.count(n) > 1}
     if dup:

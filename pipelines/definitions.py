@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 
-from dagster import Definitions, EnvVar, ResourceDefinition
+from dagster import Definitions, EnvVar, ExecutorDefinition, ResourceDefinition
 
 from assets import build_dataset_assets
 from pipelines.automation import build_automation_jobs, build_schedules, build_sensors
-from pipelines.config import DatasetConfig, load_dataset_configs
-from pipelines.executor import code_location_executor
+from pipelines.config import DatasetConfig, load_dataset_configs, load_executor_settings
+from pipelines.executor import code_location_executor, executor_from_settings
 from pipelines.jobs import build_jobs
 from pipelines.tools_jobs import build_tools_jobs
 from resources import LanceStorageResource, LeRobotSourceResource, ProgressReporter, VideoCodecResource
@@ -34,8 +34,11 @@ def default_resources() -> dict[str, object]:
     }
 
 
-def build_definitions(configs: list[DatasetConfig], resources: dict[str, object] | None = None) -> Definitions:
-    """Definitions for these datasets (every asset, job, schedule and sensor)."""
+def build_definitions(
+    configs: list[DatasetConfig], resources: dict[str, object] | None = None, executor: ExecutorDefinition | None = None
+) -> Definitions:
+    """Definitions for these datasets (every asset, job, schedule and sensor);
+    ``executor`` (default in-process, :mod:`pipelines.executor`) runs their steps."""
     assets, jobs, schedules, sensors = [], [], [], []
     for cfg in configs:
         assets += build_dataset_assets(cfg)
@@ -46,8 +49,8 @@ def build_definitions(configs: list[DatasetConfig], resources: dict[str, object]
     jobs += build_tools_jobs()  # dataset tools on outputs (delete, split, merge, features, push), run from the Launchpad
     return Definitions(
         assets=assets, jobs=jobs, schedules=schedules, sensors=sensors, resources=resources or default_resources(),
-        executor=code_location_executor,  # in-process unless a run's config asks for multiprocess
+        executor=executor or code_location_executor,  # in-process unless datasets.yaml or a run's config says otherwise
     )
 
 
-defs = build_definitions(load_dataset_configs())
+defs = build_definitions(load_dataset_configs(), executor=executor_from_settings(load_executor_settings()))

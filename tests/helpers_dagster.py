@@ -8,6 +8,7 @@ Also a small command line for the kill-safety test's child process::
     python -m tests.helpers_dagster convert DATASETS_YAML NAME
     python -m tests.helpers_dagster scheduled-reconversion DATASETS_YAML NAME
     python -m tests.helpers_dagster bench-backfill N_EPISODES [BATCH]
+    python -m tests.helpers_dagster bench-ui-sample
 """
 
 from __future__ import annotations
@@ -413,9 +414,12 @@ def repository_selector(servers: DagsterServers) -> dict[str, str]:
     return {"repositoryName": nodes[0]["name"], "repositoryLocationName": nodes[0]["location"]["name"]}
 
 
-def launch_job(servers: DagsterServers, job: str, run_config: dict[str, Any] | None = None) -> str:
+def launch_job(servers: DagsterServers, job: str, run_config: dict[str, Any] | None = None,
+               tags: dict[str, str] | None = None) -> str:
     sel = repository_selector(servers)
     params = {"selector": {**sel, "jobName": job}, "runConfigData": run_config or {}, "mode": "default"}
+    if tags:
+        params["executionMetadata"] = {"tags": [{"key": k, "value": v} for k, v in tags.items()]}
     res = servers.graphql(LAUNCH_RUN, {"p": params})["launchRun"]
     if res["__typename"] != "LaunchRunSuccess":
         raise RuntimeError(f"launchRun {job}: {res}")
@@ -603,6 +607,9 @@ def _main(argv: list[str]) -> int:
         return 0 if all(ok for _, _, ok in log.runs) else 1
     if len(argv) == 3 and argv[0] == "scheduled-reconversion":
         return _scheduled_reconversion(argv[1], argv[2])
+    if len(argv) == 1 and argv[0] == "bench-ui-sample":
+        print(json.dumps(bench_ui_sample(), indent=1), flush=True)
+        return 0
     if len(argv) in (2, 3) and argv[0] == "bench-backfill":
         print(json.dumps(bench_backfill(int(argv[1]), int(argv[2]) if len(argv) == 3 else 100), indent=1), flush=True)
         return 0
@@ -640,7 +647,58 @@ def _scheduled_reconversion(datasets_yaml: str, name: str) -> int:
 
 
 
-def bench_backfill(n_episodes: int, batch: int = 100) -> dict[str, Any]:
+def bench_ui_sample(repeat: int = 2) -> dict[str, Any]:
+    """The bundled sample's full materialization from the UI (issue 11, target 3):
+    webserver + daemon on the default workspace and the repo's datasets.yaml
+    (output redirected to a temporary folder), launched over GraphQL, in the
+    two ways the UI offers: one run of ``<name>__reconvert`` over every episode
+    partition (Launchpad / the job page), and "Materialize all" on the asset
+    graph (an asset backfill: a source run, an episode run and a table run,
+    spaced by the backfill daemon's 30 s loop). Seconds from launch to the
+    last run's end, ``repeat`` times each, the output removed between."""
+    from pipelines.automation import reconvert_job_name
+    from pipelines.config import DEFAULT_CONFIG, load_dataset_configs
+    from pipelines.jobs import EPISODE_ASSETS, TABLE_ASSETS
+    from pipelines.dagster_compat import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    cfg = load_dataset_configs(DEFAULT_CONFIG)[0]
+    work = Path(tempfile.mkdtemp(prefix="bench-ui-"))
+    out = work / "out"
+    yml = write_datasets_yaml(work / "datasets.yaml", [{"name": cfg.name, "source": cfg.source, "output": str(out),
+                                                        "options": cfg.options}])
+    report: dict[str, Any] = {"dataset": cfg.name, "source": cfg.source, "reconvert_run_s": [], "asset_backfill_s": []}
+    with dagster_servers(yml, work, extra_env={"LEROBOT_LANCE_STAGING": str(work / "staging")}) as servers:
+        keys = wait_until(lambda: servers.graphql(PARTITIONS_QUERY, {"key": {"path": [cfg.name, "episode_frames"]}})
+                          ["assetNodeOrError"]["partitionKeys"], 120, "episode partitions registered by the sensor")
+        for _ in range(repeat):
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(work / "staging", ignore_errors=True)
+            t = time.time()
+            run_id = launch_job(servers, reconvert_job_name(cfg),
+                                tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]})
+            assert wait_run(servers, run_id, 600) == "SUCCESS", servers.log_tail()
+            end = servers.graphql("query($id: ID!) { runOrError(runId: $id) { ... on Run { startTime endTime } } }",
+                                  {"id": run_id})["runOrError"]
+            report["reconvert_run_s"].append({"launch_to_end": round(end["endTime"] - t, 1),
+                                              "launch_to_start": round(end["startTime"] - t, 1)})
+        for _ in range(repeat):
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(work / "staging", ignore_errors=True)
+            t = time.time()
+            bid = launch_asset_backfill(servers, [[cfg.name, a] for a in EPISODE_ASSETS],
+                                        [[cfg.name, a] for a in ("source_meta", *TABLE_ASSETS)], keys[0], keys[-1])
+            b = wait_backfill(servers, bid, 900)
+            runs = servers.graphql(
+                "query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { "
+                "endTimestamp runs(limit: 100) { status endTime } } } }", {"id": bid})["partitionBackfillOrError"]
+            report["asset_backfill_s"].append({"status": b["status"], "runs": len(runs["runs"]),
+                                               "launch_to_last_run_end": round(max(r["endTime"] or t for r in runs["runs"]) - t, 1),
+                                               "launch_to_backfill_complete": round((runs["endTimestamp"] or t) - t, 1)})
+    shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+def bench_backfill(n_episodes: int, batch: int = 100, policy: str = "multi_run") -> dict[str, Any]:
     """Backfill an ``n_episodes`` dataset (the g1_v21 sample's episodes repeated)
     through GraphQL against a real webserver + daemon, and the same conversion
     as plain function calls without Dagster; report runs, wall times and the
@@ -651,8 +709,8 @@ def bench_backfill(n_episodes: int, batch: int = 100) -> dict[str, Any]:
     src = make_v2_dataset(sample("g1_v21"), work / "src", n_episodes)
     name = "bench"
     yml = write_datasets_yaml(work / "datasets.yaml", [{"name": name, "source": str(src), "output": str(work / "out"),
-                                                        "options": {"backfill_batch_size": batch}}])
-    report: dict[str, Any] = {"episodes": n_episodes, "batch": batch, "frames": json.loads((src / "meta" / "info.json").read_text())["total_frames"]}
+                                                        "options": {"backfill_batch_size": batch, "backfill_policy": policy}}])
+    report: dict[str, Any] = {"episodes": n_episodes, "batch": batch, "policy": policy, "frames": json.loads((src / "meta" / "info.json").read_text())["total_frames"]}
     t0 = time.monotonic()
     with dagster_servers(yml, work) as servers:
         report["servers_start_s"] = round(time.monotonic() - t0, 1)
@@ -662,6 +720,7 @@ def bench_backfill(n_episodes: int, batch: int = 100) -> dict[str, Any]:
         report["resolve_run_s"] = round(time.monotonic() - t, 1)
         keys = servers.graphql(PARTITIONS_QUERY, {"key": {"path": [name, "episode_frames"]}})["assetNodeOrError"]["partitionKeys"]
         t = time.monotonic()
+        t_launch = time.time()
         bid = launch_asset_backfill(
             servers, [[name, a] for a in ("episode_frames", "episode_videos", "episode_stats")],
             [[name, a] for a in ("source_videos", "frames_table", "episodes_table", "videos_table", "dataset_stats", "lance_dataset")],
@@ -672,13 +731,18 @@ def bench_backfill(n_episodes: int, batch: int = 100) -> dict[str, Any]:
         report["backfill_status"] = b["status"]
         detail = servers.graphql(
             "query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { "
-            "runs(limit: 1000) { runId status startTime endTime tags { key value } } } } }", {"id": bid}
-        )["partitionBackfillOrError"]["runs"]
+            "endTimestamp runs(limit: 1000) { runId status creationTime startTime endTime tags { key value } } } } }", {"id": bid}
+        )["partitionBackfillOrError"]
+        report["backfill_completed_at_s"] = round((detail["endTimestamp"] or t_launch) - t_launch, 1)
+        # each run: created / started / ended, seconds after the backfill's launch
         report["runs"] = [
             {"status": r["status"], "seconds": round((r["endTime"] or 0) - (r["startTime"] or 0), 1),
+             "created_s": round(r["creationTime"] - t_launch, 1), "started_s": round((r["startTime"] or t_launch) - t_launch, 1),
+             "ended_s": round((r["endTime"] or t_launch) - t_launch, 1),
              "range": [tg["value"] for tg in r["tags"] if tg["key"].startswith("dagster/asset_partition_range")]}
-            for r in detail
+            for r in sorted(detail["runs"], key=lambda r: r["creationTime"])
         ]
+        report["last_run_ended_s"] = max(r["ended_s"] for r in report["runs"])
     # The same work as plain calls of the core package (no Dagster, no processes).
     import lerobot_lance.conversion as convert
 
@@ -706,6 +770,22 @@ def bench_backfill(n_episodes: int, batch: int = 100) -> dict[str, Any]:
     dagster_total = report["resolve_run_s"] + report["backfill_s"]
     n_runs = len(report["runs"]) + 1
     report["dagster_total_s"] = round(dagster_total, 1)
+    # where the backfill's wall went besides the runs' own work: the backfill
+    # daemon's loop (Dagster 1.13: a fixed 30 s between iterations) before the
+    # first runs and before the table run, the queue + run-worker start of each
+    # run, and the iteration that marks the backfill complete
+    runs = report["runs"]
+    episode_runs = [r for r in runs if r["range"]]
+    table_runs = [r for r in runs if not r["range"]]
+    last_episode_end = max(r["ended_s"] for r in episode_runs)
+    report["breakdown_s"] = {
+        "daemon_wait_before_first_runs": runs[0]["created_s"],
+        "daemon_wait_before_table_run": round(max(r["created_s"] for r in table_runs) - last_episode_end, 1) if table_runs else 0.0,
+        "queue_and_run_start_per_run": [round(r["started_s"] - r["created_s"], 1) for r in runs],
+        "daemon_wait_to_mark_complete": round(report["backfill_completed_at_s"] - report["last_run_ended_s"], 1),
+    }
+    daemon_waits = sum(v for k, v in report["breakdown_s"].items() if k.startswith("daemon_wait"))
+    report["overhead_per_episode_without_daemon_loop_s"] = round((dagster_total - daemon_waits - report["plain_calls_s"]) / n_episodes, 3)
     report["overhead_per_episode_s"] = round((dagster_total - report["plain_calls_s"]) / n_episodes, 3)
     report["overhead_per_run_s"] = round((dagster_total - report["plain_calls_s"]) / n_runs, 1)
     shutil.rmtree(work, ignore_errors=True)
