@@ -1109,6 +1109,9 @@ def publish_dataset(
                 raise PublishRefused("; ".join(f"{o.name}: {o.message}" for o in failed))
             return [o for o in outcomes if o.name != "tables_share_tag"]
 
+        from lerobot_lance.output_lock import ensure_lock_held
+
+        ensure_lock_held(conv.output)  # an s3:// lock object taken over by another writer: commit nothing
         try:
             result = publish(
                 pendings, journal=conv.journal, tag=tag, indexes={t: layout.indexes[t] for t in pendings if t in layout.indexes},

@@ -24,6 +24,8 @@ died leaves the object behind; once its lease has expired the next writer
 takes it over with ``If-Match`` on the stale object's ETag, so of two
 writers racing for a stale lock exactly one wins. Release deletes the object
 (``If-Match`` on the holder's own ETag: a lock taken over is not deleted).
+A publish calls :func:`ensure_lock_held` before its first commit, so a holder
+that was paused past its lease and lost the lock commits nothing.
 Clocks of the writing machines must agree to well within the lease. This
 needs ``boto3`` (extra ``lerobot-lance[s3]``). Other object stores (``gs://``,
 ``az://``) get no lock: run one writer per output there (see README).
@@ -246,11 +248,13 @@ def _conflict(err: Exception) -> bool:
     return status in (409, 412) or code in ("PreconditionFailed", "ConditionalRequestConflict")
 
 
-def read_object_holder(output: str, storage_options: dict[str, str] | None = None) -> tuple[dict[str, Any], str | None]:
+def read_object_holder(
+    output: str, storage_options: dict[str, str] | None = None, client: Any = None
+) -> tuple[dict[str, Any], str | None]:
     """The holder record of an ``s3://`` output's lock object and its ETag (``({}, None)`` when there is none)."""
     from lerobot_lance.object_store import bucket_and_key
 
-    client = s3_client(storage_options)
+    client = client or s3_client(storage_options)
     bucket, key = bucket_and_key(_lock_uri(output))
     try:
         obj = client.get_object(Bucket=bucket, Key=key)
@@ -309,19 +313,20 @@ def _object_store_lock(output: str, command: str | None, storage_options: dict[s
                 raise
     except (ClientError, BotoCoreError) as err:
         raise LeRobotLanceError(f"{output}: cannot create the writer lock {LOCK_FILE} on the object store: {err}") from None
-    state = {"etag": etag, "lost": False}
+    state: dict[str, Any] = {"etag": etag, "lost": False, "guard": threading.Lock(), "client": client, "bucket": bucket, "key": key}
     stop = threading.Event()
 
     def renew() -> None:
         while not stop.wait(ttl / 3):
-            try:
-                state["etag"] = client.put_object(Bucket=bucket, Key=key, Body=body(), IfMatch=state["etag"])["ETag"]
-            except ClientError as err:
-                if _conflict(err):
-                    state["lost"] = True  # taken over: our lease had expired (a pause longer than the lease)
-                    return
-            except BotoCoreError:
-                pass  # transient: the next renewal retries within the lease
+            with state["guard"]:
+                try:
+                    state["etag"] = client.put_object(Bucket=bucket, Key=key, Body=body(), IfMatch=state["etag"])["ETag"]
+                except ClientError as err:
+                    if _conflict(err):
+                        state["lost"] = True  # taken over: our lease had expired (a pause longer than the lease)
+                        return
+                except BotoCoreError:
+                    pass  # transient: the next renewal retries within the lease
 
     thread = threading.Thread(target=renew, name=f"lerobot-lance-lock-renew:{output}", daemon=True)
     thread.start()
@@ -353,3 +358,33 @@ def _expired(holder: dict[str, Any]) -> bool:
     except (KeyError, ValueError):
         return False
     return datetime.now(timezone.utc) > expires
+
+
+def ensure_lock_held(output: str) -> None:
+    """Before a publish commits: check that this process still holds the
+    output's lock. A local ``flock`` cannot be lost; an ``s3://`` lock object
+    can, when the holder was paused past its lease and another writer took it
+    over: this reads the object's ETag and compares it with the one this
+    process wrote last (one ``HeadObject``).
+
+    Raises:
+        OutputLockedError: the lock object is another writer's now (nothing
+            of this conversion is committed).
+    """
+    if is_local(output):
+        return
+    entry = _held.get(_lock_uri(output))
+    if not entry or entry[2] != os.getpid() or not isinstance(entry[0], dict):
+        return  # not an s3 lock of this process (gs://, az://: no lock)
+    state = entry[0]
+    with state["guard"]:
+        if not state["lost"]:
+            try:
+                head = state["client"].head_object(Bucket=state["bucket"], Key=state["key"])
+                state["lost"] = head["ETag"] != state["etag"]
+            except Exception as err:  # noqa: BLE001 - gone (404) counts as lost; other errors leave it to Lance's commit check
+                state["lost"] = _error_code(err)[1] == 404
+        lost = state["lost"]
+    if lost:
+        holder, _ = read_object_holder(output, client=state["client"])
+        raise OutputLockedError(output, holder)

@@ -190,6 +190,7 @@ def card(s3: dict[str, Any], converted: Any, tmp_path_factory: pytest.TempPathFa
     return {"prefix": prefix, "uri": uri, "local": local, "before": before, "exists": str(exists.value)}
 
 
+@pytest.mark.slow_e2e
 def test_killed_cli_publish_on_s3_left_a_journal_and_its_lock(card: dict[str, Any]) -> None:
     before = card["before"]
     assert before["journal_state"] == "committed"
@@ -200,6 +201,7 @@ def test_killed_cli_publish_on_s3_left_a_journal_and_its_lock(card: dict[str, An
     assert before["refused_within_s"] < LEASE_S
 
 
+@pytest.mark.slow_e2e
 def test_recovered_s3_output_equals_local_conversion(s3: dict[str, Any], card: dict[str, Any]) -> None:
     assert "already holds Lance tables" in card["exists"]
     conv = _assert_equal_to_local(s3, card["prefix"], card["local"], ("frames", "episodes", "videos"))
@@ -412,3 +414,22 @@ def test_lerobot_reader_serves_the_s3_output(s3: dict[str, Any], lerobot_s3: dic
         assert key in r["keys"], key
     # meta/ came from the meta table on the object store, into the reader's cache
     assert list((tmp_path / "hf_lerobot" / "remote").glob("*/meta/info.json"))
+
+
+def test_a_lock_taken_over_during_a_pause_stops_the_publish(s3: dict[str, Any]) -> None:
+    """A holder paused past its lease whose lock another writer took over must not
+    commit: ``ensure_lock_held`` (called by the publish before its first commit)
+    refuses, naming the new holder."""
+    from lerobot_lance.output_lock import OutputLockedError, ensure_lock_held, output_lock
+
+    prefix = "locks/taken"
+    uri = f"s3://{BUCKET}/{prefix}"
+    with output_lock(uri, storage_options=s3["options"]):
+        ensure_lock_held(uri)  # still ours
+        s3["client"].put_object(Bucket=BUCKET, Key=f"{prefix}/.lerobot-lance.lock",
+                                Body=_lock_record(datetime.now(timezone.utc) + timedelta(hours=1)))
+        with pytest.raises(OutputLockedError) as err:
+            ensure_lock_held(uri)
+        assert "pid 4242 on other-host" in str(err.value)
+    # released without deleting the other writer's lock object
+    assert _keys(s3, prefix) == [".lerobot-lance.lock"]
