@@ -292,13 +292,14 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         config: SourceMetaConfig,
         lerobot_source: LeRobotSourceResource,
         lance_storage: LanceStorageResource,
+        video_codec: VideoCodecResource,
         progress: ResourceParam[ProgressReporter],
     ) -> MaterializeResult:
         src = lerobot_source.open(cfg.source, cfg.revision)
         # UI runs: the same output-root guard as the CLI, before anything is written.
         check_output_root(cfg.output, source_root_of(src))
         claim_output_root(cfg.output, cfg.source)
-        conv = conv_of(lance_storage)
+        conv = conv_of(lance_storage, video_codec)  # the codec settings decide which staged segments stay current
         outcomes = check_source_meta(src.meta_root())
         failed = [o for o in outcomes if not o.passed and o.severity == "ERROR"]
         if failed:
