@@ -29,8 +29,11 @@ from lerobot_lance.encodings.settings import VideoSettings, video_settings
 from lerobot_lance.errors import SourceDataError
 
 if TYPE_CHECKING:
-    from lerobot_lance.conversion import Conversion
     from lerobot_lance.model import EpisodeMeta
+
+#: A :class:`lerobot_lance.conversion.Conversion` (not imported: the
+#: conversion imports this module).
+Conversion = Any
 
 #: ``method`` of a staged camera record whose mp4 this module encoded.
 METHOD = "encode"

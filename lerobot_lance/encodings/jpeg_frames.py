@@ -37,8 +37,11 @@ from lerobot_lance.encodings.settings import JPEG_SAMPLE_FRAMES, JPEG_SUBSAMPLIN
 from lerobot_lance.errors import LeRobotLanceError, SourceDataError
 
 if TYPE_CHECKING:
-    from lerobot_lance.conversion import Conversion
     from lerobot_lance.model import EpisodeMeta
+
+#: A :class:`lerobot_lance.conversion.Conversion` (not imported: the
+#: conversion imports this module).
+Conversion = Any
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int, subsampling: str) -> bytes:

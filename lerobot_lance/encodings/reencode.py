@@ -16,8 +16,11 @@ from typing import TYPE_CHECKING, Any
 from lerobot_lance.encodings.fidelity import Fidelity, sample_positions
 
 if TYPE_CHECKING:
-    from lerobot_lance.conversion import Conversion
     from lerobot_lance.model import EpisodeMeta
+
+#: A :class:`lerobot_lance.conversion.Conversion` (not imported: the
+#: conversion imports this module).
+Conversion = Any
 
 #: Frames compared per re-encoded segment (evenly spread, first and last included).
 REENCODE_SAMPLE_FRAMES = 8
