@@ -255,5 +255,6 @@ def stage_episode(conv: Conversion, e: EpisodeMeta) -> tuple[dict[str, Any], lis
             "stream": stream_info(dst),
             "fidelity": {**fid.to_dict(), "bytes": size, "frames": decoded},
         }
-        outcomes += check_encoded(e.episode_index, key, where, "video", e.length, decoded, fid, lossless=settings.lossless)
+        outcomes += check_encoded(e.episode_index, key, where, "video", e.length, decoded, fid, lossless=settings.lossless,
+                                  min_psnr_db=conv.options.min_psnr_db)
     return cams, outcomes

@@ -128,7 +128,8 @@ def encode_episode(conv: Conversion, e: EpisodeMeta, table: pa.Table) -> tuple[p
             raise SourceDataError(where, f"camera {key!r}: frame {len(out)} could not be turned into JPEG ({exc})",
                                   episode_index=e.episode_index) from None
         decoded = len(out) - bad
-        outcomes += check_encoded(e.episode_index, key, where, "jpeg", e.length, decoded, fid, lossless=False)
+        outcomes += check_encoded(e.episode_index, key, where, "jpeg", e.length, decoded, fid, lossless=False,
+                                  min_psnr_db=conv.options.min_psnr_db)
         figures[key] = {**fid.to_dict(), "bytes": sum(len(b) for b in out), "frames": len(out)}
         if len(out) != table.num_rows:
             continue  # encoded_frame_count fails this episode; its rows are not staged

@@ -50,6 +50,6 @@ def check_reencoded(conv: Conversion, e: EpisodeMeta, cams: Mapping[str, dict[st
             fid.add(a, b)
         cam["fidelity"] = fid.to_dict()
         _, pixels = check_encoded(e.episode_index, key, cam["source_path"], "re-encoded segment", e.length, int(cam["frame_count"]),
-                                  fid, lossless=conv.options.reencode_crf == 0)
+                                  fid, lossless=conv.options.reencode_crf == 0, min_psnr_db=conv.options.min_psnr_db)
         out.append(pixels)
     return out
