@@ -305,6 +305,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         config: SourceMetaConfig,
         lerobot_source: LeRobotSourceResource,
         lance_storage: LanceStorageResource,
+        video_codec: VideoCodecResource,
         progress: ResourceParam[ProgressReporter],
     ) -> MaterializeResult:
         if k("episode_frames") in (context.run.asset_selection or context.job_def.asset_layer.selected_asset_keys):
@@ -315,7 +316,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
             gx_worker.start()
         src = lerobot_source.open(cfg.source, cfg.revision)
         # UI runs: the same output-root guard as the CLI, before anything is written.
-        conv = conv_of(lance_storage)
+        conv = conv_of(lance_storage, video_codec)  # the codec settings decide which staged segments stay current
         check_output_root(cfg.output, source_root_of(src), storage_options=conv.options.storage_options)
         claim_output_root(cfg.output, cfg.source, storage_options=conv.options.storage_options)
         outcomes = check_source_meta(src.meta_root())

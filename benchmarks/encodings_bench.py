@@ -13,7 +13,6 @@ encodings on this machine, on the real samples (core functions, no Dagster):
 
 from __future__ import annotations
 
-import io
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory

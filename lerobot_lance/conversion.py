@@ -99,8 +99,9 @@ class ConvertOptions:
             video_gop, video_pix_fmt: image cameras to video (``"video"``) and
             how; frames_format, jpeg_quality, jpeg_subsampling: the JPEG
             frames format; reencode_crf (0: lossless qp 0), reencode_preset:
-            libx264 settings of the v3.0 re-encode fallback. See
-            :mod:`lerobot_lance.encodings`.
+            libx264 settings of the v3.0 re-encode fallback; min_psnr_db:
+            the floor of ``decoded_pixels_match_source`` for lossy
+            encodings (dB). See :mod:`lerobot_lance.encodings`.
     """
 
     reencode: str = "auto"
@@ -127,6 +128,7 @@ class ConvertOptions:
     jpeg_subsampling: str = "4:2:0"
     reencode_crf: int = 0
     reencode_preset: str = "veryfast"
+    min_psnr_db: float = 30.0
 
     def __post_init__(self) -> None:
         from lerobot_lance.encodings.settings import validate_options

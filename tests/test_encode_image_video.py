@@ -177,3 +177,19 @@ def test_an_image_that_does_not_decode_fails_its_episode_located(tmp_path: Path)
     assert "Traceback" not in msg
     bad = [o for o in result.outcomes if o.name == "encoded_frame_count" and not o.passed]
     assert bad and bad[0].offenders[0].episode_index == 1
+
+
+def test_dagster_metadata_reports_each_encoded_camera(lossless: Path) -> None:
+    """What the episode_videos / episode_frames / lance_dataset assets attach, from the staged records of the conversion."""
+    from assets.dataset_assets import _encodings_metadata
+    from lerobot_lance.conversion import Conversion, ConvertOptions
+    from tests.encode_outputs import CONVERSIONS
+
+    conv = Conversion.at(lossless, options=ConvertOptions(**CONVERSIONS["image_lossless_q100"][1]))
+    md = _encodings_metadata(conv, [0, 1])
+    figures = md["encodings"].data
+    video, jpeg = figures["image_video"][CAM], figures["jpeg_frames"][CAM]
+    assert video["exact"] and video["frames"] == sum(LENGTHS) and video["bytes_per_frame"] > 0
+    assert not jpeg["exact"] and jpeg["psnr_db"] > 45 and jpeg["settings"] == {"quality": 100, "subsampling": "4:4:4"}
+    text = md["encodings_summary"].md_str
+    assert "exact (pixel-identical)" in text and "jpeg observation.images.cam_high (q100 4:4:4): PSNR" in text

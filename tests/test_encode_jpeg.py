@@ -135,3 +135,20 @@ def test_summary_reports_each_camera(tmp_path_factory: pytest.TempPathFactory) -
     assert line.startswith(f"jpeg {CAM} (q95 4:2:0): PSNR {rec['psnr_db']:.2f} dB")
     assert f"{rec['bytes_per_frame']:.0f} bytes/frame" in line and "differ by > 8/255" in line
     assert rec["psnr_db"] > 40.0  # measured 44.9 dB on the 48 sampled frames
+
+
+def test_low_quality_below_the_floor_fails_located_and_the_floor_is_an_option(tmp_path: Path) -> None:
+    """q5 on g1_image_v30 episode 0 falls below 30 dB: each episode fails decoded_pixels_match_source with its
+    PSNR; with --min-psnr-db lowered, it stages."""
+    from lerobot_lance.conversion import Conversion, ConvertOptions, resolve_source, stage_episode_frames
+
+    conv = Conversion.at(tmp_path / "out", tmp_path / "stg", ConvertOptions(frames_format="jpeg", jpeg_quality=5))
+    resolve_source(conv, str(sample("g1_image_v30")))
+    r = stage_episode_frames(conv, [0])
+    assert r.ok == [] and list(r.failed) == [0]
+    msg = r.failed[0]
+    assert "decoded_pixels_match_source" in msg and "PSNR below the floor" in msg and "expected >= 30 dB" in msg
+    assert "data/chunk-000/file-000.parquet" in msg and "episode 0" in msg
+    low = Conversion.at(tmp_path / "out", tmp_path / "stg", ConvertOptions(frames_format="jpeg", jpeg_quality=5, min_psnr_db=15))
+    resolve_source(low, str(sample("g1_image_v30")))
+    assert stage_episode_frames(low, [0]).ok == [0]

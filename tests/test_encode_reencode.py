@@ -132,3 +132,6 @@ def test_records_staged_with_other_encodings_are_not_reused(tmp_path: Path) -> N
     resolve_source(jpeg, src)  # JPEG frames now: the plain frames must be staged again
     assert jpeg.staging.current("frames", 1, jpeg.revision) is None
     assert 1 in episodes_to_convert(jpeg, [1])
+    from lerobot_lance.encodings.staging_keys import DEFAULT_KEY, encoding_key
+
+    assert encoding_key(ConvertOptions()) == DEFAULT_KEY

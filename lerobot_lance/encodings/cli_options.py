@@ -8,7 +8,7 @@ from typing import Any
 
 #: CLI flag (dest) -> ConvertOptions field, for the flags whose value passes through.
 _FIELDS = ("encode_images", "video_preset", "video_codec", "video_crf", "video_qp", "video_gop", "video_pix_fmt",
-           "frames_format", "jpeg_quality", "jpeg_subsampling", "reencode_crf", "reencode_preset")
+           "frames_format", "jpeg_quality", "jpeg_subsampling", "reencode_crf", "reencode_preset", "min_psnr_db")
 
 
 def _quality(text: str) -> int:
@@ -56,6 +56,7 @@ def add_encoding_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--jpeg-subsampling", choices=["4:4:4", "4:2:2", "4:2:0"], help="JPEG chroma subsampling (default 4:2:0)")
     g.add_argument("--reencode-crf", type=_non_negative, help="libx264 crf of the v3.0 re-encode fallback (0, default: lossless qp 0)")
     g.add_argument("--reencode-preset", help="libx264 preset of the v3.0 re-encode fallback (default veryfast)")
+    g.add_argument("--min-psnr-db", type=float, help="floor of decoded_pixels_match_source for lossy encodings, dB (default 30)")
 
 
 def encoding_options(args: argparse.Namespace) -> dict[str, Any]:

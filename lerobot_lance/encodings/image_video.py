@@ -29,8 +29,11 @@ from lerobot_lance.encodings.settings import VideoSettings, video_settings
 from lerobot_lance.errors import SourceDataError
 
 if TYPE_CHECKING:
-    from lerobot_lance.conversion import Conversion
     from lerobot_lance.model import EpisodeMeta
+
+#: A :class:`lerobot_lance.conversion.Conversion` (not imported: the
+#: conversion imports this module).
+Conversion = Any
 
 #: ``method`` of a staged camera record whose mp4 this module encoded.
 METHOD = "encode"
@@ -252,5 +255,6 @@ def stage_episode(conv: Conversion, e: EpisodeMeta) -> tuple[dict[str, Any], lis
             "stream": stream_info(dst),
             "fidelity": {**fid.to_dict(), "bytes": size, "frames": decoded},
         }
-        outcomes += check_encoded(e.episode_index, key, where, "video", e.length, decoded, fid, lossless=settings.lossless)
+        outcomes += check_encoded(e.episode_index, key, where, "video", e.length, decoded, fid, lossless=settings.lossless,
+                                  min_psnr_db=conv.options.min_psnr_db)
     return cams, outcomes

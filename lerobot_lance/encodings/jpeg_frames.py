@@ -37,8 +37,11 @@ from lerobot_lance.encodings.settings import JPEG_SAMPLE_FRAMES, JPEG_SUBSAMPLIN
 from lerobot_lance.errors import LeRobotLanceError, SourceDataError
 
 if TYPE_CHECKING:
-    from lerobot_lance.conversion import Conversion
     from lerobot_lance.model import EpisodeMeta
+
+#: A :class:`lerobot_lance.conversion.Conversion` (not imported: the
+#: conversion imports this module).
+Conversion = Any
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int, subsampling: str) -> bytes:
@@ -125,7 +128,8 @@ def encode_episode(conv: Conversion, e: EpisodeMeta, table: pa.Table) -> tuple[p
             raise SourceDataError(where, f"camera {key!r}: frame {len(out)} could not be turned into JPEG ({exc})",
                                   episode_index=e.episode_index) from None
         decoded = len(out) - bad
-        outcomes += check_encoded(e.episode_index, key, where, "jpeg", e.length, decoded, fid, lossless=False)
+        outcomes += check_encoded(e.episode_index, key, where, "jpeg", e.length, decoded, fid, lossless=False,
+                                  min_psnr_db=conv.options.min_psnr_db)
         figures[key] = {**fid.to_dict(), "bytes": sum(len(b) for b in out), "frames": len(out)}
         if len(out) != table.num_rows:
             continue  # encoded_frame_count fails this episode; its rows are not staged

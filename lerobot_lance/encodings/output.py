@@ -24,15 +24,16 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
 from lerobot_lance import formats
 from lerobot_lance.model import DatasetMeta, Feature, VideoRef
 
-if TYPE_CHECKING:
-    from lerobot_lance.conversion import Conversion
+#: A :class:`lerobot_lance.conversion.Conversion` (not imported: the
+#: conversion imports this module).
+Conversion = Any
 
 V3_VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 V2_VIDEO_PATH = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"

@@ -16,8 +16,11 @@ from typing import TYPE_CHECKING, Any
 from lerobot_lance.encodings.fidelity import Fidelity, sample_positions
 
 if TYPE_CHECKING:
-    from lerobot_lance.conversion import Conversion
     from lerobot_lance.model import EpisodeMeta
+
+#: A :class:`lerobot_lance.conversion.Conversion` (not imported: the
+#: conversion imports this module).
+Conversion = Any
 
 #: Frames compared per re-encoded segment (evenly spread, first and last included).
 REENCODE_SAMPLE_FRAMES = 8
@@ -47,6 +50,6 @@ def check_reencoded(conv: Conversion, e: EpisodeMeta, cams: Mapping[str, dict[st
             fid.add(a, b)
         cam["fidelity"] = fid.to_dict()
         _, pixels = check_encoded(e.episode_index, key, cam["source_path"], "re-encoded segment", e.length, int(cam["frame_count"]),
-                                  fid, lossless=conv.options.reencode_crf == 0)
+                                  fid, lossless=conv.options.reencode_crf == 0, min_psnr_db=conv.options.min_psnr_db)
         out.append(pixels)
     return out

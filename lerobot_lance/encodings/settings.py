@@ -152,6 +152,8 @@ def validate_options(options: Any) -> None:
         raise LeRobotLanceError(f"unknown jpeg_subsampling {options.jpeg_subsampling!r}: expected one of {', '.join(JPEG_SUBSAMPLING)}")
     if not (isinstance(options.jpeg_quality, int) and 1 <= options.jpeg_quality <= 100):
         raise LeRobotLanceError(f"jpeg_quality must be an integer in 1..100, found {options.jpeg_quality!r}")
+    if not options.min_psnr_db >= 0:
+        raise LeRobotLanceError(f"min_psnr_db must be a number >= 0, found {options.min_psnr_db!r}")
     if options.reencode_crf < 0:
         raise LeRobotLanceError(f"reencode_crf must be >= 0 (0: lossless qp 0), found {options.reencode_crf}")
     if options.encode_images == "video":

@@ -15,10 +15,11 @@ again.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from lerobot_lance.conversion import Conversion
+#: A :class:`lerobot_lance.conversion.Conversion` (not imported: the
+#: conversion imports this module).
+Conversion = Any
 
 
 def encoding_key(options: Any) -> dict[str, Any]:
@@ -43,10 +44,9 @@ def invalidate_changed(conv: Conversion, previous: Mapping[str, Any]) -> list[st
     Returns:
         The record kinds dropped (``[]`` when nothing changed).
     """
-    from lerobot_lance.conversion import ConvertOptions
     from lerobot_lance.staging import FRAMES, STATS, VIDEOS
 
-    old = previous.get("encodings") or encoding_key(ConvertOptions())
+    old = previous.get("encodings") or DEFAULT_KEY
     new = encoding_key(conv.options)
     kinds: list[str] = []
     if old.get("frames") != new["frames"]:
@@ -59,3 +59,13 @@ def invalidate_changed(conv: Conversion, previous: Mapping[str, Any]) -> list[st
         for rec in folder.glob("episode_*.json") if folder.is_dir() else []:
             rec.unlink(missing_ok=True)
     return kinds
+
+
+#: The key of a conversion with the default options (``ConvertOptions()``'s
+#: encoding fields): what a ``source.json`` written before encodings existed
+#: was staged with. ``tests/test_encode_reencode.py`` checks it equals
+#: ``encoding_key(ConvertOptions())``.
+DEFAULT_KEY: dict[str, Any] = {
+    "frames": {"frames_format": "source"},
+    "videos": {"encode_images": "none", "reencode_crf": 0, "reencode_preset": "veryfast"},
+}

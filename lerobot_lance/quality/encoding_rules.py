@@ -22,12 +22,13 @@ _DESCRIPTIONS = {
     "encoded_frame_count": "every video or JPEG frame the converter encodes (--encode-images video, --frames-format jpeg) "
     "decodes, and each episode's count of decoded frames equals its `length`",
     "decoded_pixels_match_source": "decoded pixels of what the converter encodes match the source frames within the "
-    f"stated fidelity: equal for lossless presets, PSNR >= {LOSSY_MIN_PSNR_DB:g} dB for lossy ones",
+    f"stated fidelity: equal for lossless presets, PSNR >= {LOSSY_MIN_PSNR_DB:g} dB (--min-psnr-db) for lossy ones",
 }
 
 
 def check_encoded(
     episode_index: int, camera: str, where: str, kind: str, length: int, decoded: int, fidelity: Fidelity, *, lossless: bool,
+    min_psnr_db: float = LOSSY_MIN_PSNR_DB,
 ) -> list[CheckOutcome]:
     """The two checks for one camera of one episode.
 
@@ -40,6 +41,8 @@ def check_encoded(
         decoded: frames that decoded from what was produced.
         fidelity: the comparison with the source frames.
         lossless: the encoding claims to be lossless (exact match required).
+        min_psnr_db: the floor of a lossy encoding (``ConvertOptions.min_psnr_db``,
+            ``--min-psnr-db``; default 30 dB).
 
     Returns:
         ``[encoded_frame_count, decoded_pixels_match_source]`` outcomes.
@@ -55,9 +58,9 @@ def check_encoded(
     elif lossless and not fidelity.exact:
         pixels.append(Offender(where, episode_index, f"{kind} of camera {camera!r} is not pixel-identical to the source (lossless preset)",
                                expected="max abs diff 0", found=f"max abs diff {fidelity.max_abs_diff}, PSNR {psnr:.2f} dB"))
-    elif not lossless and psnr is not None and psnr < LOSSY_MIN_PSNR_DB:
-        pixels.append(Offender(where, episode_index, f"{kind} of camera {camera!r}: PSNR below the floor",
-                               expected=f">= {LOSSY_MIN_PSNR_DB:g} dB", found=f"{psnr:.2f} dB"))
+    elif not lossless and psnr is not None and psnr < min_psnr_db:
+        pixels.append(Offender(where, episode_index, f"{kind} of camera {camera!r}: PSNR below the floor (lower it with --min-psnr-db)",
+                               expected=f">= {min_psnr_db:g} dB", found=f"{psnr:.2f} dB"))
     md = {"psnr_db": psnr if psnr is not None else "exact", "share_differing": fidelity.share_differing}
     return [
         CheckOutcome.from_offenders("encoded_frame_count", count, description=_DESCRIPTIONS["encoded_frame_count"]),
