@@ -434,7 +434,9 @@ def compute_episode_stats(
             :func:`sample_frame_indices` positions, and video cameras without frames
             are left out.
         image_sample_size: sample size for cameras decoded here (default LeRobot's,
-            :func:`estimate_num_samples`: 100 frames for episodes up to ~464 frames).
+            :func:`estimate_num_samples`: 100 frames for episodes up to ~464 frames);
+            ``0`` leaves image cameras out, as ``camera_stats_samples=0`` does for
+            video cameras.
         quantiles: also compute ``q01`` ... ``q99`` (v3.0 layout).
         camera_stats: camera key -> its :func:`image_stats`, already computed by
             the caller (the conversion computes them while it reads the
@@ -469,7 +471,7 @@ def compute_episode_stats(
                     out[key] = image_stats(np.asarray(camera_frames[key]), quantiles=quantiles)
                 except ValueError as exc:
                     raise ValueError(f"camera_frames[{key!r}]: {exc}") from exc
-            elif feature.is_image and (name := _find_column(table, key)) is not None:
+            elif feature.is_image and image_sample_size != 0 and (name := _find_column(table, key)) is not None:
                 positions = sample_frame_indices(table.num_rows, image_sample_size)
                 encoded = _image_bytes(table[name], key, positions)
                 images = [_decode_image(b, key, p) for b, p in zip(encoded, positions, strict=True)]

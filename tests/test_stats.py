@@ -530,3 +530,19 @@ def test_plot_and_markdown(tmp_path: Path, v21_recomputed: list[EpisodeStats]) -
     assert lines[0].startswith("| feature | dims |") and len(lines) == 2 + 7
     assert "| `index` | 1 | 0 .. 2315 | 1158 | 2316 |" in md
     assert "| `observation.state` | 26 |" in md
+
+
+def test_image_sample_size_zero_leaves_image_cameras_out() -> None:
+    """``camera_stats_samples=0`` (no camera statistics) on an image dataset: the
+    image cameras are left out, as video cameras are, and every numeric feature
+    keeps the statistics it has with sampling on (it used to raise
+    "sample_size must be >= 1")."""
+    meta = meta_from_info("g1_image_v30")
+    table = v30_episode("g1_image_v30", 0)
+    without = compute_episode_stats(table, meta, image_sample_size=0)
+    full = compute_episode_stats(table, meta)
+    assert meta.camera_keys and not set(meta.camera_keys) & set(without)
+    assert set(without) == set(full) - set(meta.camera_keys)
+    for key, stats in without.items():
+        for name, value in stats.items():
+            assert_array_equal(value, full[key][name])
