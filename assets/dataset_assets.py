@@ -46,6 +46,7 @@ from dagster import (
 )
 
 import lerobot_lance.conversion as convert
+import lerobot_lance.conversion_stats as convert_stats
 from lerobot_lance.episode_selection import EpisodeRanges
 from lerobot_lance.errors import LeRobotLanceError, SourceNotFoundError
 from lerobot_lance.output_root import check_output_root, claim_output_root, source_root_of
@@ -400,7 +401,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         conv = conv_of(lance_storage)
         eps = [int(p) for p in context.partition_keys]
         result = convert.stage_episode_frames(conv, eps, progress.for_stage("episode_frames"))
-        content = convert.content_outcomes(conv, result.ok)
+        content = convert_stats.content_outcomes(conv, result.ok)
         checks = [
             _batch_check(k("episode_frames"), "episodes_staged", result, "every episode of the run read and staged"),
             *check_results(k("episode_frames"), result.outcomes, EPISODE_FRAME_CHECKS),
@@ -461,7 +462,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     ) -> Iterator[MaterializeResult | AssetObservation]:
         conv = conv_of(lance_storage)
         eps = [int(p) for p in context.partition_keys]
-        result = convert.stage_episode_stats(conv, eps, progress.for_stage("episode_stats"))
+        result = convert_stats.stage_episode_stats(conv, eps, progress.for_stage("episode_stats"))
         yield MaterializeResult(
             metadata={"episodes": len(eps), "staged": len(result.ok), "failed": len(result.failed), **worker_metadata()},
             check_results=[
@@ -570,7 +571,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     @_final_on_bad_data
     def dataset_stats(lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
         conv = conv_of(lance_storage)
-        summary = convert.aggregate_dataset_stats(conv)
+        summary = convert_stats.aggregate_dataset_stats(conv)
         progress.advance("dataset_stats")
         md: dict[str, Any] = {"features": len(summary.stats), "episodes": summary.episodes}
         if summary.ranges_markdown:
@@ -592,7 +593,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     @_final_on_bad_data
     def lance_dataset(context: AssetExecutionContext, lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
         conv = conv_of(lance_storage)
-        result = convert.publish_dataset(conv, get_layout(conv.options.layout), dataset_stats=convert.read_dataset_stats_json(conv))
+        result = convert.publish_dataset(conv, get_layout(conv.options.layout), dataset_stats=convert_stats.read_dataset_stats_json(conv))
         cov = convert.coverage(conv)
         progress.advance("lance_dataset")
         outcomes = result.checks or []  # evaluated by the publish on the versions it committed

@@ -1145,7 +1145,7 @@ def _tables_share_tag(conv: Conversion, layout: Any, tables: Sequence[str], tag:
     from lerobot_lance.quality.result import CheckOutcome
 
     if layout.name == "lerobot":
-        from lerobot_lance.layouts.lerobot_checks import _DESCRIPTIONS
+        from lerobot_lance.layouts.lerobot import CHECK_DESCRIPTIONS as _DESCRIPTIONS
     else:
         from lerobot_lance.quality.output_rules import _DESCRIPTIONS
     datasets = {t: lance.dataset(conv.uri(t), storage_options=conv.options.storage_options) for t in tables}
@@ -1224,19 +1224,5 @@ def episodes_to_convert(conv: Conversion, episodes: Sequence[int]) -> list[int]:
     return [ep for ep in episodes if any(conv.staging.current(k, ep, conv.revision) is None for k in kinds)]
 
 
-# --- statistics: in lerobot_lance.conversion_stats, importable from here -------------
-_STATS_NAMES = frozenset({
-    "_staged_camera_stats", "_camera_frames", "stage_episode_stats", "_stats_outcome", "_short_list",
-    "DatasetStatsSummary", "aggregate_dataset_stats", "declared_stats_of", "read_dataset_stats_json",
-    "content_outcomes", "_source_named",
-})
-
-
-def __getattr__(name: str) -> Any:
-    """The statistics stages, from :mod:`lerobot_lance.conversion_stats` (which
-    imports this module, hence the lazy import)."""
-    if name in _STATS_NAMES:
-        from lerobot_lance import conversion_stats
-
-        return getattr(conversion_stats, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# --- statistics: the stages stage_episode_stats, aggregate_dataset_stats, ... are in
+# lerobot_lance.conversion_stats (which imports this module).

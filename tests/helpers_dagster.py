@@ -745,13 +745,14 @@ def bench_backfill(n_episodes: int, batch: int = 100, policy: str = "multi_run")
         report["last_run_ended_s"] = max(r["ended_s"] for r in report["runs"])
     # The same work as plain calls of the core package (no Dagster, no processes).
     import lerobot_lance.conversion as convert
+    import lerobot_lance.conversion_stats as convert_stats
 
     conv = convert.Conversion.at(work / "out_plain")
     t = time.monotonic()
     meta = convert.resolve_source(conv, str(src))
     eps = meta.episode_indices
     phases: dict[str, float] = {}
-    for stage in (convert.stage_episode_frames, convert.stage_episode_videos, convert.stage_episode_stats):
+    for stage in (convert.stage_episode_frames, convert.stage_episode_videos, convert_stats.stage_episode_stats):
         ts = time.monotonic()
         for i in range(0, len(eps), batch):
             stage(conv, eps[i:i + batch])
@@ -760,10 +761,10 @@ def bench_backfill(n_episodes: int, batch: int = 100, policy: str = "multi_run")
     convert.write_frames_table(conv)
     convert.write_episodes_table(conv)
     convert.write_videos_table(conv)
-    convert.aggregate_dataset_stats(conv)
+    convert_stats.aggregate_dataset_stats(conv)
     from lerobot_lance.layouts import get_layout
 
-    convert.publish_dataset(conv, get_layout(conv.options.layout), dataset_stats=convert.read_dataset_stats_json(conv))
+    convert.publish_dataset(conv, get_layout(conv.options.layout), dataset_stats=convert_stats.read_dataset_stats_json(conv))
     phases["tables_and_publish"] = round(time.monotonic() - ts, 1)
     report["plain_calls_s"] = round(time.monotonic() - t, 1)
     report["plain_phases_s"] = phases

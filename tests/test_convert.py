@@ -218,7 +218,8 @@ def test_camera_stats_of_a_reencoded_episode_sample_its_source_frames(converted)
     import hashlib
 
     from lerobot_lance import video
-    from lerobot_lance.conversion import Conversion, _camera_frames
+    from lerobot_lance.conversion import Conversion
+    from lerobot_lance.conversion_stats import _camera_frames
     from lerobot_lance.staging import VIDEOS
 
     conv = Conversion.at(converted("g1_v30_h264_gop30"))

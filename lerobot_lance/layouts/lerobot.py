@@ -100,3 +100,15 @@ INDEXES: dict[str, dict[str, str]] = {
     FRAMES_TABLE: {"episode_index": "BTREE", "task_index": "BITMAP"},
     VIDEOS_TABLE: {"video_key": "BITMAP"},
 }
+
+#: What each blocking output check of this layout asserts (``layouts/lerobot_checks.py``;
+#: also read by the publish for ``tables_share_tag``).
+CHECK_DESCRIPTIONS = {
+    "reader_frames_rows": "frames holds total_frames rows and row i has index i",
+    "reader_episodes_tile": "episode ranges 0..N-1 tile [0, total_frames)",
+    "reader_videos_present": "every (video_key, chunk_index, file_index) of the episode metadata has one videos row",
+    "reader_byte_index": "file_size, moov_offset/moov_size and kf_indices/kf_positions match the stored blob",
+    "reader_videos_sha256": "videos.sha256 equals the sha256 of the stored blob and of the source file",
+    "meta_table_matches": "the meta table holds the files of meta/ byte for byte",
+    "tables_share_tag": "frames, videos and meta carry the same tag on their latest version",
+}

@@ -53,15 +53,7 @@ OUTPUT_RULES: tuple[str, ...] = (
     "tables_share_tag",
 )
 
-_DESCRIPTIONS = {
-    "reader_frames_rows": "frames holds total_frames rows and row i has index i",
-    "reader_episodes_tile": "episode ranges 0..N-1 tile [0, total_frames)",
-    "reader_videos_present": "every (video_key, chunk_index, file_index) of the episode metadata has one videos row",
-    "reader_byte_index": "file_size, moov_offset/moov_size and kf_indices/kf_positions match the stored blob",
-    "reader_videos_sha256": "videos.sha256 equals the sha256 of the stored blob and of the source file",
-    "meta_table_matches": "the meta table holds the files of meta/ byte for byte",
-    "tables_share_tag": "frames, videos and meta carry the same tag on their latest version",
-}
+_DESCRIPTIONS = L.CHECK_DESCRIPTIONS
 
 
 def blob_byte_index(data: bytes | BinaryIO) -> tuple[list[int], list[int]]:

@@ -19,7 +19,7 @@ from lerobot_lance.quality import content_rules, encoding_rules, episode_rules, 
 
 #: Checks that are not one rule of a rules module: the per-episode stages'
 #: batch outcome, the staged tables' row counts, and the statistics comparison
-#: (:func:`lerobot_lance.conversion.stage_episode_stats`, ``aggregate_dataset_stats``).
+#: (:func:`lerobot_lance.conversion_stats.stage_episode_stats`, ``aggregate_dataset_stats``).
 STAGE_CHECK_DESCRIPTIONS: dict[str, str] = {
     "episodes_staged": "every episode partition of the run was read, checked and staged by this stage "
     "(an episode whose file is unreadable or that breaks a rule fails it, with the file, the episode and the reason)",
