@@ -102,6 +102,13 @@ class ConvertOptions:
             libx264 settings of the v3.0 re-encode fallback; min_psnr_db:
             the floor of ``decoded_pixels_match_source`` for lossy
             encodings (dB). See :mod:`lerobot_lance.encodings`.
+        lock_wait_s: how long a stage waits for the output's writer lock
+            when another process holds it (seconds; ``0``: refuse at once,
+            the CLI's behaviour). Dagster runs wait
+            (:class:`resources.LanceStorageResource`), because the steps of
+            one run may execute in several processes (multiprocess or Celery
+            executor) and each takes the lock in turn; the run queue's
+            ``lerobot_lance/output_writer`` limit keeps two runs apart.
     """
 
     reencode: str = "auto"
@@ -129,6 +136,7 @@ class ConvertOptions:
     reencode_crf: int = 0
     reencode_preset: str = "veryfast"
     min_psnr_db: float = 30.0
+    lock_wait_s: float = 0.0
 
     def __post_init__(self) -> None:
         from lerobot_lance.encodings.settings import validate_options
@@ -250,10 +258,14 @@ def writing(conv: Conversion) -> Iterator[None]:
     :func:`publish_dataset`. Re-entrant within a process (the CLI's runner
     holds the lock for the whole conversion).
 
+    Waits up to ``conv.options.lock_wait_s`` seconds for a lock another
+    process holds.
+
     Raises:
-        OutputLockedError: another process is writing this output.
+        OutputLockedError: another process is writing this output (and still
+            was after ``lock_wait_s``).
     """
-    with output_lock(conv.output, storage_options=conv.options.storage_options):
+    with output_lock(conv.output, storage_options=conv.options.storage_options, wait_s=conv.options.lock_wait_s):
         recover_interrupted_publish(conv.journal, storage_options=conv.options.storage_options)
         yield
 

@@ -39,8 +39,9 @@ import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,32 @@ def holds_lock(output: str) -> bool:
 
 
 @contextmanager
-def output_lock(output: str, *, command: str | None = None, storage_options: dict[str, str] | None = None) -> Iterator[None]:
+def output_lock(
+    output: str, *, command: str | None = None, storage_options: dict[str, str] | None = None, wait_s: float = 0.0
+) -> Iterator[None]:
+    """Hold the exclusive writer lock of ``output`` for the ``with`` block,
+    waiting up to ``wait_s`` seconds (polled every 0.5 s) while another
+    process holds it; ``0`` refuses at once.
+
+    Raises:
+        OutputLockedError: another process held the lock for all of ``wait_s``.
+        LeRobotLanceError: as :func:`acquire_output_lock`.
+    """
+    deadline = time.monotonic() + max(0.0, wait_s)
+    with ExitStack() as stack:
+        while True:
+            try:
+                stack.enter_context(acquire_output_lock(output, command=command, storage_options=storage_options))
+                break
+            except OutputLockedError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+        yield
+
+
+@contextmanager
+def acquire_output_lock(output: str, *, command: str | None = None, storage_options: dict[str, str] | None = None) -> Iterator[None]:
     """Hold the exclusive writer lock of ``output`` for the ``with`` block.
 
     Creates the output root if needed. Re-entrant within the process. An

@@ -46,10 +46,18 @@ class LanceStorageResource(ConfigurableResource):
             writer lock (:mod:`lerobot_lance.object_store`; credentials via
             ``EnvVar``, or the standard AWS variables). A dataset's own
             ``storage_options`` (datasets.yaml) win key by key.
+        lock_wait_s: how long a step waits for the output's writer lock while
+            another process holds it (seconds, default 600). The steps of one
+            run take it in turn, and with the multiprocess or Celery executor
+            they run in different processes (the publish run's three table
+            steps at once); another conversion is kept out by the run queue's
+            ``lerobot_lance/output_writer`` limit, and a shell ``convert``
+            that holds the lock makes the step wait, then fail naming it.
     """
 
     staging_root: str | None = None
     storage_options: dict[str, str] | None = None
+    lock_wait_s: float = 600.0
 
     def conversion(self, cfg: DatasetConfig, codec: "VideoCodecResource | None" = None) -> Conversion:
         from lerobot_lance.staging import default_staging_dir
@@ -61,6 +69,7 @@ class LanceStorageResource(ConfigurableResource):
             opts.setdefault("workers", codec.workers)
             opts.setdefault("reencode_crf", codec.reencode_crf)
             opts.setdefault("reencode_preset", codec.reencode_preset)
+        opts.setdefault("lock_wait_s", self.lock_wait_s)
         opts["storage_options"] = {**(self.storage_options or {}), **(cfg.options.get("storage_options") or {})} or None
         return Conversion.at(cfg.output, staging, ConvertOptions(**opts))
 

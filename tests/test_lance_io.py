@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import lance
@@ -167,3 +168,50 @@ def test_writer_lock_is_exclusive_reentrant_and_released_by_a_dead_holder(tmp_pa
     child.wait(timeout=30)
     with output_lock(str(out), command="after"):
         assert json.loads((out / LOCK_FILE).read_text())["command"] == "after"
+
+
+def test_writer_lock_wait_takes_the_lock_once_the_holder_releases_it(tmp_path: Path) -> None:
+    """``wait_s``: what the Dagster steps of one run use, since the multiprocess
+    and Celery executors run them in different processes (the publish run's
+    table steps at once). A waiter takes the lock as soon as the holder lets
+    go; a shorter wait still fails, naming the holder; ``0`` refuses at once."""
+    out = tmp_path / "out"
+    hold_s = 3.0
+    child = subprocess.Popen([sys.executable, "-c", "import sys,time; from lerobot_lance.output_lock import output_lock\n"
+                              "with output_lock(sys.argv[1], command='step one'):\n"
+                              "    print('held', flush=True); time.sleep(float(sys.argv[2]))\n"
+                              "print('released', flush=True)", str(out), str(hold_s)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "held"
+        t0 = time.monotonic()
+        with pytest.raises(OutputLockedError, match="step one"):
+            with output_lock(str(out)):
+                pass
+        assert time.monotonic() - t0 < 1.0
+        with pytest.raises(OutputLockedError, match="step one"):
+            with output_lock(str(out), wait_s=0.6):
+                pass
+        assert 0.6 <= time.monotonic() - t0 < hold_s
+        with output_lock(str(out), command="step two", wait_s=120):
+            waited = time.monotonic() - t0
+            assert child.stdout.readline().strip() == "released"
+            assert json.loads((out / LOCK_FILE).read_text())["command"] == "step two"
+        assert hold_s - 1.0 <= waited < hold_s + 30
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+
+
+def test_dagster_steps_wait_for_the_lock_and_the_cli_does_not(tmp_path: Path) -> None:
+    """The resource Dagster runs build their conversion with waits (600 s by
+    default); ``ConvertOptions`` alone (the CLI, the Python API) refuses at once."""
+    from lerobot_lance.conversion import ConvertOptions
+    from pipelines.config import DatasetConfig
+    from resources import LanceStorageResource
+
+    cfg = DatasetConfig(name="g1", source="g1_v21", output=str(tmp_path / "out"), options={})
+    storage = {"staging_root": str(tmp_path / "staging")}
+    assert LanceStorageResource(**storage).conversion(cfg).options.lock_wait_s == 600.0
+    assert LanceStorageResource(**storage, lock_wait_s=5).conversion(cfg).options.lock_wait_s == 5
+    assert ConvertOptions().lock_wait_s == 0.0
