@@ -328,6 +328,10 @@ def main() -> None:
     ap.add_argument("--celery-backfill", type=int, metavar="N", default=0,
                     help="instead: N-episode backfill through the Celery executor vs in-process (benchmarks/distributed_bench.py)")
     ap.add_argument("--workers", type=int, default=2, help="Celery workers of --celery-backfill")
+    ap.add_argument("--concurrent-runs", type=int, default=1,
+                    help="episode runs of --celery-backfill's Celery part launched at the same time (1: one after another)")
+    ap.add_argument("--publish-in-process", action="store_true",
+                    help="--celery-backfill: the publish run in-process after the Celery episode runs (see distributed_bench.py)")
     ap.add_argument("--lerobot-vs-peer", action="store_true",
                     help="instead: --layout lerobot beside lerobot-lancedb's converter, conversion and read side")
     ap.add_argument("--read-items", type=int, default=256, help="items read per setting in --lerobot-vs-peer")
@@ -360,7 +364,8 @@ def main() -> None:
         from benchmarks.distributed_bench import celery_backfill
 
         work = args.workdir or Path(tempfile.mkdtemp(prefix="lerobot-lance-bench-"))
-        print(json.dumps(celery_backfill(args.celery_backfill, args.workers, args.batch, work), indent=2))
+        print(json.dumps(celery_backfill(args.celery_backfill, args.workers, args.batch, work, args.concurrent_runs,
+                                                    args.publish_in_process), indent=2))
         print(f"(work dir: {work})")
         return
     if args.graphql_backfill:

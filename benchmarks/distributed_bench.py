@@ -37,6 +37,7 @@ at once; runs are sequential here as in a backfill limited to one run at a time.
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -56,23 +57,34 @@ def _run_specs(name: str, n: int, batch: int) -> list[str]:
     return [f"{name}__resolve_source", *ranges, f"{name}__publish"]
 
 
-def _execute(env: dict[str, str], specs: list[str], log: Path, timeout_s: float) -> tuple[float, list[dict[str, Any]]]:
-    """Run ``specs`` in one orchestrator child (``tests.helpers_celery run``); returns (wall s, RUN records)."""
+def _execute(env: dict[str, str], specs: list[str], log: Path, timeout_s: float, concurrent: int = 1) -> tuple[float, list[dict[str, Any]]]:
+    """Run ``specs`` (resolve, episode runs, publish) in orchestrator children
+    (``tests.helpers_celery run``): one child for all when ``concurrent`` is 1,
+    else resolve, then the episode runs dealt round-robin to ``concurrent``
+    children running at the same time, then publish; returns (wall s, RUN records)."""
     from tests.helpers_celery import parse_runs
     from tests.helpers_dagster import stop_process
 
+    groups = [[specs]] if concurrent <= 1 else [[specs[:1]], [specs[1:-1][i::concurrent] for i in range(concurrent)], [specs[-1:]]]
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.helpers_celery", "run", *specs], cwd=REPO, env=env,
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        stop_process(proc)
-        raise TimeoutError(f"runs not done within {timeout_s:.0f} s; see {log}") from None
+    runs: list[dict[str, Any]] = []
+    for g, group in enumerate(groups):
+        procs = []
+        for i, part in enumerate(p for p in group if p):
+            plog = log if len(groups) == 1 else log.with_name(f"{log.stem}.{g}.{i}.log")
+            procs.append((plog, subprocess.Popen([sys.executable, "-m", "tests.helpers_celery", "run", *part], cwd=REPO, env=env,
+                                                 stdout=plog.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)))
+        for plog, proc in procs:
+            try:
+                proc.wait(timeout=max(1.0, timeout_s - (time.perf_counter() - t0)))
+            except subprocess.TimeoutExpired:
+                for _, q in procs:
+                    stop_process(q)
+                raise TimeoutError(f"runs not done within {timeout_s:.0f} s; see {plog}") from None
+            runs += parse_runs(plog)
     wall = time.perf_counter() - t0
-    runs = parse_runs(log)
     if len(runs) != len(specs) or not all(r["success"] for r in runs):
-        raise RuntimeError(f"runs failed: {runs}\n{log.read_text(errors='replace')[-3000:]}")
+        raise RuntimeError(f"runs failed: {runs}; see {log.parent}")
     return wall, runs
 
 
@@ -82,9 +94,13 @@ def _step_figures(home: Path, runs: list[dict[str, Any]], name: str, n: int) -> 
 
     per_episode_total, all_steps, per_episode_by_run, pids = 0.0, 0.0, [], set()
     steps: dict[str, float] = {}
+    run_walls: list[tuple[str, float]] = []
     for r in runs:
         run_episode_s = 0.0
-        for e in step_events(home, r["run_id"]):
+        events = step_events(home, r["run_id"])
+        stamps = [e.timestamp for e in events]
+        run_walls.append((r["job"], max(stamps) - min(stamps)))
+        for e in events:
             ev = e.dagster_event
             if ev is None:
                 continue
@@ -100,7 +116,7 @@ def _step_figures(home: Path, runs: list[dict[str, Any]], name: str, n: int) -> 
                     run_episode_s += s
         per_episode_by_run.append((r["job"], run_episode_s))
     return {"per_episode_total_s": per_episode_total, "all_steps_s": all_steps, "pids": sorted(pids), "steps_s": steps,
-            "_by_run": per_episode_by_run}
+            "_by_run": per_episode_by_run, "run_walls": run_walls}
 
 
 def _frames_rows(out: Path) -> int:
@@ -120,16 +136,31 @@ def _report(label: str, wall: float, workers: int, fig: dict[str, Any], n: int, 
     print(f"[{label}] per-episode step seconds: total {fig['per_episode_total_s']:.1f} s, "
           f"median {per_ep_median:.3f} s/episode over the episode runs, mean {per_episode:.3f} s/episode")
     print(f"[{label}] all step seconds {fig['all_steps_s']:.1f} s: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(fig["steps_s"].items())))
+    ep_walls = [w for job, w in fig["run_walls"] if job.endswith("__convert_episodes")]
+    other = sum(w for job, w in fig["run_walls"] if not job.endswith("__convert_episodes"))
+    print(f"[{label}] run walls (first to last event): episode runs median {statistics.median(ep_walls):.1f} s "
+          f"(sum {sum(ep_walls):.1f} s), resolve + publish runs {other:.1f} s")
     print(f"[{label}] distinct pids that ran steps: {len(fig['pids'])} {fig['pids']}")
     print(f"[{label}] orchestration overhead (wall - step seconds / {workers}): {overhead:.1f} s")
     print(f"[{label}] fit: fixed {fixed:.1f} s + per_episode {per_episode:.3f} s * N / workers")
     return {"wall_s": wall, "workers": workers, "per_episode_s": per_episode, "per_episode_median_s": per_ep_median,
             "per_episode_total_s": fig["per_episode_total_s"], "all_steps_s": fig["all_steps_s"], "steps_s": fig["steps_s"],
-            "pids": fig["pids"], "overhead_s": overhead, "fixed_s": fixed}
+            "pids": fig["pids"], "run_walls_s": fig["run_walls"], "overhead_s": overhead, "fixed_s": fixed}
 
 
-def celery_backfill(n: int, workers: int, batch: int, work: Path) -> dict[str, Any]:
-    """Build the ``n``-episode dataset, run (a) in-process and (b) through Celery; print and return the figures."""
+def celery_backfill(n: int, workers: int, batch: int, work: Path, concurrent_runs: int = 1,
+                    publish_in_process: bool = False, keep_outputs: bool = False) -> dict[str, Any]:
+    """Build the ``n``-episode dataset, run (a) in-process and (b) through Celery; print and return the figures.
+
+    ``publish_in_process``: in (b), the publish run executes in-process (the
+    same instance, staging and output, a datasets YAML without ``executor:``)
+    after the episode runs went through Celery. Through Celery the publish
+    run's table steps (``episodes_table``, ``frames_table``, ``videos_table``)
+    can run at the same time on two workers, and each takes the output's writer
+    lock, so one of them fails with ``OutputLockedError`` (seen at N=300).
+    ``keep_outputs``: keep both outputs (by default each is removed once its
+    frames rows are counted; at N=300 each is ~2 GB).
+    """
     import os
 
     import yaml
@@ -161,6 +192,9 @@ def celery_backfill(n: int, workers: int, batch: int, work: Path) -> dict[str, A
                     "    i.run_storage, i.event_log_storage, i.schedule_storage"], env=env, check=True, capture_output=True, timeout=120)
     wall, runs = _execute(env, _run_specs("bip", n, batch), ip / "runs.log", timeout_s)
     results["in_process"] = _report("in-process", wall, 1, _step_figures(home, runs, "bip", n), n, batch)
+    rows_ip = _frames_rows(ip / "out")
+    if not keep_outputs:  # the 300-episode output is ~2 GB (video blobs): free it before (b) writes its own
+        shutil.rmtree(ip / "out")
 
     # (b) Celery with `workers` workers
     cw = work / "celery"
@@ -168,14 +202,26 @@ def celery_backfill(n: int, workers: int, batch: int, work: Path) -> dict[str, A
     datasets = [{"name": "bce", "source": str(src), "output": str(cw / "out"), "options": opts}]
     with celery_cluster(cw, datasets, n_workers=workers) as c:
         pool = {pid for w in c.workers for pid in c.pool_pids(w)}
-        wall, runs = _execute(c.env, _run_specs("bce", n, batch), cw / "runs.log", timeout_s)
+        specs = _run_specs("bce", n, batch)
+        if not publish_in_process:
+            wall, runs = _execute(c.env, specs, cw / "runs.log", timeout_s, concurrent_runs)
+        else:
+            yml_ip = cw / "datasets_in_process.yaml"
+            yml_ip.write_text(yaml.safe_dump({"datasets": datasets}, sort_keys=False))
+            wall, runs = _execute(c.env, specs[:-1], cw / "runs.log", timeout_s, concurrent_runs)
+            wall_p, runs_p = _execute({**c.env, "LEROBOT_LANCE_DATASETS": str(yml_ip)}, specs[-1:], cw / "publish.log", timeout_s)
+            wall, runs = wall + wall_p, runs + runs_p
         fig = _step_figures(c.home, runs, "bce", n)
-    res = _report(f"celery x{workers}", wall, workers, fig, n, batch)
+    res = _report(f"celery x{workers}" + (f", {concurrent_runs} runs at a time" if concurrent_runs > 1 else "")
+                  + (", publish in-process" if publish_in_process else ""),
+                  wall, workers, fig, n, batch)
     res["pids_on_worker_pools"] = sorted(set(fig["pids"]) & pool)
     print(f"[celery x{workers}] of those, pids of the workers' pool processes: {res['pids_on_worker_pools']}")
     results["celery"] = res
 
-    rows_ip, rows_ce = _frames_rows(ip / "out"), _frames_rows(cw / "out")
+    rows_ce = _frames_rows(cw / "out")
+    if not keep_outputs:
+        shutil.rmtree(cw / "out")
     total_frames = json.loads((src / "meta" / "info.json").read_text())["total_frames"]
     print(f"frames rows: in-process {rows_ip}, celery {rows_ce}, source {total_frames}: "
           + ("equal" if rows_ip == rows_ce == total_frames else "DIFFERENT"))
