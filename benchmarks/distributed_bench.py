@@ -31,7 +31,9 @@ must have equal ``frames`` row counts (and equal to the source's frames).
 Nothing is asserted about speed (figures, not tests). Within one
 ``convert_episodes`` run ``episode_frames`` and ``episode_videos`` are
 independent and ``episode_stats`` needs both, so at most two steps of a run run
-at once; runs are sequential here as in a backfill limited to one run at a time.
+at once; runs are sequential here as in a backfill limited to one run at a time
+(``--concurrent-runs K``: K orchestrators share the episode runs of (b)).
+``--publish-in-process``: (b)'s publish run in-process, see :func:`celery_backfill`.
 """
 
 from __future__ import annotations
