@@ -5,6 +5,7 @@
     python benchmarks/bench.py --samples g1_v30    # one sample
     python benchmarks/bench.py --big-only --repeat 50
     python benchmarks/bench.py --graphql-backfill 300  # UI/daemon path: runs, wall time, overhead per episode
+    python benchmarks/bench.py --celery-backfill 300 --workers 2 --batch 50  # Celery executor vs in-process
     python benchmarks/bench.py --ui-sample         # the bundled sample materialized from the UI (GraphQL launch)
     python benchmarks/bench.py --lerobot-vs-peer   # --layout lerobot beside lerobot-lancedb's converter
     python benchmarks/bench.py --peer --pairs 3    # paired runs (A B A B) of both layouts against the peer, 300 episodes
@@ -324,6 +325,13 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=100, help="backfill_batch_size (max partitions per run) of --graphql-backfill")
     ap.add_argument("--backfill-policy", choices=("multi_run", "single_run"), default="multi_run",
                     help="options.backfill_policy of --graphql-backfill")
+    ap.add_argument("--celery-backfill", type=int, metavar="N", default=0,
+                    help="instead: N-episode backfill through the Celery executor vs in-process (benchmarks/distributed_bench.py)")
+    ap.add_argument("--workers", type=int, default=2, help="Celery workers of --celery-backfill")
+    ap.add_argument("--concurrent-runs", type=int, default=1,
+                    help="episode runs of --celery-backfill's Celery part launched at the same time (1: one after another)")
+    ap.add_argument("--publish-in-process", action="store_true",
+                    help="--celery-backfill: the publish run in-process after the Celery episode runs (see distributed_bench.py)")
     ap.add_argument("--lerobot-vs-peer", action="store_true",
                     help="instead: --layout lerobot beside lerobot-lancedb's converter, conversion and read side")
     ap.add_argument("--read-items", type=int, default=256, help="items read per setting in --lerobot-vs-peer")
@@ -349,6 +357,15 @@ def main() -> None:
     if args.lerobot_vs_peer:
         work = args.workdir or Path(tempfile.mkdtemp(prefix="lerobot-lance-bench-"))
         lerobot_vs_peer(work, args.repeat, args.read_items, with_big=not args.samples or args.samples != ["g1_v30"])
+        print(f"(work dir: {work})")
+        return
+    if args.celery_backfill:
+        sys.path.insert(0, str(REPO))
+        from benchmarks.distributed_bench import celery_backfill
+
+        work = args.workdir or Path(tempfile.mkdtemp(prefix="lerobot-lance-bench-"))
+        print(json.dumps(celery_backfill(args.celery_backfill, args.workers, args.batch, work, args.concurrent_runs,
+                                                    args.publish_in_process), indent=2))
         print(f"(work dir: {work})")
         return
     if args.graphql_backfill:
