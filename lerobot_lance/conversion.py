@@ -498,6 +498,9 @@ def stage_episode_frames(conv: Conversion, episodes: Sequence[int], on_progress:
     validation for the whole batch) and normalized to the frames schema;
     failing episodes are recorded as failed, the others staged.
     """
+    from lerobot_lance.testhook import pause_point
+
+    pause_point("stage:episode_frames")  # tests: a worker killed inside this step
     meta, result = conv.meta, BatchResult()
     eps = [meta.episode(i) for i in episodes]
     root = conv.source.fetch(list(dict.fromkeys(e.data_path for e in eps)))

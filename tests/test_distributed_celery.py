@@ -59,9 +59,28 @@ def reference(work: Path) -> Path:
 @pytest.fixture(scope="module")
 def cluster(work: Path) -> Any:
     datasets = [_dataset("g1d", work / "out_distributed"), _dataset("g1k", work / "out_killed")]
-    with celery_cluster(work, datasets, n_workers=2) as c:
-        c.initial_pool_pids = {pid for w in c.workers for pid in c.pool_pids(w)}  # type: ignore[attr-defined]
-        yield c
+    # Every episode_frames step pauses 3 s on entry (lerobot_lance.testhook), so the
+    # kill test's SIGKILL lands inside the step, not after a step that already finished.
+    from lerobot_lance.testhook import ENV_FILE, ENV_POINT, ENV_SECONDS
+
+    pause = {ENV_POINT: "stage:episode_frames", ENV_FILE: str(work / "paused"), ENV_SECONDS: "3"}
+    saved = {k: os.environ.get(k) for k in pause}
+
+    def restore() -> None:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+    os.environ.update(pause)  # celery_cluster copies the environment for its workers
+    try:
+        with celery_cluster(work, datasets, n_workers=2) as c:
+            restore()
+            c.initial_pool_pids = {pid for w in c.workers for pid in c.pool_pids(w)}  # type: ignore[attr-defined]
+            yield c
+    finally:
+        restore()
 
 
 def _materializations(c: CeleryCluster, dataset: str) -> list[tuple[str, str | None, dict[str, Any]]]:
