@@ -29,18 +29,28 @@ from lerobot_lance.staging import FRAMES, STATS, VIDEOS, read_json, write_json_a
 
 
 # --- statistics -------------------------------------------------------------------
+def _staged_videos(conv: Conversion, ep: int) -> tuple[dict[str, Any], int | None] | None:
+    """The episode's current videos record and the camera-stats sample size,
+    or ``None`` when this conversion computes no camera statistics or the
+    episode's videos are not staged."""
+    if conv.options.camera_stats_samples == 0 or conv.options.skip_videos or not conv.meta.video_keys:
+        return None
+    rec = conv.staging.current(VIDEOS, ep, conv.revision)
+    if rec is None:
+        return None
+    return rec, _stats_samples(conv, conv.meta.episode(ep).length)
+
+
 def _staged_camera_stats(conv: Conversion, ep: int) -> dict[str, Any]:
     """Camera key -> :func:`~lerobot_lance.stats.image_stats` of one episode as
     the videos stage computed them in its pass over the window, for the
     cameras it computed them for with the sample size this conversion asks."""
     from lerobot_lance.stats import stats_from_json
 
-    if conv.options.camera_stats_samples == 0 or conv.options.skip_videos or not conv.meta.video_keys:
+    staged = _staged_videos(conv, ep)
+    if staged is None:
         return {}
-    rec = conv.staging.current(VIDEOS, ep, conv.revision)
-    if rec is None:
-        return {}
-    samples = _stats_samples(conv, conv.meta.episode(ep).length)
+    rec, samples = staged
     return {
         key: stats_from_json({key: cam["camera_stats"]})[key]
         for key, cam in rec["cameras"].items()
@@ -55,12 +65,10 @@ def _camera_frames(conv: Conversion, ep: int, skip: Sequence[str] = ()) -> dict[
     :func:`video.sample_frames_rgb`)."""
     from lerobot_lance import video
 
-    if conv.options.camera_stats_samples == 0 or conv.options.skip_videos or not conv.meta.video_keys:
+    staged = _staged_videos(conv, ep)
+    if staged is None:
         return {}
-    rec = conv.staging.current(VIDEOS, ep, conv.revision)
-    if rec is None:
-        return {}
-    samples = _stats_samples(conv, conv.meta.episode(ep).length)
+    rec, samples = staged
     out = {}
     for key, cam in rec["cameras"].items():
         if key in skip:

@@ -121,6 +121,22 @@ def holds_lock(output: str) -> bool:
     return bool(entry) and entry[2] == os.getpid()
 
 
+def _reenter(key: str) -> bool:
+    """Count one more holder if this process already holds the lock ``key``."""
+    with _guard:
+        entry = _held.get(key)
+        if entry and entry[2] == os.getpid():
+            entry[1] += 1
+            return True
+    return False
+
+
+def _leave(key: str) -> None:
+    """Undo one :func:`_reenter`."""
+    with _guard:
+        _held[key][1] -= 1
+
+
 @contextmanager
 def output_lock(
     output: str, *, command: str | None = None, storage_options: dict[str, str] | None = None, wait_s: float = 0.0
@@ -177,19 +193,11 @@ def acquire_output_lock(output: str, *, command: str | None = None, storage_opti
         path = str((root / LOCK_FILE).resolve())
     except OSError as err:
         raise LeRobotLanceError(f"{output}: cannot create the output root: {err}") from None
-    with _guard:
-        entry = _held.get(path)
-        if entry and entry[2] == os.getpid():
-            entry[1] += 1
-            reentered = True
-        else:
-            reentered = False
-    if reentered:
+    if _reenter(path):
         try:
             yield
         finally:
-            with _guard:
-                _held[path][1] -= 1
+            _leave(path)
         return
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -299,19 +307,11 @@ def _object_store_lock(output: str, command: str | None, storage_options: dict[s
     from lerobot_lance.object_store import bucket_and_key
 
     uri = _lock_uri(output)
-    with _guard:
-        entry = _held.get(uri)
-        if entry and entry[2] == os.getpid():
-            entry[1] += 1
-            reentered = True
-        else:
-            reentered = False
-    if reentered:
+    if _reenter(uri):
         try:
             yield
         finally:
-            with _guard:
-                _held[uri][1] -= 1
+            _leave(uri)
         return
     client = s3_client(storage_options)
     bucket, key = bucket_and_key(uri)
