@@ -35,6 +35,24 @@ def _no_dagster_home() -> None:
     os.environ.pop("DAGSTER_HOME", None)
 
 
+@pytest.fixture(autouse=True)
+def _no_current_defs_state_storage() -> None:
+    """Every test starts with no "current" Dagster instance.
+
+    Entering a ``DagsterInstance`` (``with instance:``) sets Dagster's
+    context-local defs-state storage (``dagster._core.storage.defs_state.base``,
+    Dagster 1.13), and ``Definitions.get_repository_def()`` reads it. When an
+    instance's context is exited out of order or by the garbage collector (a
+    ``__del__`` of an unbound resource/op context), the variable can keep a
+    storage whose instance is gone; every later resolution in the process then
+    fails with "Attempted to resolve undefined DagsterInstance weakref" (seen
+    once in CI, after the Celery tests). Tests must not inherit that from each
+    other, so the variable is cleared before each one."""
+    from dagster._core.storage.defs_state import base
+
+    base._current_storage.set(None)  # private; a left-open set_defs_state_storage() would restore the stale value on GC
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _staging_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Staging areas (default under ~/.cache) go to a session temp folder; child
