@@ -25,6 +25,11 @@ module (and tests/test_perf_structure.py says which name), not a run.
 * :class:`ReconstructableRepository`: a job a step subprocess can rebuild by
   importing a module (tests running the multiprocess executor outside the
   daemon).
+* :func:`clear_current_defs_state_storage`: forget the context-local
+  defs-state storage that entering a ``DagsterInstance`` sets (tests: a
+  storage left behind by a context exited out of order or by the garbage
+  collector makes every later ``Definitions`` resolution fail with
+  "Attempted to resolve undefined DagsterInstance weakref").
 """
 
 from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
@@ -32,6 +37,7 @@ from dagster._core.definitions.events import AssetKeyPartitionKey
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+from dagster._core.storage.defs_state import base as _defs_state_base
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from dagster._utils.schedules import is_valid_cron_string
 
@@ -43,5 +49,15 @@ __all__ = [
     "InstanceRef",
     "ReconstructableRepository",
     "UnresolvedAssetJobDefinition",
+    "clear_current_defs_state_storage",
     "is_valid_cron_string",
 ]
+
+
+def clear_current_defs_state_storage() -> None:
+    """Set Dagster's current defs-state storage (a ``ContextVar`` of
+    ``dagster._core.storage.defs_state.base``, Dagster 1.13) to ``None`` in the
+    calling context, with no token to restore: a ``set_defs_state_storage()``
+    left open would put the stale storage back when it is collected."""
+    _defs_state_base._current_storage.set(None)
+

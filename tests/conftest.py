@@ -39,18 +39,18 @@ def _no_dagster_home() -> None:
 def _no_current_defs_state_storage() -> None:
     """Every test starts with no "current" Dagster instance.
 
-    Entering a ``DagsterInstance`` (``with instance:``) sets Dagster's
-    context-local defs-state storage (``dagster._core.storage.defs_state.base``,
-    Dagster 1.13), and ``Definitions.get_repository_def()`` reads it. When an
-    instance's context is exited out of order or by the garbage collector (a
-    ``__del__`` of an unbound resource/op context), the variable can keep a
-    storage whose instance is gone; every later resolution in the process then
-    fails with "Attempted to resolve undefined DagsterInstance weakref" (seen
-    once in CI, after the Celery tests). Tests must not inherit that from each
-    other, so the variable is cleared before each one."""
-    from dagster._core.storage.defs_state import base
+    Entering a ``DagsterInstance`` sets Dagster's context-local defs-state
+    storage (Dagster 1.13), which ``Definitions.get_repository_def()`` reads.
+    An instance entered in the main thread but collected by the garbage
+    collector in another thread (a context object's ``__del__`` exiting it)
+    cannot reset that variable there, so the main thread keeps a storage whose
+    instance is gone, and every later resolution in the process fails with
+    "Attempted to resolve undefined DagsterInstance weakref" (CI, once, after
+    the Celery tests; reproduced in test_perf_structure.py). Tests must not
+    inherit that from each other."""
+    from pipelines.dagster_compat import clear_current_defs_state_storage
 
-    base._current_storage.set(None)  # private; a left-open set_defs_state_storage() would restore the stale value on GC
+    clear_current_defs_state_storage()
 
 
 @pytest.fixture(scope="session", autouse=True)
