@@ -636,8 +636,8 @@ def _scheduled_reconversion(datasets_yaml: str, name: str) -> int:
     cfg = next(c for c in load_dataset_configs(datasets_yaml) if c.name == name)
     with DagsterInstance.get() as instance:
         repo = defs.get_repository_def()
-        context = build_schedule_context(instance=instance, repository_def=repo, resources=default_resources())
-        request = repo.get_schedule_def(schedule_name(cfg)).evaluate_tick(context).run_requests[0]
+        with build_schedule_context(instance=instance, repository_def=repo, resources=default_resources()) as context:
+            request = repo.get_schedule_def(schedule_name(cfg)).evaluate_tick(context).run_requests[0]
         job = ReconstructableRepository.for_module("pipelines.definitions", "defs", str(REPO)).get_reconstructable_job(
             reconvert_job_name(cfg)
         )

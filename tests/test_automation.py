@@ -49,8 +49,8 @@ def _cfg(src: Path | str, out: Path, **kw: Any) -> DatasetConfig:
 
 def _tick(defs: Any, cfg: DatasetConfig, instance: Any, cursor: str | None) -> Any:
     sensor = defs.get_repository_def().get_sensor_def(sensor_name(cfg))
-    context = build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=default_resources())
-    return sensor.evaluate_tick(context)
+    with build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=default_resources()) as context:
+        return sensor.evaluate_tick(context)
 
 
 def _requested(data: Any) -> tuple[list[str], set[str]]:
@@ -226,8 +226,8 @@ def test_schedule_runs_one_full_reconversion_over_every_episode(tmp_path: Path, 
     cfg = _cfg(src, tmp_path / "out", schedule="0 4 * * *")
     defs = build_definitions([cfg])
     sched = defs.get_repository_def().get_schedule_def(schedule_name(cfg))
-    context = build_schedule_context(instance=instance, repository_def=defs.get_repository_def(), resources=default_resources())
-    data = sched.evaluate_tick(context)
+    with build_schedule_context(instance=instance, repository_def=defs.get_repository_def(), resources=default_resources()) as context:
+        data = sched.evaluate_tick(context)
     assert len(data.run_requests) == 1
     req = data.run_requests[0]
     assert req.tags[ASSET_PARTITION_RANGE_START_TAG] == "000000" and req.tags[ASSET_PARTITION_RANGE_END_TAG] == "000005"
@@ -285,8 +285,8 @@ def test_register_sensor_registers_every_episode_once_and_launches_nothing(tmp_p
     sensor = defs.get_repository_def().get_sensor_def(register_sensor_name(cfg))
 
     def tick() -> Any:
-        context = build_sensor_context(instance=instance, definitions=defs, resources=default_resources())
-        return sensor.evaluate_tick(context)
+        with build_sensor_context(instance=instance, definitions=defs, resources=default_resources()) as context:
+            return sensor.evaluate_tick(context)
 
     assert instance.get_dynamic_partitions("g1_episodes") == []
     first = tick()
@@ -306,6 +306,7 @@ def test_register_sensor_skips_with_the_reason_when_the_source_is_unreadable(tmp
     cfg = _cfg(src, tmp_path / "out")
     defs = build_definitions([cfg])
     sensor = defs.get_repository_def().get_sensor_def(register_sensor_name(cfg))
-    data = sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=defs, resources=default_resources()))
+    with build_sensor_context(instance=instance, definitions=defs, resources=default_resources()) as context:
+        data = sensor.evaluate_tick(context)
     assert data.run_requests == [] and data.dynamic_partitions_requests == []
     assert "episodes not registered" in data.skip_message and "info.json" in data.skip_message, data.skip_message
