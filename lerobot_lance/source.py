@@ -1,4 +1,5 @@
-"""Where a dataset comes from: a local directory or a Hugging Face Hub dataset repo.
+"""Where a dataset comes from: a local directory, a Hugging Face Hub dataset repo,
+or an ``s3://`` prefix (:mod:`lerobot_lance.object_store_source`).
 
 A :class:`DatasetSource` gives a local directory laid out like the dataset
 (``meta/``, ``data/``, ``videos/``) and fetches files into it on demand:
@@ -235,14 +236,28 @@ class HubSource(DatasetSource):
 
 
 def open_source(
-    source: str, revision: str | None = None, *, cache_dir: str | None = None, token: str | None = None
+    source: str,
+    revision: str | None = None,
+    *,
+    cache_dir: str | None = None,
+    token: str | None = None,
+    storage_options: dict[str, str] | None = None,
 ) -> DatasetSource:
-    """A :class:`LocalSource` if ``source`` is an existing directory, else a
-    :class:`HubSource` for ``source`` as a repo id (``hf://datasets/`` prefix allowed).
+    """A :class:`LocalSource` if ``source`` is an existing directory, an
+    :class:`~lerobot_lance.object_store_source.S3Source` for ``s3://bucket/prefix``
+    (``storage_options``: the object-store options of the conversion; the AWS
+    variables fill in the rest), else a :class:`HubSource` for ``source`` as a
+    repo id (``hf://datasets/`` prefix allowed). ``cache_dir`` is the Hub cache;
+    an s3 source mirrors into ``$LEROBOT_LANCE_SOURCE_CACHE`` (see that module).
 
     Raises:
-        SourceNotFoundError: ``source`` is neither a directory nor an ``owner/name`` id.
+        SourceNotFoundError: ``source`` is neither a directory, an ``s3://`` URI
+            nor an ``owner/name`` id.
     """
+    from lerobot_lance.object_store_source import S3Source, is_s3_uri
+
+    if is_s3_uri(source):
+        return S3Source(source, revision, storage_options=storage_options)
     if source.startswith("hf://datasets/"):
         return HubSource(source.removeprefix("hf://datasets/"), revision, cache_dir, token)
     p = Path(source).expanduser()
@@ -250,4 +265,4 @@ def open_source(
         return LocalSource(p)
     if source.count("/") == 1 and not source.startswith((".", "/", "~")):
         return HubSource(source, revision, cache_dir, token)
-    raise SourceNotFoundError(f"{source}: not a directory and not a Hub dataset id (owner/name)")
+    raise SourceNotFoundError(f"{source}: not a directory, not an s3:// URI and not a Hub dataset id (owner/name)")

@@ -6,7 +6,8 @@ Per configured dataset ``<name>``:
   each tick resolves the source's revision -- on the Hub the commit sha the
   configured revision points to (``HfApi().dataset_info(...).sha``), for a
   local directory :meth:`LocalSource.revision` (a fingerprint of ``meta/`` and
-  the file list). If it equals the cursor's, nothing happens. Otherwise it
+  the file list), for an ``s3://`` prefix a hash of its listing (keys, ETags,
+  sizes: :func:`lerobot_lance.object_store_source.listing_revision`). If it equals the cursor's, nothing happens. Otherwise it
   fingerprints every episode (:func:`lerobot_lance.conversion.episode_fingerprints`),
   compares them with what is staged, registers new episode partitions, and
   requests one asset backfill of exactly the new or changed episodes
@@ -130,7 +131,7 @@ def build_reconvert_job(cfg: DatasetConfig) -> UnresolvedAssetJobDefinition:
 def current_revision(cfg: DatasetConfig, source: LeRobotSourceResource) -> tuple[str, DatasetSource]:
     """(revision, source pinned to it): the Hub commit sha of the configured
     revision, or a local directory's fingerprint. Reads no data files."""
-    src = source.open(cfg.source, cfg.revision)
+    src = source.open(cfg.source, cfg.revision, cfg.options.get("storage_options"))
     if isinstance(src, HubSource):
         sha = src.commit_sha()
         return sha, source.open(cfg.source, sha)
@@ -296,7 +297,7 @@ def make_register_episodes_sensor(cfg: DatasetConfig) -> SensorDefinition:
         if registered:
             return SkipReason(f"{len(registered)} episode partition(s) registered")
         try:
-            src = lerobot_source.open(cfg.source, cfg.revision)
+            src = lerobot_source.open(cfg.source, cfg.revision, cfg.options.get("storage_options"))
             keys = [partition_key(e) for e in read_dataset_meta(src.meta_root()).episode_indices]
         except (LeRobotLanceError, OSError) as e:
             return SkipReason(f"{cfg.source}: episodes not registered: {e}")
@@ -336,7 +337,7 @@ def make_full_reconversion_schedule(cfg: DatasetConfig) -> ScheduleDefinition:
         description=f"Full re-conversion of {cfg.name} (every episode, then publish) on a cron.",
     )
     def _full_reconversion(context: ScheduleEvaluationContext, lerobot_source: LeRobotSourceResource) -> RunRequest | SkipReason:
-        src = lerobot_source.open(cfg.source, cfg.revision)
+        src = lerobot_source.open(cfg.source, cfg.revision, cfg.options.get("storage_options"))
         keys = [partition_key(e) for e in read_dataset_meta(src.meta_root()).episode_indices]
         if not keys:
             return SkipReason(f"{cfg.source}: no episodes")
