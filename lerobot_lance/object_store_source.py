@@ -19,8 +19,9 @@ The listing is the source of truth:
   refuse a prefix that changed since.
 - every download is a ``GetObject`` with ``If-Match: <ETag of the listing>``
   (the object must still be the one listed) and its byte count must equal the
-  listed size; otherwise :class:`SourceObjectError` names the object URI, the
-  episode(s) that read it and what was expected.
+  listed size; otherwise :class:`SourceObjectError` (or, for a short download,
+  :class:`SourceTransferError`) names the object URI, the episode(s) that read
+  it and what was expected.
 
 Cache layout (``$LEROBOT_LANCE_SOURCE_CACHE``, default
 ``${XDG_CACHE_HOME:-~/.cache}/lerobot-lance/sources``)::
@@ -59,14 +60,22 @@ S3_SCHEMES = ("s3", "s3a")
 _CHUNK = 8 << 20  # bytes per read of a GetObject body
 
 
-class SourceObjectError(SourceDataError, SourceNotFoundError):
-    """An object of an object-store source is missing, truncated, or changed since its listing.
+class SourceObjectError(SourceDataError):
+    """An object of an object-store source is missing, or changed since its listing.
 
     A :class:`~lerobot_lance.errors.SourceDataError` (``path`` is the object's
     URI, ``episode_index`` the first episode that reads it, ``expected`` /
-    ``found`` what the listing promised and what the store gave) and a
-    :class:`~lerobot_lance.errors.SourceNotFoundError` (what
-    :meth:`DatasetSource.fetch` raises for a missing file).
+    ``found`` what the listing promised and what the store gave): bad data for
+    the pinned revision, so a step fails at once (no retry can bring the
+    object back; a new resolve of the source pins the prefix as it is now).
+    """
+
+
+class SourceTransferError(SourceObjectError, SourceNotFoundError):
+    """A download ended short of (or beyond) the object's listed size, or broke off.
+
+    Also a :class:`~lerobot_lance.errors.SourceNotFoundError`, which the
+    Dagster steps treat as transient: their retry policy downloads it again.
     """
 
 
@@ -281,8 +290,9 @@ class S3Source(DatasetSource):
         Raises:
             SourceDataError: a path escapes the dataset root.
             SourceObjectError: an object is not in the listing (unless
-                ``missing_ok``), was deleted or re-uploaded since it was listed,
-                or its download is shorter or longer than its listed size.
+                ``missing_ok``), or was deleted or re-uploaded since it was listed.
+            SourceTransferError: a download broke off, or its byte count is
+                not the listed size (transient: a retry downloads it again).
             SourceNotFoundError: the object store cannot be reached.
         """
         listing = self.listing()
@@ -351,19 +361,23 @@ class S3Source(DatasetSource):
                     raise SourceNotFoundError(f"{self.object_uri(rel)}: cannot download ({code or status}: {err})") from None
                 except BotoCoreError as err:  # connection cut mid-body, ...
                     raise self._object_error(rel, f"the download failed after {got} bytes ({err})",
-                                             expected=f"{entry.size} bytes (its listed size)", found=f"{got} bytes") from None
+                                             expected=f"{entry.size} bytes (its listed size)", found=f"{got} bytes",
+                                             cls=SourceTransferError) from None
             if got != entry.size:
-                raise self._object_error(rel, "the object is truncated" if got < entry.size else "the object is longer than listed",
-                                         expected=f"{entry.size} bytes (its listed size)", found=f"{got} bytes")
+                raise self._object_error(rel, "the download is truncated" if got < entry.size else "the download is longer than listed",
+                                         expected=f"{entry.size} bytes (its listed size)", found=f"{got} bytes",
+                                         cls=SourceTransferError)
             os.replace(tmp, blob)
         finally:
             Path(tmp).unlink(missing_ok=True)
 
-    def _object_error(self, rel: str, message: str, *, expected: object, found: object) -> SourceObjectError:
+    def _object_error(
+        self, rel: str, message: str, *, expected: object, found: object, cls: type[SourceObjectError] = SourceObjectError
+    ) -> SourceObjectError:
         episodes = self._episodes_reading(rel)
         if len(episodes) > 1:
             message += f" (read by episodes {', '.join(map(str, episodes[:10]))}{', ...' if len(episodes) > 10 else ''})"
-        return SourceObjectError(self.object_uri(rel), message, episode_index=episodes[0] if episodes else None,
+        return cls(self.object_uri(rel), message, episode_index=episodes[0] if episodes else None,
                                  expected=expected, found=found)
 
     def _episodes_reading(self, rel: str) -> list[int]:
