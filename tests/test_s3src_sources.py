@@ -159,6 +159,17 @@ def test_revision_follows_the_listing(s3: dict[str, Any], cache: Path, tmp_path:
     fp1 = episode_fingerprints(src1, read_dataset_meta(src1.meta_root()))
     assert sorted(e for e in fp0 if fp0[e] != fp1[e]) == [3]  # only the episode of that object needs converting again
     assert current_revision(cfg, res)[0] == rev1
+    # scan (the CLI's, credentials from the AWS variables alone) reads meta/ and nothing else
+    from lerobot_lance.api import scan
+
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in _aws_env(s3).items():
+            mp.setenv(k, v)
+        report = scan(cfg.source)
+    assert report["revision"] == rev1 and report["episodes"] == 6 and report["frames"] == 2316
+    tree = next(cache.glob(f"*/{rev1}"))
+    assert sorted(p.relative_to(tree).as_posix() for p in tree.rglob("*") if p.is_file()) == [
+        "meta/episodes.jsonl", "meta/episodes_stats.jsonl", "meta/info.json", "meta/tasks.jsonl"]
 
 
 def test_deleted_data_file_is_located_and_nothing_is_written(s3: dict[str, Any], cache: Path, tmp_path: Path) -> None:
@@ -169,6 +180,19 @@ def test_deleted_data_file_is_located_and_nothing_is_written(s3: dict[str, Any],
     _upload(s3, "g1_v21", prefix)
     rel = "data/chunk-000/episode_000002.parquet"
     s3["client"].delete_object(Bucket=BUCKET, Key=f"{prefix}/{rel}")
+    # episodes 0 and 1 do not read that file: they convert, and only their files come down
+    summary = run_conversion(f"s3://{BUCKET}/{prefix}", str(tmp_path / "out01"), episodes=[0, 1],
+                             options={"storage_options": s3["options"]})
+    assert summary.rows["frames"] == 393 + 343 and summary.rows["episodes"] == 2
+    rev = json.loads((tmp_path / "out01" / "meta" / "conversion.json").read_text())["revision"]
+    tree = next(cache.glob(f"*/{rev}"))
+    fetched = sorted(p.relative_to(tree).as_posix() for p in tree.rglob("*") if p.is_file())
+    assert [f for f in fetched if not f.startswith("meta/")] == [
+        "data/chunk-000/episode_000000.parquet", "data/chunk-000/episode_000001.parquet",
+        "videos/chunk-000/observation.images.cam_high/episode_000000.mp4",
+        "videos/chunk-000/observation.images.cam_high/episode_000001.mp4",
+    ]
+    # every episode: episode 2's step fails, naming the object and the episode; no table, no meta/
     out = tmp_path / "out"
     with pytest.raises(LeRobotLanceError) as err:
         run_conversion(f"s3://{BUCKET}/{prefix}", str(out), options={"storage_options": s3["options"]})
