@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from lerobot_lance.errors import LeRobotLanceError, SourceDataError, SourceNotFoundError
-from lerobot_lance.source import DatasetSource, safe_join
+from lerobot_lance.source_base import DatasetSource, safe_join
 
 #: Environment variable naming the cache directory of object-store sources.
 SOURCE_CACHE_ENV = "LEROBOT_LANCE_SOURCE_CACHE"
