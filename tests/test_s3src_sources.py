@@ -159,6 +159,23 @@ def test_revision_follows_the_listing(s3: dict[str, Any], cache: Path, tmp_path:
     fp1 = episode_fingerprints(src1, read_dataset_meta(src1.meta_root()))
     assert sorted(e for e in fp0 if fp0[e] != fp1[e]) == [3]  # only the episode of that object needs converting again
     assert current_revision(cfg, res)[0] == rev1
+    # the dataset's <name>__source_change sensor: a backfill at the new revision, then "unchanged"
+    from dagster import build_sensor_context, instance_for_test
+
+    from pipelines.automation import SensorCursor, sensor_name
+    from pipelines.definitions import build_definitions, default_resources
+
+    defs = build_definitions([cfg])
+    sensor = defs.get_repository_def().get_sensor_def(sensor_name(cfg))
+    with instance_for_test() as instance:
+        def tick(cursor: str | None) -> Any:
+            return sensor.evaluate_tick(build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
+                                                             resources=default_resources()))
+
+        first = tick(SensorCursor(rev0, 6, (), "2026-01-01T00:00:00+00:00").to_json())
+        assert len(first.run_requests) == 1 and SensorCursor.parse(first.cursor).revision == rev1
+        again = tick(first.cursor)
+        assert again.run_requests == [] and f"revision {rev1} unchanged" in again.skip_message
     # scan (the CLI's, credentials from the AWS variables alone) reads meta/ and nothing else
     from lerobot_lance.api import scan
 
