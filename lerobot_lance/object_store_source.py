@@ -45,6 +45,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -323,7 +324,7 @@ class S3Source(DatasetSource):
         if have != entry.size:
             self._download(rel, entry, blob)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # steps may fetch from threads
         try:
             try:
                 os.link(blob, tmp)
