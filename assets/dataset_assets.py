@@ -315,9 +315,9 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
             from lerobot_lance.quality import gx_worker
 
             gx_worker.start()
-        src = lerobot_source.open(cfg.source, cfg.revision)
-        # UI runs: the same output-root guard as the CLI, before anything is written.
         conv = conv_of(lance_storage, video_codec)  # the codec settings decide which staged segments stay current
+        src = lerobot_source.open(cfg.source, cfg.revision, conv.options.storage_options)
+        # UI runs: the same output-root guard as the CLI, before anything is written.
         check_output_root(cfg.output, source_root_of(src), storage_options=conv.options.storage_options)
         claim_output_root(cfg.output, cfg.source, storage_options=conv.options.storage_options)
         outcomes = check_source_meta(src.meta_root())

@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("convert", help="convert a dataset (local dir or Hub id) to Lance tables through Dagster")
-    c.add_argument("source", help="local dataset directory or Hub dataset id (owner/name)")
+    c.add_argument("source", help="local dataset directory, Hub dataset id (owner/name), or s3://bucket/prefix (credentials: --storage-option or the AWS variables)")
     c.add_argument("--output", "-o", required=True, help="output root (directory or object-store URI)")
     c.add_argument("--revision", help="Hub branch, tag or commit")
     c.add_argument("--episodes", type=parse_episodes,

@@ -207,7 +207,8 @@ class Conversion:
     def source(self) -> DatasetSource:
         if self._source is None:
             snap = self.snapshot
-            self._source = open_source(snap["source"], snap["revision"] if snap["kind"] == "hub" else None)
+            pinned = snap["revision"] if snap["kind"] in ("hub", "s3") else None
+            self._source = open_source(snap["source"], pinned, storage_options=self.options.storage_options)
         return self._source
 
     @property
@@ -316,11 +317,11 @@ def resolve_source(
 def _resolve_source(
     conv: Conversion, source: DatasetSource | str, revision: str | None, episodes: Sequence[int] | None
 ) -> DatasetMeta:
-    src = open_source(source, revision) if isinstance(source, str) else source
+    src = open_source(source, revision, storage_options=conv.options.storage_options) if isinstance(source, str) else source
     meta = read_dataset_meta(src.meta_root())
     rev = src.revision()
     episodes = select_episodes(episodes, meta.episode_indices)  # ranges are checked before they are expanded
-    kind = "hub" if src.__class__.__name__ == "HubSource" else "local"
+    kind = getattr(src, "kind", None) or ("hub" if src.__class__.__name__ == "HubSource" else "local")
     source_name = getattr(src, "repo_id", None) or src.description
     kept: list[int] = []
     if episodes is not None:
@@ -379,6 +380,8 @@ def source_file_ids(src: DatasetSource, relative_paths: Sequence[str]) -> dict[s
     unreachable every file maps to the commit sha itself (so a new commit
     counts as a change of every file: conservative, never wrong).
     """
+    if hasattr(src, "file_ids"):  # object-store sources: ETag and size from the pinned listing
+        return src.file_ids(relative_paths)
     root = getattr(src, "root", None)
     if root is not None:
         out = {}

@@ -1,4 +1,5 @@
-"""Where a dataset comes from: a local directory or a Hugging Face Hub dataset repo.
+"""Where a dataset comes from: a local directory, a Hugging Face Hub dataset repo,
+or an ``s3://`` prefix (:mod:`lerobot_lance.object_store_source`).
 
 A :class:`DatasetSource` gives a local directory laid out like the dataset
 (``meta/``, ``data/``, ``videos/``) and fetches files into it on demand:
@@ -11,70 +12,22 @@ A :class:`DatasetSource` gives a local directory laid out like the dataset
   needs them (``hf_hub_download``). Authentication and caching are
   huggingface_hub's: ``HF_TOKEN`` / the stored token, ``HF_HOME`` /
   ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``.
+* :class:`~lerobot_lance.object_store_source.S3Source` — an ``s3://bucket/prefix``
+  pinned to one listing (keys, ETags, sizes), mirrored into a local cache the
+  same way: ``meta/`` first, then the files of the episodes converted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
 
-from lerobot_lance.errors import SourceDataError, SourceNotFoundError
+from lerobot_lance.errors import SourceNotFoundError
+from lerobot_lance.source_base import DatasetSource, safe_join
 
-
-class DatasetSource(ABC):
-    """A LeRobot dataset readable from a local directory (see module docstring)."""
-
-    #: Human-readable description for logs and errors.
-    description: str
-
-    @abstractmethod
-    def meta_root(self) -> Path:
-        """Local directory whose ``meta/`` folder is present (downloads it if needed)."""
-
-    @abstractmethod
-    def fetch(self, relative_paths: Iterable[str], *, missing_ok: bool = False) -> Path:
-        """Make these files local (download when needed); return the local root.
-
-        Args:
-            relative_paths: files relative to the dataset root.
-            missing_ok: skip files the source does not hold instead of raising
-                (the quality rules then report them, located).
-
-        Raises:
-            SourceDataError: a path escapes the dataset root.
-            SourceNotFoundError: a file does not exist in the source and
-                ``missing_ok`` is False, or the Hub cannot be reached.
-        """
-
-    def list_files(self) -> list[str] | None:
-        """Every file of the dataset (relative paths), or ``None`` when only the
-        local directory itself can tell (local sources: walk :meth:`meta_root`)."""
-        return None
-
-    @abstractmethod
-    def revision(self) -> str:
-        """A string that changes whenever the source changes: the Hub commit sha,
-        or for a local directory a fingerprint of ``meta/`` and the file list."""
-
-    def local_path(self, relative_path: str) -> Path:
-        """Local path of one file, fetched if needed, checked to stay under the root."""
-        root = self.fetch([relative_path])
-        return safe_join(root, relative_path)
-
-
-def safe_join(root: Path, relative_path: str) -> Path:
-    """``root / relative_path``, refusing paths that escape ``root``.
-
-    Raises:
-        SourceDataError: ``relative_path`` is absolute or climbs out with ``..``.
-    """
-    rel = Path(relative_path)
-    if rel.is_absolute() or ".." in rel.parts:
-        raise SourceDataError(str(relative_path), "path escapes the dataset root", expected=f"a path under {root}")
-    return root / rel
+__all__ = ["DatasetSource", "HubSource", "LocalSource", "open_source", "safe_join"]
 
 
 class LocalSource(DatasetSource):
@@ -235,14 +188,28 @@ class HubSource(DatasetSource):
 
 
 def open_source(
-    source: str, revision: str | None = None, *, cache_dir: str | None = None, token: str | None = None
+    source: str,
+    revision: str | None = None,
+    *,
+    cache_dir: str | None = None,
+    token: str | None = None,
+    storage_options: dict[str, str] | None = None,
 ) -> DatasetSource:
-    """A :class:`LocalSource` if ``source`` is an existing directory, else a
-    :class:`HubSource` for ``source`` as a repo id (``hf://datasets/`` prefix allowed).
+    """A :class:`LocalSource` if ``source`` is an existing directory, an
+    :class:`~lerobot_lance.object_store_source.S3Source` for ``s3://bucket/prefix``
+    (``storage_options``: the object-store options of the conversion; the AWS
+    variables fill in the rest), else a :class:`HubSource` for ``source`` as a
+    repo id (``hf://datasets/`` prefix allowed). ``cache_dir`` is the Hub cache;
+    an s3 source mirrors into ``$LEROBOT_LANCE_SOURCE_CACHE`` (see that module).
 
     Raises:
-        SourceNotFoundError: ``source`` is neither a directory nor an ``owner/name`` id.
+        SourceNotFoundError: ``source`` is neither a directory, an ``s3://`` URI
+            nor an ``owner/name`` id.
     """
+    from lerobot_lance.object_store_source import S3Source, is_s3_uri
+
+    if is_s3_uri(source):
+        return S3Source(source, revision, storage_options=storage_options)
     if source.startswith("hf://datasets/"):
         return HubSource(source.removeprefix("hf://datasets/"), revision, cache_dir, token)
     p = Path(source).expanduser()
@@ -250,4 +217,4 @@ def open_source(
         return LocalSource(p)
     if source.count("/") == 1 and not source.startswith((".", "/", "~")):
         return HubSource(source, revision, cache_dir, token)
-    raise SourceNotFoundError(f"{source}: not a directory and not a Hub dataset id (owner/name)")
+    raise SourceNotFoundError(f"{source}: not a directory, not an s3:// URI and not a Hub dataset id (owner/name)")

@@ -6,10 +6,12 @@ Per configured dataset ``<name>``:
   each tick resolves the source's revision -- on the Hub the commit sha the
   configured revision points to (``HfApi().dataset_info(...).sha``), for a
   local directory :meth:`LocalSource.revision` (a fingerprint of ``meta/`` and
-  the file list). If it equals the cursor's, nothing happens. Otherwise it
-  fingerprints every episode (:func:`lerobot_lance.conversion.episode_fingerprints`),
-  compares them with what is staged, registers new episode partitions, and
-  requests one asset backfill of exactly the new or changed episodes
+  the file list), for an ``s3://`` prefix a hash of its listing (keys, ETags,
+  sizes: :func:`lerobot_lance.object_store_source.listing_revision`). If it
+  equals the cursor's, nothing happens. Otherwise it fingerprints every
+  episode (:func:`lerobot_lance.conversion.episode_fingerprints`), compares
+  them with what is staged, registers new episode partitions, and requests
+  one asset backfill of exactly the new or changed episodes
   (``source_meta`` first, which re-pins the revision and carries the unchanged
   episodes' staged output forward, then those partitions in batches of
   ``backfill_batch_size``, then the table assets). The cursor then holds the
@@ -127,10 +129,15 @@ def build_reconvert_job(cfg: DatasetConfig) -> UnresolvedAssetJobDefinition:
 
 
 # --- revisions ----------------------------------------------------------------------
-def current_revision(cfg: DatasetConfig, source: LeRobotSourceResource) -> tuple[str, DatasetSource]:
+def current_revision(
+    cfg: DatasetConfig, source: LeRobotSourceResource, storage_options: dict[str, str] | None = None
+) -> tuple[str, DatasetSource]:
     """(revision, source pinned to it): the Hub commit sha of the configured
-    revision, or a local directory's fingerprint. Reads no data files."""
-    src = source.open(cfg.source, cfg.revision)
+    revision, a local directory's fingerprint, or an ``s3://`` prefix's listing
+    hash (``storage_options``: the run's object-store options; default the
+    dataset's own). Reads no data files."""
+    so = storage_options if storage_options is not None else cfg.options.get("storage_options")
+    src = source.open(cfg.source, cfg.revision, so)
     if isinstance(src, HubSource):
         sha = src.commit_sha()
         return sha, source.open(cfg.source, sha)
@@ -242,7 +249,7 @@ def make_source_change_sensor(cfg: DatasetConfig, *, minimum_interval_seconds: i
         context: SensorEvaluationContext, lerobot_source: LeRobotSourceResource, lance_storage: LanceStorageResource
     ) -> SensorResult | SkipReason:
         last = SensorCursor.parse(context.cursor)
-        revision, src = current_revision(cfg, lerobot_source)
+        revision, src = current_revision(cfg, lerobot_source, lance_storage.conversion(cfg).options.storage_options)
         if last is not None and last.revision == revision:
             return SkipReason(f"{cfg.source}: revision {revision} unchanged")
         plan = plan_changes(cfg, src, lance_storage, revision)
@@ -296,7 +303,7 @@ def make_register_episodes_sensor(cfg: DatasetConfig) -> SensorDefinition:
         if registered:
             return SkipReason(f"{len(registered)} episode partition(s) registered")
         try:
-            src = lerobot_source.open(cfg.source, cfg.revision)
+            src = lerobot_source.open(cfg.source, cfg.revision, cfg.options.get("storage_options"))
             keys = [partition_key(e) for e in read_dataset_meta(src.meta_root()).episode_indices]
         except (LeRobotLanceError, OSError) as e:
             return SkipReason(f"{cfg.source}: episodes not registered: {e}")
@@ -336,7 +343,7 @@ def make_full_reconversion_schedule(cfg: DatasetConfig) -> ScheduleDefinition:
         description=f"Full re-conversion of {cfg.name} (every episode, then publish) on a cron.",
     )
     def _full_reconversion(context: ScheduleEvaluationContext, lerobot_source: LeRobotSourceResource) -> RunRequest | SkipReason:
-        src = lerobot_source.open(cfg.source, cfg.revision)
+        src = lerobot_source.open(cfg.source, cfg.revision, cfg.options.get("storage_options"))
         keys = [partition_key(e) for e in read_dataset_meta(src.meta_root()).episode_indices]
         if not keys:
             return SkipReason(f"{cfg.source}: no episodes")

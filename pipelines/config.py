@@ -5,11 +5,11 @@
 
     datasets:
       - name: g1_sample                # asset group and key prefix
-        source: examples/g1_sample     # local directory, or a Hub id "owner/name"
-        revision: null                 # Hub branch, tag or commit
+        source: examples/g1_sample     # local directory, a Hub id "owner/name", or s3://bucket/prefix
+        revision: null                 # Hub branch, tag or commit (s3: a pinned listing revision "s3-...")
         output: out/g1_sample          # output root (directory or object-store URI)
         schedule: null                 # cron (UTC) of a full re-conversion; absent/null: no schedule
-        storage_options:               # object-store outputs: Lance's keys (lerobot_lance/object_store.py);
+        storage_options:               # object-store outputs and s3:// sources: Lance's keys (lerobot_lance/object_store.py);
           aws_endpoint: http://127.0.0.1:9000   # absent keys come from AWS_ENDPOINT_URL, AWS_REGION, ...
           allow_http: "true"
         options:                       # see lerobot_lance.conversion.ConvertOptions

@@ -16,7 +16,7 @@ from pipelines.config import DatasetConfig
 
 
 class LeRobotSourceResource(ConfigurableResource):
-    """Opens dataset sources: local directories, or Hub repos via huggingface_hub.
+    """Opens dataset sources: local directories, Hub repos via huggingface_hub, ``s3://`` prefixes.
 
     Attributes:
         hf_token: Hub token; set it from ``EnvVar("HF_TOKEN")`` (hidden in the
@@ -27,8 +27,10 @@ class LeRobotSourceResource(ConfigurableResource):
     hf_token: str | None = None
     cache_dir: str | None = None
 
-    def open(self, source: str, revision: str | None = None) -> DatasetSource:
-        return open_source(source, revision, cache_dir=self.cache_dir, token=self.hf_token)
+    def open(self, source: str, revision: str | None = None, storage_options: dict[str, str] | None = None) -> DatasetSource:
+        """The source (:func:`lerobot_lance.source.open_source`); ``storage_options``
+        reach ``s3://`` sources (the dataset's object-store options)."""
+        return open_source(source, revision, cache_dir=self.cache_dir, token=self.hf_token, storage_options=storage_options)
 
 
 class LanceStorageResource(ConfigurableResource):
