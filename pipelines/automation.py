@@ -169,7 +169,7 @@ def plan_changes(cfg: DatasetConfig, src: DatasetSource, storage: LanceStorageRe
     meta = read_dataset_meta(src.meta_root())
     fps = convert.episode_fingerprints(src, meta)
     conv = storage.conversion(cfg)
-    snap = read_json(conv.staging.root / "source.json") or {}
+    snap = read_json(conv.staging.json_file("source.json")) or {}
     old_rev = snap.get("revision")
     old_fps = {int(k): v for k, v in (snap.get("fingerprints") or {}).items()}
     kinds = convert.required_kinds(meta, conv.options)
