@@ -916,11 +916,23 @@ def _episode_row(conv: Conversion, ep: int, schema: pa.Schema, with_videos: bool
                     f"{conv.staging.root}: episode {ep} camera {key!r} was staged for the lerobot layout (no segment); "
                     "re-materialize episode_videos for the card layout"
                 )
-            arrays[blob] = blobs.blob_array(blobs.read_file_buffer(conv.staging.local_file(cam["path"])))  # one copy in memory
+            arrays[blob] = blobs.blob_array(blobs.read_file_buffer(camera_file(conv, cam)))  # one copy in memory
             values[lo] = [float(cam["from_timestamp"])]
             values[hi] = [float(cam["to_timestamp"])]
     columns = [arrays[n] if n in arrays else pa.array(values[n], type=schema.field(n).type) for n in schema.names]
     return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def camera_file(conv: Conversion, cam: Mapping[str, Any]) -> Path:
+    """The local file of a camera's entry in a videos record: the staged segment
+    (fetched from a shared staging area when needed), or for a v2.x episode mp4
+    used verbatim (``method`` ``"copy"``) staged on another machine whose
+    source path does not exist here, the same file fetched from this
+    machine's source."""
+    path = conv.staging.local_file(cam["path"])
+    if cam.get("method") == "copy" and cam.get("source_path") and not path.exists():
+        return conv.source.fetch([cam["source_path"]]) / cam["source_path"]
+    return path
 
 
 def _as_list_array(col: pa.ChunkedArray, list_type: pa.DataType) -> pa.Array:

@@ -22,6 +22,7 @@ from lerobot_lance.conversion import (
     ProgressCallback,
     _record_failure,
     _stats_samples,
+    camera_file,
     coverage,
 )
 from lerobot_lance.errors import LeRobotLanceError, SourceDataError
@@ -80,7 +81,7 @@ def _camera_frames(conv: Conversion, ep: int, skip: Sequence[str] = ()) -> dict[
             root = conv.source.fetch([cam["source_path"]])
             frames = video.sample_frames_rgb(root / cam["source_path"], samples, cam["from_timestamp"], cam["to_timestamp"])
         else:
-            frames = video.sample_frames_rgb(conv.staging.local_file(cam["path"]), samples)
+            frames = video.sample_frames_rgb(camera_file(conv, cam), samples)
         if len(frames):
             out[key] = frames
     return out

@@ -40,8 +40,9 @@ download is checked against both.
 Paths inside records that point into the staging folder are stored relative
 (``@staging/videos/<camera>/episode_000012.mp4``), so a record made on one
 machine names the file on any other. Paths to source files (a v2.x episode
-mp4 used verbatim) are kept as they are: the source must be at the same path
-on every machine (a shared mount), or be a Hub repo.
+mp4 used verbatim) are kept as they are; a machine where that path does not
+exist reads the file from its own source
+(:func:`lerobot_lance.conversion.camera_file`).
 """
 
 from __future__ import annotations
