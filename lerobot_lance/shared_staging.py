@@ -106,6 +106,10 @@ class SharedStaging:
         local_root: the local folder mirroring it (the :class:`Staging` root).
         storage_options: object-store options (the output's).
 
+    Attributes:
+        requests: requests made, by kind (``get``, ``put``, ``list``, ``delete``).
+        bytes_up, bytes_down: bytes uploaded and downloaded.
+
     Raises (from every method that talks to the store):
         OSError: the object store refused or could not be reached (pyarrow's
             error names the key); a stage fails and its retry stages again.
@@ -128,9 +132,11 @@ class SharedStaging:
     def __repr__(self) -> str:
         return f"SharedStaging({self.uri!r})"
 
-    def _count(self, kind: str, n: int = 1) -> None:
+    def _count(self, kind: str, n: int = 1, up: int = 0, down: int = 0) -> None:
         with self._guard:
             self.requests[kind] += n
+            self.bytes_up += up
+            self.bytes_down += down
 
     # --- paths inside records -------------------------------------------------------------
     def _relativize(self, obj: Any) -> Any:
@@ -173,8 +179,7 @@ class SharedStaging:
 
         data = json.dumps(self._relativize(obj), default=_json_default).encode("utf-8")
         object_store.write_bytes(object_store.join(self.uri, rel), data, self.storage_options)
-        self._count("put")
-        self.bytes_up += len(data)
+        self._count("put", up=len(data))
         with self._guard:
             self._pulled.add(rel)
 
@@ -201,8 +206,7 @@ class SharedStaging:
                 with open(path, "rb") as src, fs.open_output_stream(p) as dst:
                     for chunk in iter(lambda: src.read(8 << 20), b""):
                         dst.write(chunk)
-                self._count("put")
-                self.bytes_up += size
+                self._count("put", up=size)
             staged[frel] = {"size": size, "sha256": digest, "object": name}
         self.push_json(rel, {**record, STAGED_FILES: staged})  # last: the record says the files are complete
         for frel, entry in staged.items():
@@ -240,11 +244,10 @@ class SharedStaging:
             if rel in self._pulled:
                 return local
         data = object_store.read_bytes(object_store.join(self.uri, rel), self.storage_options)
-        self._count("get")
+        self._count("get", down=len(data or b""))
         if data is None:
             local.unlink(missing_ok=True)
         else:
-            self.bytes_down += len(data)
             obj = json.loads(data.decode("utf-8"))
             staged = obj.pop(STAGED_FILES, None) if isinstance(obj, dict) else None
             obj = self._localize(obj)
@@ -310,8 +313,7 @@ class SharedStaging:
                     h.update(chunk)
                     size += len(chunk)
                     out.write(chunk)
-            self._count("get")
-            self.bytes_down += size
+            self._count("get", down=size)
             if size != entry["size"] or h.hexdigest() != entry["sha256"]:
                 raise LeRobotLanceError(
                     f"{src}: staged file does not match its record {frel}: expected {entry['size']} bytes sha256 "

@@ -173,6 +173,7 @@ def plan_changes(cfg: DatasetConfig, src: DatasetSource, storage: LanceStorageRe
     old_rev = snap.get("revision")
     old_fps = {int(k): v for k, v in (snap.get("fingerprints") or {}).items()}
     kinds = convert.required_kinds(meta, conv.options)
+    conv.staging.prefetch(kinds, sorted(fps))  # shared staging: every record at once
 
     def converted(ep: int) -> bool:
         return old_fps.get(ep) == fps[ep] and all(conv.staging.current(k, ep, old_rev) for k in kinds)

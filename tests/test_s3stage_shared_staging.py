@@ -88,6 +88,8 @@ def two_machines(s3: dict[str, Any], converted: Any, tmp_path_factory: pytest.Te
 
 
 def test_partitions_staged_on_two_machines_publish_from_a_third_equal_to_local(s3: dict[str, Any], two_machines: dict[str, Any]) -> None:
+    print(f"shared staging: staged in {two_machines['seconds']['stage']:.1f} s, tables and publish in "
+          f"{two_machines['seconds']['publish']:.1f} s; stats step requests {two_machines['stats_requests']}")
     conv = _assert_equal_to_local(s3, two_machines["prefix"], two_machines["local"], ("frames", "episodes", "videos"))
     assert conv["episodes"] == list(range(6)) and conv["tag"] == two_machines["result"].tag
     # machine C computed the stats of episodes 0-2 from A's frames and segments, fetched from the store
@@ -117,6 +119,28 @@ def test_staging_lives_next_to_the_output_never_inside_it(s3: dict[str, Any], tw
     assert len(cameras) >= 1 and len(mp4s) == 6 * len(cameras), mp4s
     assert "source.json" in staged and "dataset_stats.json" in staged
     assert not [k for k in staged if k.startswith("pending/")], "a publish removes the pending records it committed"
+
+
+def test_a_staged_object_that_differs_from_its_record_is_refused_by_name(
+    s3: dict[str, Any], two_machines: dict[str, Any], tmp_path: Path
+) -> None:
+    from lerobot_lance.errors import LeRobotLanceError
+
+    conv = _conv(two_machines["uri"], tmp_path / "machine_d", two_machines["so"])
+    key = next(k for k in _keys(s3, conv.staging.shared.uri.split(f"s3://{BUCKET}/", 1)[1]) if k.startswith("frames/episode_000002.arrow."))
+    full = conv.staging.shared.uri.split(f"s3://{BUCKET}/", 1)[1] + "/" + key
+    good = s3["client"].get_object(Bucket=BUCKET, Key=full)["Body"].read()
+    s3["client"].put_object(Bucket=BUCKET, Key=full, Body=good[:-10])
+    try:
+        with pytest.raises(LeRobotLanceError) as err:
+            conv.staging.read_frames(2)
+        msg = str(err.value)
+        assert key in msg and "does not match its record frames/episode_000002.arrow" in msg
+        assert f"expected {len(good)} bytes" in msg and f"found {len(good) - 10} bytes" in msg
+        assert not (tmp_path / "machine_d" / "frames" / "episode_000002.arrow").exists()  # nothing half-fetched kept
+    finally:
+        s3["client"].put_object(Bucket=BUCKET, Key=full, Body=good)
+    assert conv.staging.read_frames(2).num_rows == conv.meta.episode(2).length
 
 
 def test_interrupted_upload_makes_the_episode_restage_not_publish(
