@@ -190,3 +190,16 @@ def test_interrupted_upload_makes_the_episode_restage_not_publish(
     local = lance.dataset(str(two_machines["local"] / "frames.lance")).to_table()
     mine = local.filter(pa.compute.is_in(local["episode_index"], pa.array([0, 1], local["episode_index"].type)))
     assert frames.sort_by("index").equals(mine.sort_by("index"))
+
+
+def test_default_shared_staging_is_next_to_the_output_and_a_directory_opts_out(tmp_path: Path) -> None:
+    from lerobot_lance.conversion import Conversion
+    from lerobot_lance.shared_staging import default_shared_staging
+    from lerobot_lance.staging import staging_name
+
+    assert default_shared_staging("s3://bkt/a/b/ds") == f"s3://bkt/a/b/.lerobot-lance-staging/{staging_name('s3://bkt/a/b/ds')}"
+    assert default_shared_staging("s3://bkt") == f"s3://bkt/.lerobot-lance-staging/{staging_name('s3://bkt')}"  # bucket root
+    assert default_shared_staging("gs://bkt/ds", "gs://other/areas") == f"gs://other/areas/{staging_name('gs://bkt/ds')}"
+    assert staging_name("s3://bkt/a/ds") != staging_name("s3://bkt/b/ds")  # two outputs never share one
+    conv = Conversion.at("s3://bkt/a/ds", f"file://{tmp_path}/st")
+    assert conv.staging.shared is None and conv.staging.root == tmp_path / "st"
