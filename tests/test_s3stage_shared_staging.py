@@ -46,17 +46,25 @@ def _resolve(uri: str, cache: Path, so: dict[str, str], episodes: list[int] | No
     resolve_source(_conv(uri, cache, so), str(sample(SAMPLE)), episodes=episodes)
 
 
-def _publish(uri: str, cache: Path, so: dict[str, str]) -> Any:
+def _publish(uri: str, cache: Path, so: dict[str, str], seconds: dict[str, float] | None = None) -> Any:
     from lerobot_lance import conversion as C
     from lerobot_lance import conversion_stats as CS
     from lerobot_lance.layouts import get_layout
 
+    seconds = {} if seconds is None else seconds
     layout = get_layout("card")
     for t, writer in layout.writers.items():
+        t0 = time.monotonic()
         writer(_conv(uri, cache, so))
+        seconds[f"{t}_table"] = time.monotonic() - t0
+    t0 = time.monotonic()
     CS.aggregate_dataset_stats(_conv(uri, cache, so))
+    seconds["dataset_stats"] = time.monotonic() - t0
+    t0 = time.monotonic()
     conv = _conv(uri, cache, so)
-    return C.publish_dataset(conv, layout, dataset_stats=CS.read_dataset_stats_json(conv))
+    result = C.publish_dataset(conv, layout, dataset_stats=CS.read_dataset_stats_json(conv))
+    seconds["publish"] = time.monotonic() - t0
+    return result
 
 
 @pytest.fixture(scope="module")
@@ -79,17 +87,18 @@ def two_machines(s3: dict[str, Any], converted: Any, tmp_path_factory: pytest.Te
     assert CS.stage_episode_stats(stats_conv, list(range(6))).ok == list(range(6))
     t_staged = time.monotonic()
     publish_conv = _conv(uri, b, so)
-    result = _publish(uri, b, so)
+    steps: dict[str, float] = {}
+    result = _publish(uri, b, so, steps)
     t_published = time.monotonic()
     return {"uri": uri, "prefix": prefix, "local": local, "so": so, "a": a, "b": b, "c": c, "result": result,
             "staging": publish_conv.staging.shared.uri, "stats_requests": dict(stats_conv.staging.shared.requests),
             "stats_bytes_down": stats_conv.staging.shared.bytes_down,
-            "seconds": {"stage": t_staged - t0, "publish": t_published - t_staged}}
+            "seconds": {"stage": t_staged - t0, "tables_and_publish": t_published - t_staged, **{k: round(v, 2) for k, v in steps.items()}}}
 
 
 def test_partitions_staged_on_two_machines_publish_from_a_third_equal_to_local(s3: dict[str, Any], two_machines: dict[str, Any]) -> None:
     print(f"shared staging: staged in {two_machines['seconds']['stage']:.1f} s, tables and publish in "
-          f"{two_machines['seconds']['publish']:.1f} s; stats step requests {two_machines['stats_requests']}")
+          f"{two_machines['seconds']['tables_and_publish']:.1f} s ({two_machines['seconds']}); stats step requests {two_machines['stats_requests']}")
     conv = _assert_equal_to_local(s3, two_machines["prefix"], two_machines["local"], ("frames", "episodes", "videos"))
     assert conv["episodes"] == list(range(6)) and conv["tag"] == two_machines["result"].tag
     # machine C computed the stats of episodes 0-2 from A's frames and segments, fetched from the store
