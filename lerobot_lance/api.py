@@ -196,7 +196,10 @@ def convert(
     ``"lossless"``), ``video_codec``/``video_crf``/``video_qp``/``video_gop``/``video_pix_fmt``,
     ``frames_format="jpeg"``, ``jpeg_quality``, ``jpeg_subsampling``,
     ``reencode_crf``, ``reencode_preset``: see :mod:`lerobot_lance.encodings`)
-    and ``backfill_batch_size``. The returned summary's ``encodings`` gives
+    and ``backfill_batch_size``; ``staging_dir``: the staging area, a
+    directory or an object-store URI shared by every machine (default for an
+    object-store output: next to it on the store, see
+    :meth:`~lerobot_lance.conversion.Conversion.at`). The returned summary's ``encodings`` gives
     per camera the PSNR, share of differing pixels and bytes per frame.
     """
     from lerobot_lance.quality import gx_worker

@@ -78,7 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--storage-option", type=_storage_option, action="append", default=[], metavar="KEY=VALUE",
                    help="object-store option for an s3:// (gs://, az://) output, Lance's keys (aws_endpoint, aws_region, allow_http, ...); "
                         "repeatable; absent keys come from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ALLOW_HTTP")
-    c.add_argument("--staging-dir", help="staging area for per-episode output (default: $LEROBOT_LANCE_STAGING or ~/.cache/lerobot-lance/staging/<name>-<hash>)")
+    c.add_argument("--staging-dir", help="staging area for per-episode output: a directory, or an object-store URI shared by every machine "
+                   "(mirrored in the local default folder); default: for an s3:// output "
+                   "<parent>/.lerobot-lance-staging/<name>-<hash> on the store, else "
+                   "$LEROBOT_LANCE_STAGING or ~/.cache/lerobot-lance/staging/<name>-<hash>")
     c.add_argument("--exclude-failed-episodes", action="store_true", help="publish the sound episodes; record the excluded ones")
     c.add_argument("--reencode", choices=["auto", "always", "never"], default="auto", help="v3.0 segment cutting (default auto)")
     c.add_argument("--layout", choices=["card", "lerobot"], default="card",

@@ -58,7 +58,7 @@ from lerobot_lance.model import DatasetMeta, EpisodeMeta
 from lerobot_lance.readers import read_dataset_meta
 from lerobot_lance.source import DatasetSource, open_source
 from lerobot_lance.output_lock import is_local, local_root, output_lock
-from lerobot_lance.staging import FRAMES, STATS, VIDEOS, Staging, default_staging_dir, read_json, read_json_cached, write_json_atomic
+from lerobot_lance.staging import FRAMES, STATS, VIDEOS, Staging, default_staging_dir, read_json, read_json_cached
 
 #: Scalar indexes built at publish (DESIGN.md "Output layout").
 INDEXES: dict[str, dict[str, str]] = {
@@ -168,23 +168,35 @@ class Conversion:
     _meta: DatasetMeta | None = None
 
     @classmethod
-    def at(cls, output: str | Path, staging_dir: str | Path | None = None, options: ConvertOptions | None = None) -> Conversion:
+    def at(
+        cls, output: str | Path, staging_dir: str | Path | None = None, options: ConvertOptions | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> Conversion:
         """The conversion of ``output`` (a directory or an object-store URI) staging in ``staging_dir``.
 
-        Raises:
-            LeRobotLanceError: ``staging_dir`` is an object-store URI (staging is a
-                directory: local, or a mount every worker shares).
+        ``staging_dir``: a directory (local, or a mount every machine shares)
+        is the staging area itself; an object-store URI is a shared staging
+        area (:mod:`lerobot_lance.shared_staging`) mirrored by the local
+        ``cache_dir`` (default :func:`~lerobot_lance.staging.default_staging_dir`).
+        ``None``: an object-store output stages to the shared
+        :func:`~lerobot_lance.shared_staging.default_shared_staging` next to
+        it, a local output in ``cache_dir`` or the default directory.
         """
+        from lerobot_lance.object_store import is_object_store
+        from lerobot_lance.shared_staging import SharedStaging, default_shared_staging
+
         output = str(output)
-        if staging_dir is None:
-            staging_dir = default_staging_dir(output)
-        elif "://" in str(staging_dir) and not str(staging_dir).startswith("file://"):
-            raise LeRobotLanceError(
-                f"{staging_dir}: staging on an object store is not supported; give a directory "
-                "(a local one, or one every worker mounts, e.g. NFS/EFS, for partitions on several machines)"
-            )
-        staging_dir = str(staging_dir).removeprefix("file://")
-        return cls(output=output, staging=Staging(Path(staging_dir)), options=options or ConvertOptions())
+        options = options or ConvertOptions()
+        shared_uri = None
+        if staging_dir is not None and is_object_store(staging_dir):
+            shared_uri = str(staging_dir)
+        elif staging_dir is not None:
+            cache_dir = str(staging_dir).removeprefix("file://")
+        elif is_object_store(output):
+            shared_uri = default_shared_staging(output)
+        local = Path(cache_dir) if cache_dir is not None else default_staging_dir(output)
+        shared = SharedStaging(shared_uri, local, options.storage_options) if shared_uri else None
+        return cls(output=output, staging=Staging(local, shared), options=options)
 
     # --- the pinned source --------------------------------------------------
     @property
@@ -194,7 +206,7 @@ class Conversion:
         Raises:
             LeRobotLanceError: the source has not been resolved for this output.
         """
-        snap = read_json_cached(self.staging.root / "source.json")  # parsed once per version of the file
+        snap = read_json_cached(self.staging.json_file("source.json"))  # parsed once per version of the file
         if not snap:
             raise LeRobotLanceError(f"{self.staging.root}: no resolved source; run resolve_source (the source_meta asset) first")
         return snap
@@ -332,14 +344,14 @@ def _resolve_source(
             kept = sorted((set(prev.get("episodes") or []) & set(meta.episode_indices)) - set(episodes))
     conv.staging.root.mkdir(parents=True, exist_ok=True)
     fingerprints = episode_fingerprints(src, meta)
-    previous = read_json(conv.staging.root / "source.json")
+    previous = read_json(conv.staging.json_file("source.json"))
     if previous:
         carry_forward_records(conv, previous, rev, fingerprints)
         from lerobot_lance.encodings.staging_keys import invalidate_changed
 
         invalidate_changed(conv, previous)  # records staged with other encoding options are not reused
-    write_json_atomic(
-        conv.staging.root / "source.json",
+    conv.staging.write_json(
+        "source.json",
         {
             "source": source_name,
             "kind": kind,
@@ -454,6 +466,7 @@ def carry_forward_records(conv: Conversion, previous: Mapping[str, Any], revisio
     if not old_rev or old_rev == revision or not old_fps:
         return []
     carried = []
+    conv.staging.prefetch((FRAMES, VIDEOS, STATS), [ep for ep, fp in fingerprints.items() if old_fps.get(ep) == fp])
     for ep, fp in fingerprints.items():
         if old_fps.get(ep) != fp:
             continue
@@ -734,6 +747,7 @@ def coverage(conv: Conversion, kinds: Sequence[str] | None = None) -> Coverage:
     included, missing = [], {}
     rev = conv.revision
     kinds = _kinds(conv) if kinds is None else kinds
+    conv.staging.prefetch(kinds, conv.selected())  # shared staging: every record at once
     for ep in conv.selected():
         reasons = []
         for kind in kinds:
@@ -905,11 +919,23 @@ def _episode_row(conv: Conversion, ep: int, schema: pa.Schema, with_videos: bool
                     f"{conv.staging.root}: episode {ep} camera {key!r} was staged for the lerobot layout (no segment); "
                     "re-materialize episode_videos for the card layout"
                 )
-            arrays[blob] = blobs.blob_array(blobs.read_file_buffer(cam["path"]))  # one copy in memory
+            arrays[blob] = blobs.blob_array(blobs.read_file_buffer(camera_file(conv, cam)))  # one copy in memory
             values[lo] = [float(cam["from_timestamp"])]
             values[hi] = [float(cam["to_timestamp"])]
     columns = [arrays[n] if n in arrays else pa.array(values[n], type=schema.field(n).type) for n in schema.names]
     return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def camera_file(conv: Conversion, cam: Mapping[str, Any]) -> Path:
+    """The local file of a camera's entry in a videos record: the staged segment
+    (fetched from a shared staging area when needed), or for a v2.x episode mp4
+    used verbatim (``method`` ``"copy"``) staged on another machine whose
+    source path does not exist here, the same file fetched from this
+    machine's source."""
+    path = conv.staging.local_file(cam["path"])
+    if cam.get("method") == "copy" and cam.get("source_path") and not path.exists():
+        return conv.source.fetch([cam["source_path"]]) / cam["source_path"]
+    return path
 
 
 def _as_list_array(col: pa.ChunkedArray, list_type: pa.DataType) -> pa.Array:
@@ -1239,6 +1265,7 @@ def episodes_to_convert(conv: Conversion, episodes: Sequence[int]) -> list[int]:
     """Those of ``episodes`` whose staged output (every kind a published
     episode needs) is not current for the pinned revision."""
     kinds = _kinds(conv)
+    conv.staging.prefetch(kinds, episodes)
     return [ep for ep in episodes if any(conv.staging.current(k, ep, conv.revision) is None for k in kinds)]
 
 

@@ -22,10 +22,11 @@ from lerobot_lance.conversion import (
     ProgressCallback,
     _record_failure,
     _stats_samples,
+    camera_file,
     coverage,
 )
 from lerobot_lance.errors import LeRobotLanceError, SourceDataError
-from lerobot_lance.staging import FRAMES, STATS, VIDEOS, read_json, write_json_atomic
+from lerobot_lance.staging import FRAMES, STATS, VIDEOS, read_json
 
 
 # --- statistics -------------------------------------------------------------------
@@ -80,7 +81,7 @@ def _camera_frames(conv: Conversion, ep: int, skip: Sequence[str] = ()) -> dict[
             root = conv.source.fetch([cam["source_path"]])
             frames = video.sample_frames_rgb(root / cam["source_path"], samples, cam["from_timestamp"], cam["to_timestamp"])
         else:
-            frames = video.sample_frames_rgb(cam["path"], samples)
+            frames = video.sample_frames_rgb(camera_file(conv, cam), samples)
         if len(frames):
             out[key] = frames
     return out
@@ -184,7 +185,7 @@ def aggregate_dataset_stats(conv: Conversion) -> DatasetStatsSummary:
         raise SourceDataError(str(conv.staging.root), "no episode statistics staged", expected=">= 1 episode", found=0)
     agg = st.aggregate_stats(per_episode)
     as_json = st.stats_to_json(agg)
-    write_json_atomic(conv.staging.root / "dataset_stats.json", {"revision": conv.revision, "episodes": cov.included, "stats": as_json})
+    conv.staging.write_json("dataset_stats.json", {"revision": conv.revision, "episodes": cov.included, "stats": as_json})
     cmp = st.compare_stats(agg, declared_stats_of(conv, cov.included))
     summary = DatasetStatsSummary(as_json, len(per_episode), [_stats_outcome(cmp, "meta/stats.json", None)], st.ranges_markdown(agg))
     keys = [k for k in ("observation.state", "action") if k in agg]
@@ -221,7 +222,7 @@ def declared_stats_of(conv: Conversion, episodes: Sequence[int]) -> dict[str, An
 
 def read_dataset_stats_json(conv: Conversion) -> dict[str, Any] | None:
     """The staged dataset stats (LeRobot stats.json layout) if they are of the pinned revision."""
-    d = read_json(conv.staging.root / "dataset_stats.json")
+    d = read_json(conv.staging.json_file("dataset_stats.json"))
     return d["stats"] if d and d.get("revision") == conv.revision else None
 
 

@@ -224,20 +224,20 @@ def write_pending(
         table, uri, canonical, tuple(json.dumps(f.to_json()) for f in frags), rows, tuple(episodes),
         lance_schema=pickle.dumps(tx.operation.new_schema), write_uri=write_uri,
     )
-    write_json_atomic(staging.root / PENDING / f"{table}.json", pending.to_json())
+    staging.write_json(f"{PENDING}/{table}.json", pending.to_json())  # and to a shared staging area
     return pending
 
 
 def read_pending(staging: Staging, table: str) -> PendingTable | None:
     """The table's pending fragments, or ``None`` if nothing is staged."""
-    d = read_json(staging.root / PENDING / f"{table}.json")
+    d = read_json(staging.json_file(f"{PENDING}/{table}.json"))
     return PendingTable.from_json(d) if d else None
 
 
 def discard_pending(staging: Staging, table: str) -> None:
     """Forget what is staged for ``table`` (its uncommitted files go at the next publish)."""
     p = read_pending(staging, table)
-    (staging.root / PENDING / f"{table}.json").unlink(missing_ok=True)
+    staging.remove_file(f"{PENDING}/{table}.json")
     if p is not None and p.write_uri and p.write_uri != p.uri and _is_local(p.write_uri):
         shutil.rmtree(p.write_uri, ignore_errors=True)
 
@@ -396,7 +396,7 @@ def publish(
     dropped = _roll_forward(doc, journal, storage_options)
     if staging is not None:
         for t in pendings:
-            (staging.root / PENDING / f"{t}.json").unlink(missing_ok=True)
+            staging.remove_file(f"{PENDING}/{t}.json")
     return PublishResult(tag=tag, versions=versions, rows={t: p.rows for t, p in pendings.items()}, checks=checks, dropped=dropped)
 
 

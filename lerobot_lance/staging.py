@@ -16,6 +16,14 @@ Every file is written to a temporary name and renamed into place
 new one, never half of one; rerunning a partition replaces its files, so rows
 are never duplicated. Records carry the source revision they were made from;
 records of another revision count as missing.
+
+A staging area may be shared by several machines: with ``shared`` (a
+:class:`lerobot_lance.shared_staging.SharedStaging`, the default for
+object-store outputs) the folder is a local working copy, every record
+written is uploaded after the data files it stands for, and every record
+read is fetched from the shared URI first (once per stage), its data files
+when they are read. Without it the folder is the staging area itself (local,
+or a mount every machine shares at the same path, e.g. NFS/EFS).
 """
 
 from __future__ import annotations
@@ -24,8 +32,9 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -62,6 +71,16 @@ def default_staging_dir(output: str | os.PathLike[str], root: str | os.PathLike[
     ``root`` replaces the folder holding the staging areas (a resource's
     ``staging_root``).
     """
+    base = root or os.environ.get(STAGING_ENV)
+    if base:
+        root = Path(base).expanduser()
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "lerobot-lance" / "staging"
+    return root / staging_name(output)
+
+
+def staging_name(output: str | os.PathLike[str]) -> str:
+    """``<name>-<hash>`` of an output's staging area (see :func:`default_staging_dir`)."""
     import hashlib
 
     text = str(output)
@@ -69,12 +88,7 @@ def default_staging_dir(output: str | os.PathLike[str], root: str | os.PathLike[
         text = str(Path(text.removeprefix("file://")).expanduser().absolute())
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(text.rstrip("/")).name) or "output"
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    base = root or os.environ.get(STAGING_ENV)
-    if base:
-        root = Path(base).expanduser()
-    else:
-        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "lerobot-lance" / "staging"
-    return root / f"{name}-{digest}"
+    return f"{name}-{digest}"
 
 
 def write_json_atomic(path: Path, obj: Any, *, indent: int | None = 1) -> None:
@@ -144,9 +158,15 @@ def read_json_cached(path: Path) -> Any | None:
 
 @dataclass(frozen=True)
 class Staging:
-    """Paths of one output's staging area (see module docstring)."""
+    """Paths of one output's staging area (see module docstring).
+
+    Attributes:
+        root: the local folder (the working copy when ``shared`` is set).
+        shared: the shared copy on an object store, or ``None`` (local only).
+    """
 
     root: Path
+    shared: Any = field(default=None, compare=False)
 
     def path(self, kind: str, episode_index: int, suffix: str) -> Path:
         return self.root / kind / f"{episode_stem(episode_index)}{suffix}"
@@ -154,13 +174,34 @@ class Staging:
     def segment_path(self, camera_column: str, episode_index: int) -> Path:
         return self.root / VIDEOS / camera_column / f"{episode_stem(episode_index)}.mp4"
 
+    def _rel(self, kind: str, episode_index: int) -> str:
+        return f"{kind}/{episode_stem(episode_index)}.json"
+
     def record(self, kind: str, episode_index: int) -> dict[str, Any] | None:
         """The episode's record of ``kind`` (parsed once per version of the file;
-        shared between callers, so never mutated), or ``None``."""
+        shared between callers, so never mutated), or ``None``. With a shared
+        copy, the shared record (fetched once per stage; none there: none)."""
+        if self.shared is not None:
+            self.shared.pull_json(self._rel(kind, episode_index))
         return read_json_cached(self.path(kind, episode_index, ".json"))
 
+    def prefetch(self, kinds: Sequence[str], episodes: Sequence[int]) -> None:
+        """Fetch the shared records of these kinds and episodes at once (concurrent
+        requests; nothing without a shared copy): what a stage reading every
+        episode's records calls first."""
+        if self.shared is not None:
+            self.shared.pull_many(self._rel(k, ep) for ep in episodes for k in kinds)
+
     def write_record(self, kind: str, episode_index: int, record: dict[str, Any]) -> None:
+        """Write the record (atomic rename). With a shared copy, then upload the
+        files it stands for (the frames Arrow file of an ``ok`` frames record, the
+        staged segments it names) and the record last."""
         write_json_atomic(self.path(kind, episode_index, ".json"), record, indent=None)
+        if self.shared is not None:
+            data = []
+            if kind == FRAMES and record.get("status") == "ok":
+                data.append(self.path(FRAMES, episode_index, ".arrow"))
+            self.shared.push_record(self._rel(kind, episode_index), record, data)
 
     def write_frames(self, episode_index: int, table: pa.Table) -> int:
         """Write the episode's frames rows as an Arrow IPC file; return its size in bytes."""
@@ -174,8 +215,47 @@ class Staging:
 
     def read_frames(self, episode_index: int) -> pa.Table:
         """The staged frames rows of one episode (memory-mapped, zero-copy)."""
-        with pa.memory_map(str(self.path(FRAMES, episode_index, ".arrow"))) as source:
+        path = self.local_file(self.path(FRAMES, episode_index, ".arrow"), (FRAMES, episode_index))
+        with pa.memory_map(str(path)) as source:
             return ipc.open_file(source).read_all()
+
+    def local_file(self, path: str | os.PathLike[str], record: tuple[str, int] | None = None) -> Path:
+        """A staged data file (a segment a videos record names), present locally:
+        with a shared copy, fetched (and checked against the size and sha256 its
+        record gives) when the local copy is missing or differs. ``record``
+        (kind, episode) is pulled first when given."""
+        if self.shared is None:
+            return Path(path)
+        if record is not None:
+            self.shared.pull_json(self._rel(*record))
+        return self.shared.local_file(path)
+
+    def json_file(self, rel: str) -> Path:
+        """Local path of a whole-area file (``source.json``, ``dataset_stats.json``,
+        ``pending/<table>.json``), fetched from the shared copy first (once per stage)."""
+        if self.shared is not None:
+            return self.shared.pull_json(rel)
+        return self.root / rel
+
+    def write_json(self, rel: str, obj: Any, *, indent: int | None = 1) -> None:
+        """Write a whole-area file (atomic rename), then upload it (shared copy)."""
+        write_json_atomic(self.root / rel, obj, indent=indent)
+        if self.shared is not None:
+            self.shared.push_json(rel, obj)
+
+    def remove_file(self, rel: str) -> None:
+        """Delete a whole-area file here and in the shared copy."""
+        (self.root / rel).unlink(missing_ok=True)
+        if self.shared is not None:
+            self.shared.remove(rel)
+
+    def remove_records(self, kind: str) -> None:
+        """Delete every episode record of ``kind`` (those episodes are staged again)."""
+        folder = self.root / kind
+        for rec in folder.glob("episode_*.json") if folder.is_dir() else []:
+            rec.unlink(missing_ok=True)
+        if self.shared is not None:
+            self.shared.remove_records(kind)
 
     def current(self, kind: str, episode_index: int, revision: str) -> dict[str, Any] | None:
         """The episode's record if it succeeded for this source revision, else ``None``."""
@@ -185,5 +265,7 @@ class Staging:
         return None
 
     def clear(self) -> None:
-        """Delete the whole staging area."""
+        """Delete the whole staging area (and its shared copy)."""
         shutil.rmtree(self.root, ignore_errors=True)
+        if self.shared is not None:
+            self.shared.clear()

@@ -176,10 +176,11 @@ def plan_changes(cfg: DatasetConfig, src: DatasetSource, storage: LanceStorageRe
     meta = read_dataset_meta(src.meta_root())
     fps = convert.episode_fingerprints(src, meta)
     conv = storage.conversion(cfg)
-    snap = read_json(conv.staging.root / "source.json") or {}
+    snap = read_json(conv.staging.json_file("source.json")) or {}
     old_rev = snap.get("revision")
     old_fps = {int(k): v for k, v in (snap.get("fingerprints") or {}).items()}
     kinds = convert.required_kinds(meta, conv.options)
+    conv.staging.prefetch(kinds, sorted(fps))  # shared staging: every record at once
 
     def converted(ep: int) -> bool:
         return old_fps.get(ep) == fps[ep] and all(conv.staging.current(k, ep, old_rev) for k in kinds)

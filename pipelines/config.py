@@ -141,10 +141,13 @@ def _options(path: Path, entry: dict[str, Any]) -> dict[str, Any]:
     opts = dict(entry.get("options") or {})
     staging = str(opts.get("staging_dir") or "")
     if "://" in staging and not staging.startswith("file://"):
-        raise ValueError(
-            f"{path}: dataset {entry['name']!r}: options.staging_dir must be a directory (local, or a shared mount such as "
-            f"NFS/EFS for several machines); staging on an object store is not supported, found {staging!r}"
-        )
+        from lerobot_lance.object_store import OBJECT_STORE_SCHEMES, scheme
+
+        if scheme(staging) not in OBJECT_STORE_SCHEMES:
+            raise ValueError(
+                f"{path}: dataset {entry['name']!r}: options.staging_dir must be a directory or an object-store URI "
+                f"({', '.join(s + '://' for s in OBJECT_STORE_SCHEMES)}), found {staging!r}"
+            )
     so = entry.get("storage_options", opts.get("storage_options"))
     if so is None:
         opts.pop("storage_options", None)

@@ -41,9 +41,17 @@ class LanceStorageResource(ConfigurableResource):
             (``<staging_root>/<output name>-<hash of the output URI>``);
             ``None``: ``$LEROBOT_LANCE_STAGING`` or
             ``${XDG_CACHE_HOME:-~/.cache}/lerobot-lance/staging``
-            (:func:`lerobot_lance.staging.default_staging_dir`). A dataset's
-            ``options.staging_dir`` (datasets.yaml) names its staging area
-            itself and wins over both. Staging never lives in the output.
+            (:func:`lerobot_lance.staging.default_staging_dir`). For an
+            object-store output this folder is the local working copy of a
+            shared staging area (see ``shared_staging_root``). A dataset's
+            ``options.staging_dir`` (datasets.yaml: a directory, or an
+            object-store URI for a shared staging area) names its staging
+            area itself and wins over both. Staging never lives in the output.
+        shared_staging_root: object-store prefix holding the shared staging
+            area of every object-store output (``<root>/<name>-<hash>``), so
+            that partitions on several machines stage into one place
+            (:mod:`lerobot_lance.shared_staging`); ``None``: next to each
+            output, ``<parent>/.lerobot-lance-staging/<name>-<hash>``.
         storage_options: object-store options for Lance, ``meta/`` and the
             writer lock (:mod:`lerobot_lance.object_store`; credentials via
             ``EnvVar``, or the standard AWS variables). A dataset's own
@@ -58,13 +66,19 @@ class LanceStorageResource(ConfigurableResource):
     """
 
     staging_root: str | None = None
+    shared_staging_root: str | None = None
     storage_options: dict[str, str] | None = None
     lock_wait_s: float = 600.0
 
     def conversion(self, cfg: DatasetConfig, codec: "VideoCodecResource | None" = None) -> Conversion:
+        from lerobot_lance.object_store import is_object_store
+        from lerobot_lance.shared_staging import default_shared_staging
         from lerobot_lance.staging import default_staging_dir
 
-        staging = cfg.options.get("staging_dir") or (default_staging_dir(cfg.output, self.staging_root) if self.staging_root else None)
+        staging = cfg.options.get("staging_dir")
+        if staging is None and self.shared_staging_root and is_object_store(cfg.output):
+            staging = default_shared_staging(cfg.output, self.shared_staging_root)
+        cache = default_staging_dir(cfg.output, self.staging_root) if self.staging_root else None
         opts = {k: v for k, v in cfg.options.items() if k in ConvertOptions.__dataclass_fields__}
         if codec is not None:
             opts.setdefault("reencode", codec.reencode)
@@ -73,7 +87,7 @@ class LanceStorageResource(ConfigurableResource):
             opts.setdefault("reencode_preset", codec.reencode_preset)
         opts.setdefault("lock_wait_s", self.lock_wait_s)
         opts["storage_options"] = {**(self.storage_options or {}), **(cfg.options.get("storage_options") or {})} or None
-        return Conversion.at(cfg.output, staging, ConvertOptions(**opts))
+        return Conversion.at(cfg.output, staging, ConvertOptions(**opts), cache_dir=cache)
 
 
 class VideoCodecResource(ConfigurableResource):

@@ -319,13 +319,18 @@ def test_non_empty_prefix_without_marker_is_refused(s3: dict[str, Any]) -> None:
     assert _keys(s3, "foreign") == ["data.csv"]
 
 
-def test_staging_on_an_object_store_is_refused_clearly(tmp_path: Path) -> None:
+def test_staging_of_an_object_store_output_is_shared_on_the_store(tmp_path: Path) -> None:
     from lerobot_lance.conversion import Conversion
-    from lerobot_lance.errors import LeRobotLanceError
+    from lerobot_lance.staging import default_staging_dir
 
-    with pytest.raises(LeRobotLanceError) as err:
-        Conversion.at(f"s3://{BUCKET}/x", f"s3://{BUCKET}/staging")
-    assert "staging on an object store is not supported" in str(err.value)
+    given = Conversion.at(f"s3://{BUCKET}/x", f"s3://{BUCKET}/staging")
+    assert given.staging.shared.uri == f"s3://{BUCKET}/staging"
+    assert given.staging.root == default_staging_dir(f"s3://{BUCKET}/x")  # the local working copy
+    default = Conversion.at(f"s3://{BUCKET}/datasets/x")
+    assert default.staging.shared.uri.startswith(f"s3://{BUCKET}/datasets/.lerobot-lance-staging/x-")
+    local = Conversion.at(f"s3://{BUCKET}/x", tmp_path / "st")  # a directory: local (or a shared mount), no copy
+    assert local.staging.shared is None and local.staging.root == tmp_path / "st"
+    assert Conversion.at(str(tmp_path / "out")).staging.shared is None
 
 
 def test_storage_options_from_datasets_yaml_reach_the_conversion(tmp_path: Path) -> None:
@@ -347,8 +352,19 @@ def test_storage_options_from_datasets_yaml_reach_the_conversion(tmp_path: Path)
     with pytest.raises(ValueError, match="storage_options must be a mapping"):
         load_dataset_configs(y)
     y.write_text("datasets:\n  - {name: g1, source: /nowhere, output: s3://bucket/g1, options: {staging_dir: 's3://bucket/st'}}\n")
-    with pytest.raises(ValueError, match="staging on an object store is not supported"):
+    cfg = load_dataset_configs(y)[0]
+    assert LanceStorageResource().conversion(cfg).staging.shared.uri == "s3://bucket/st"
+    y.write_text("datasets:\n  - {name: g1, source: /nowhere, output: s3://bucket/g1, options: {staging_dir: 'ftp://host/st'}}\n")
+    with pytest.raises(ValueError, match="staging_dir must be a directory or an object-store URI"):
         load_dataset_configs(y)
+    shared = LanceStorageResource(shared_staging_root="s3://bucket/staging-areas").conversion(
+        load_dataset_configs(_write(y, "datasets:\n  - {name: g1, source: /nowhere, output: s3://bucket/g1}\n"))[0])
+    assert shared.staging.shared.uri.startswith("s3://bucket/staging-areas/g1-")
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
 
 
 # --- lerobot layout: datasets.yaml, the meta table, LeRobot's reader ---------------------------------

@@ -150,7 +150,7 @@ def encoded_video_files(conv: Conversion, episodes: Sequence[int]) -> list[tuple
     for key in keys:
         for ep in sorted(episodes):
             rec = conv.staging.current(VIDEOS, ep, conv.revision)
-            out.append((view.episode(ep).videos[key], Path(rec["cameras"][key]["path"])))
+            out.append((view.episode(ep).videos[key], conv.staging.local_file(rec["cameras"][key]["path"])))  # shared staging: fetched
     return out
 
 

@@ -55,9 +55,7 @@ def invalidate_changed(conv: Conversion, previous: Mapping[str, Any]) -> list[st
         kinds += [VIDEOS, STATS]
     kinds = list(dict.fromkeys(kinds))
     for kind in kinds:
-        folder = conv.staging.root / kind
-        for rec in folder.glob("episode_*.json") if folder.is_dir() else []:
-            rec.unlink(missing_ok=True)
+        conv.staging.remove_records(kind)  # here and in a shared staging area
     return kinds
 
 
