@@ -624,18 +624,20 @@ class KeyframePackets:
     packets: tuple[tuple[int, int], ...]
 
 
-#: Demux results by file (path, inode, size, mtime): the source checks, the
+#: Demux results by file version (:func:`_file_key`): the source checks, the
 #: episode stages and the lerobot layout's byte index all demux the same files.
-_PROBES: dict[tuple[str, int, int, int], tuple[VideoProbe, KeyframePackets]] = {}
+_PROBES: dict[tuple[str, int, int, int, int], tuple[VideoProbe, KeyframePackets]] = {}
 _PROBES_MAX = 20_000
 
 
-def _file_key(path: PathLike) -> tuple[str, int, int, int] | None:
+def _file_key(path: PathLike) -> tuple[str, int, int, int, int] | None:
+    """(real path, inode, size, mtime ns, ctime ns): any write to the file
+    changes its ctime, which (unlike the mtime) cannot be set back."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    return (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def keyframe_packets(path: PathLike) -> KeyframePackets:
