@@ -57,3 +57,59 @@ def blob_array(buffer: pa.Buffer) -> pa.LargeBinaryArray:
     """A one-value ``large_binary`` array over ``buffer``, without copying it."""
     offsets = pa.array([0, buffer.size], type=pa.int64()).buffers()[1]
     return pa.LargeBinaryArray.from_buffers(pa.large_binary(), 1, [None, offsets, buffer])
+
+
+# --- digests of files read whole in this process ------------------------------------
+#: sha256 of files read whole by :func:`read_file_hashed`, by file version
+#: (:func:`_version_key`): the videos writers hash each source file as they
+#: store it, and the output checks compare the source's current sha256 with
+#: the blob's; a file whose version is unchanged holds the bytes that were
+#: hashed, so :func:`file_sha256` need not read it again.
+_DIGESTS: dict[tuple[str, int, int, int, int, int], str] = {}
+_DIGESTS_MAX = 20_000
+
+
+def _version_key(path: str | PathLike[str]) -> tuple[str, int, int, int, int, int] | None:
+    """(real path, device, inode, size, mtime ns, ctime ns) of a file, ``None``
+    when it cannot be stat'ed. Any write to the file changes its ctime (which,
+    unlike the mtime, cannot be set back), so an equal key means the same
+    bytes for every change made through the file system (POSIX ``stat``)."""
+    import os
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def read_file_hashed(path: str | PathLike[str]) -> tuple[pa.Buffer, str]:
+    """The whole file in one buffer (:func:`read_file_buffer`) and its hex
+    sha256 (:func:`sha256_buffer`), remembered for :func:`file_sha256` when
+    the file's version (:func:`_version_key`) is the same before the read and
+    after the hash.
+
+    Raises:
+        OSError: as :func:`read_file_buffer`.
+    """
+    before = _version_key(path)
+    buf = read_file_buffer(path)
+    digest = sha256_buffer(buf)
+    if before is not None and before[3] == buf.size and _version_key(path) == before:
+        if len(_DIGESTS) >= _DIGESTS_MAX:
+            _DIGESTS.clear()
+        _DIGESTS[before] = digest
+    return buf, digest
+
+
+def file_sha256(path: str | PathLike[str]) -> str:
+    """Hex sha256 of the file's current bytes: remembered from
+    :func:`read_file_hashed` when the file is the version it read, else
+    :func:`sha256_file` (read again).
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    key = _version_key(path)
+    hit = _DIGESTS.get(key) if key is not None else None  # type: ignore[arg-type]
+    return hit if hit is not None else sha256_file(path)

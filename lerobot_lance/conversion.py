@@ -1026,7 +1026,7 @@ def _write_videos_table(conv: Conversion) -> PendingTable:
 
     def batches() -> Iterator[pa.RecordBatch]:
         for ref in refs:
-            data = blobs.read_file_buffer(root / ref.relative_path)
+            data, digest = blobs.read_file_hashed(root / ref.relative_path)
             row = {
                 "camera_angle": ref.video_key,
                 "chunk_index": ref.chunk_index,
@@ -1034,7 +1034,7 @@ def _write_videos_table(conv: Conversion) -> PendingTable:
                 "relative_path": ref.relative_path,
                 "filename": Path(ref.relative_path).name,
                 "file_size_bytes": data.size,
-                "sha256": blobs.sha256_buffer(data),
+                "sha256": digest,
             }
             yield pa.RecordBatch.from_arrays(
                 [blobs.blob_array(data) if f.name == "video_blob" else pa.array([row[f.name]], type=f.type) for f in VIDEOS_SCHEMA],

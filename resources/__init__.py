@@ -102,7 +102,7 @@ class VideoCodecResource(ConfigurableResource):
             about 5x the bytes of a lossy original); ``N > 0`` means ``crf=N``
             (lossy, smaller; the segment then differs from the source pixels).
         reencode_preset: libx264 preset of the re-encode fallback (default
-            ``veryfast``; see ``lerobot_lance.video._DEFAULT_PRESET`` for the
+            ``veryfast``; see ``lerobot_lance.video.cut._DEFAULT_PRESET`` for the
             measured speed/size of each).
 
     Only ``episode_videos`` reads these (the one asset that cuts segments);

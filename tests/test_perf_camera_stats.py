@@ -15,6 +15,8 @@ import pytest
 from numpy.testing import assert_allclose
 
 from lerobot_lance import video
+from lerobot_lance.video import decode, streams, window
+from lerobot_lance.video import sample as video_sample
 from lerobot_lance.readers import read_dataset_meta
 from lerobot_lance.stats import downsample_frames, feature_stats, image_stats
 from tests.conftest import sample
@@ -33,9 +35,9 @@ def _windows(name: str) -> list[tuple[Path, float | None, float | None, int]]:
     return out
 
 
-def _scan(path: Path, lo: float | None, hi: float | None) -> video._Scan:
-    with video._open(path) as container:
-        return video._scan_window(container, video._video_stream(container, path), path, lo, hi)
+def _scan(path: Path, lo: float | None, hi: float | None) -> window._Scan:
+    with streams._open(path) as container:
+        return window._scan_window(container, streams._video_stream(container, path), path, lo, hi)
 
 
 @pytest.mark.parametrize("name", VIDEO_SAMPLES)
@@ -47,12 +49,12 @@ def test_sampled_frames_equal_the_frames_a_forward_decode_gives(name: str) -> No
         sampled = video.sample_frames_rgb(path, 10, lo, hi)
         scan = _scan(path, lo, hi)
         assert len(scan.pts) == length
-        targets, on_keyframes = video._sample_targets(scan, 10)
+        targets, on_keyframes = video_sample._sample_targets(scan, 10)
         assert on_keyframes and set(targets) <= set(scan.keyframes)  # the default 10 land on keyframes here
         assert sampled.shape[0] == len(targets) and sampled.dtype == np.uint8
         forward = np.stack(list(video.iter_frames_rgb(path, lo, hi, indices=[scan.pts.index(t) for t in targets])))
         assert np.array_equal(sampled, forward), (path, lo)
-        seeked = np.stack([f.to_ndarray(format="rgb24") for _, f in video._decode_at(path, targets, scan.keyframes, threaded=False)])
+        seeked = np.stack([f.to_ndarray(format="rgb24") for _, f in decode._decode_at(path, targets, scan.keyframes, threaded=False)])
         assert np.array_equal(sampled, seeked), (path, lo)
 
 

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 from lerobot_lance import video
+from lerobot_lance.video import sample as video_sample
+from lerobot_lance.video import streams, window
 from lerobot_lance.readers import read_dataset_meta
 from tests.conftest import sample
 
@@ -44,9 +46,9 @@ def test_inspect_window_equals_the_three_separate_passes(name: str) -> None:
         assert facts.sample is not None and facts.sample.dtype == np.uint8
         assert np.array_equal(facts.sample, ref), (path, lo)
         # and the sample is the frames a plain forward decode gives at those positions
-        with video._open(path) as c:
-            scan = video._scan_window(c, video._video_stream(c, path), path, lo, hi)
-        targets, _ = video._sample_targets(scan, 10)
+        with streams._open(path) as c:
+            scan = window._scan_window(c, streams._video_stream(c, path), path, lo, hi)
+        targets, _ = video_sample._sample_targets(scan, 10)
         forward = np.stack(list(video.iter_frames_rgb(path, lo, hi, indices=[scan.pts.index(t) for t in targets])))
         assert np.array_equal(facts.sample, forward), (path, lo)
 
@@ -88,9 +90,9 @@ def test_inspect_window_reports_an_empty_window() -> None:
 def test_first_tick_at_is_the_float_comparison(tb: Fraction) -> None:
     rng = np.random.default_rng(1)
     for t in [0.0, 1 / 60, *rng.uniform(0, 600, 200).tolist(), *(k * float(tb) for k in range(0, 5000, 37))]:
-        k = video._first_tick_at(t, tb)
+        k = window._first_tick_at(t, tb)
         assert float(k * tb) >= t and not float((k - 1) * tb) >= t, (t, k)
-    assert video._first_tick_at(float("inf"), tb) is None and video._first_tick_at(float("-inf"), tb) is None
+    assert window._first_tick_at(float("inf"), tb) is None and window._first_tick_at(float("-inf"), tb) is None
 
 
 def test_byte_index_from_the_probe_demux_equals_a_fresh_demux(tmp_path: Path) -> None:

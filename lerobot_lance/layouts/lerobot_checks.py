@@ -99,7 +99,8 @@ def check_lerobot_output(
     """
     import lance
 
-    from lerobot_lance.blobs import sha256_file
+    from lerobot_lance.blobs import file_sha256
+    from lerobot_lance.layouts.lerobot_writer import keyframe_index
     from lerobot_lance.lance_io import table_uri
     from lerobot_lance.quality.output_rules import tag_offenders
     import pyarrow.parquet as pq
@@ -165,10 +166,18 @@ def check_lerobot_output(
         if have.get(k, 0) != 1:
             out["reader_videos_present"].append(Offender("videos.lance", None, f"row for {k}", expected=1, found=have.get(k, 0)))
 
-    # byte index and sha256, one blob at a time, streamed (memory: a few MB, not the file)
+    # byte index and sha256, one blob at a time, streamed and read once (memory:
+    # a few MB, not the file). A blob whose sha256 equals its source file's
+    # holds the same bytes, so its keyframe packets are the source's, from the
+    # demux the conversion already did (video.keyframe_packets, one per file
+    # version); any other blob is demuxed itself.
     for i, row in enumerate(vcols):
         where = f"videos.lance: {row['relative_path']}"
+        src = Path(source_root) / row["relative_path"] if source_root is not None else None
+        if local_files and row["relative_path"] in local_files:
+            src = Path(local_files[row["relative_path"]])
         blob = vt.take_blobs(L.VIDEO_BLOB_COLUMN, indices=[i])[0]
+        kf_i = kf_p = None
         with blob as f:
             h = hashlib.sha256()
             size = 0
@@ -177,9 +186,15 @@ def check_lerobot_output(
                 size += len(chunk)
             f.seek(row["moov_offset"])
             box = f.read(8) if 0 <= row["moov_offset"] < size else b""
-            f.seek(0)
+            stored = h.hexdigest()
+            source_sha = (file_sha256(src) if src.is_file() else "missing") if src is not None else stored
+            same_bytes = src is not None and stored == source_sha
             try:
-                kf_i, kf_p = blob_byte_index(f)
+                if same_bytes:
+                    kf_i, kf_p = keyframe_index(src)
+                else:
+                    f.seek(0)
+                    kf_i, kf_p = blob_byte_index(f)
             except Exception as exc:  # noqa: BLE001 - an unreadable blob is this check's finding
                 kf_i = kf_p = None
                 out["reader_byte_index"].append(Offender(where, None, f"blob does not demux: {exc}"))
@@ -192,11 +207,6 @@ def check_lerobot_output(
             diff = sorted(set(row["kf_positions"]) ^ set(kf_p))[:5]
             out["reader_byte_index"].append(Offender(where, None, "kf_indices/kf_positions are not the keyframe packets",
                                                      expected=f"{len(kf_p)} keyframes", found=f"{len(row['kf_positions'])} listed, differing offsets {diff}"))
-        stored = h.hexdigest()
-        src = Path(source_root) / row["relative_path"] if source_root is not None else None
-        if local_files and row["relative_path"] in local_files:
-            src = Path(local_files[row["relative_path"]])
-        source_sha = (sha256_file(src) if src.is_file() else "missing") if src is not None else stored
         if not (row["sha256"] == stored == source_sha):
             out["reader_videos_sha256"].append(Offender(where, None, "sha256 of column, blob and source differ",
                                                         expected=source_sha, found=f"column {row['sha256']}, blob {stored}"))

@@ -20,7 +20,6 @@ are the card layout's; only what goes into the tables and ``meta/`` differs:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -204,6 +203,7 @@ def write_videos_table(conv: Conversion) -> PendingTable:
     from lerobot_lance.conversion import source_video_files
 
     from lerobot_lance.conversion import publishable_episodes
+    from lerobot_lance import blobs
     from lerobot_lance.encodings.output import encoded_video_files
 
     _refuse_skip_videos(conv)
@@ -214,20 +214,18 @@ def write_videos_table(conv: Conversion) -> PendingTable:
 
     def batches() -> Iterator[pa.RecordBatch]:
         for ref, path in files:
-            data = path.read_bytes()
+            data, digest = blobs.read_file_hashed(path)  # remembered for the output checks' source sha256
             row = {
                 "video_key": ref.video_key,
                 "chunk_index": int(ref.chunk_index),
                 "file_index": int(ref.file_index),
                 **video_byte_index(path),
                 "relative_path": ref.relative_path,
-                "sha256": hashlib.sha256(data).hexdigest(),
+                "sha256": digest,
             }
             columns = [pa.array([row[f.name]], type=f.type) for f in L.VIDEOS_SCHEMA if f.name != L.VIDEO_BLOB_COLUMN]
             # the mp4 bytes wrapped, not copied, into the blob column (v3.0 shards are ~200 MB)
-            blob = pa.LargeBinaryArray.from_buffers(
-                pa.large_binary(), 1, [None, pa.array([0, len(data)], pa.int64()).buffers()[1], pa.py_buffer(data)]
-            )
+            blob = blobs.blob_array(data)
             yield pa.RecordBatch.from_arrays([*columns, blob], schema=L.VIDEOS_SCHEMA)
             del data, blob
 

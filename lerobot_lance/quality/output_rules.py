@@ -71,7 +71,7 @@ def check_output(
     """
     import lance
 
-    from lerobot_lance.blobs import sha256_file
+    from lerobot_lance.blobs import file_sha256
     from lerobot_lance.lance_io import table_uri
 
     output = str(output)
@@ -102,11 +102,11 @@ def check_output(
             rel, declared = cols["relative_path"][i].as_py(), cols["sha256"][i].as_py()
             h = hashlib.sha256()
             with blob as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
+                for chunk in iter(lambda: f.read(1 << 22), b""):
                     h.update(chunk)
             stored = h.hexdigest()
             src = Path(source_root) / rel if source_root is not None else None
-            source_sha = (sha256_file(src) if src.is_file() else "missing") if src is not None else stored
+            source_sha = (file_sha256(src) if src.is_file() else "missing") if src is not None else stored
             if not (declared == stored == source_sha):
                 sha_off.append(Offender(f"videos.lance: {rel}", None, "sha256 of column, blob and source differ",
                                         expected=source_sha, found=f"column {declared}, blob {stored}"))
