@@ -326,6 +326,8 @@ def main() -> None:
                          "backfill of every asset")
     ap.add_argument("--ui-repeat", type=int, default=2, help="launches of each kind in --ui-sample (medians printed)")
     ap.add_argument("--ui-no-backfill", action="store_true", help="--ui-sample: the reconvert runs only (no asset backfill)")
+    ap.add_argument("--ui-postgres", action="store_true",
+                    help="--ui-sample: deploy/dagster.yaml with its PostgreSQL storage (a throwaway local cluster) instead of SQLite")
     ap.add_argument("--batch", type=int, default=100, help="backfill_batch_size (max partitions per run) of --graphql-backfill")
     ap.add_argument("--backfill-policy", choices=("multi_run", "single_run"), default="multi_run",
                     help="options.backfill_policy of --graphql-backfill")
@@ -382,7 +384,7 @@ def main() -> None:
         sys.path.insert(0, str(REPO))
         from tests.helpers_dagster import bench_ui_sample
 
-        print(json.dumps(bench_ui_sample(args.ui_repeat, backfill=not args.ui_no_backfill), indent=2))
+        print(json.dumps(bench_ui_sample(args.ui_repeat, backfill=not args.ui_no_backfill, postgres=args.ui_postgres), indent=2))
         return
     work = args.workdir or Path(tempfile.mkdtemp(prefix="lerobot-lance-bench-"))
     rows = []

@@ -27,7 +27,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -718,7 +718,7 @@ def run_timeline(servers: DagsterServers, run_id: str, t_launch: float) -> dict[
     }
 
 
-def bench_ui_sample(repeat: int = 2, backfill: bool = True) -> dict[str, Any]:
+def bench_ui_sample(repeat: int = 2, backfill: bool = True, postgres: bool = False) -> dict[str, Any]:
     """The bundled sample's full materialization from the UI (issue 11, target 3):
     webserver + daemon on the default workspace and the repo's datasets.yaml
     (output redirected to a temporary folder), launched over GraphQL, in the
@@ -728,7 +728,9 @@ def bench_ui_sample(repeat: int = 2, backfill: bool = True) -> dict[str, Any]:
     spaced by the backfill daemon's 30 s loop; ``backfill=False`` skips it).
     Seconds from launch to the last run's end, ``repeat`` times each, the
     output removed between, with each reconvert run's timeline
-    (:func:`run_timeline`) and the medians."""
+    (:func:`run_timeline`) and the medians. The instance is
+    ``deploy/dagster.yaml`` on SQLite, or with ``postgres`` as it is (its
+    PostgreSQL storage) against a throwaway cluster on 127.0.0.1."""
     from pipelines.automation import reconvert_job_name
     from pipelines.config import DEFAULT_CONFIG, load_dataset_configs
     from pipelines.jobs import EPISODE_ASSETS, TABLE_ASSETS
@@ -741,8 +743,13 @@ def bench_ui_sample(repeat: int = 2, backfill: bool = True) -> dict[str, Any]:
                                                         "options": cfg.options}])
     report: dict[str, Any] = {"dataset": cfg.name, "source": cfg.source, "load_before": os.getloadavg()[0],
                               "reconvert_run_s": [], "asset_backfill_s": []}
+    report["storage"] = "postgres" if postgres else "sqlite"
     t0 = time.monotonic()
-    with dagster_servers(yml, work, extra_env={"LEROBOT_LANCE_STAGING": str(work / "staging")}) as servers:
+    with ExitStack() as stack:
+        env = {"LEROBOT_LANCE_STAGING": str(work / "staging")}
+        if postgres:
+            env.update(stack.enter_context(postgres_cluster(work)).env())
+        servers = stack.enter_context(dagster_servers(yml, work, extra_env=env, instance=instance_yaml(postgres=postgres)))
         report["servers_start_s"] = round(time.monotonic() - t0, 1)
         keys = wait_until(lambda: servers.graphql(PARTITIONS_QUERY, {"key": {"path": [cfg.name, "episode_frames"]}})
                           ["assetNodeOrError"]["partitionKeys"], 120, "episode partitions registered by the sensor")
