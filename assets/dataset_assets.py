@@ -80,6 +80,14 @@ warnings.filterwarnings("ignore", category=BetaWarning, message=".*backfill_poli
 #: errors and other deterministic failures are not (see ``_final_on_bad_data``).
 RETRY = RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL)
 
+#: Of the steps ready at once after ``source_meta``, these run first (Dagster's
+#: ``dagster/priority`` op tag, higher first, honoured by the in-process and the
+#: multiprocess executor): in a one-process run (``<name>__reconvert`` from the
+#: UI, the CLI's episode run) Great Expectations imports in its helper process
+#: (:mod:`lerobot_lance.quality.gx_worker`) while the video steps work, instead
+#: of ``episode_frames`` waiting for the import first.
+BEFORE_FRAMES = {"dagster/priority": "1"}
+
 #: Named checks per asset: one per quality rule (see lerobot_lance.quality).
 SOURCE_META_CHECKS = SOURCE_META_RULES
 SOURCE_FILE_CHECKS = SOURCE_FILE_RULES
@@ -352,6 +360,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         key=k("source_videos"),
         group_name=group,
         deps=[source_meta],
+        op_tags=BEFORE_FRAMES,
         description="Check every source data and video file: present, non-empty, no orphans, containers covering their episodes.",
         check_specs=_specs(k("source_videos"), SOURCE_FILE_CHECKS),
         retry_policy=RETRY,
@@ -419,6 +428,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         key=k("episode_videos"),
         group_name=group,
         deps=[source_meta],
+        op_tags=BEFORE_FRAMES,
         partitions_def=episodes,
         backfill_policy=backfill,
         description="Make each episode's standalone mp4 per camera: verbatim (v2.x), stream copy or lossless re-encode (v3.0).",

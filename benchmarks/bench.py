@@ -7,6 +7,7 @@
     python benchmarks/bench.py --graphql-backfill 300  # UI/daemon path: runs, wall time, overhead per episode
     python benchmarks/bench.py --celery-backfill 300 --workers 2 --batch 50  # Celery executor vs in-process
     python benchmarks/bench.py --ui-sample         # the bundled sample materialized from the UI (GraphQL launch)
+    python benchmarks/bench.py --ui-sample --ui-repeat 5 --ui-no-backfill  # reconvert runs only: timeline medians
     python benchmarks/bench.py --lerobot-vs-peer   # --layout lerobot beside lerobot-lancedb's converter
     python benchmarks/bench.py --peer --pairs 3    # paired runs (A B A B) of both layouts against the peer, 300 episodes
     python benchmarks/bench.py --scale 25,50,100   # linearity: s/episode and peak RSS at 150/300/600 episodes
@@ -321,7 +322,12 @@ def main() -> None:
                          "and report runs, wall time and the orchestration overhead per episode")
     ap.add_argument("--ui-sample", action="store_true",
                     help="instead: the bundled sample's full materialization from the UI (webserver + daemon, GraphQL): "
-                         "one <name>__reconvert run, and an asset backfill of every asset")
+                         "one <name>__reconvert run (with its timeline: queue, run worker start, steps), and an asset "
+                         "backfill of every asset")
+    ap.add_argument("--ui-repeat", type=int, default=2, help="launches of each kind in --ui-sample (medians printed)")
+    ap.add_argument("--ui-no-backfill", action="store_true", help="--ui-sample: the reconvert runs only (no asset backfill)")
+    ap.add_argument("--ui-postgres", action="store_true",
+                    help="--ui-sample: deploy/dagster.yaml with its PostgreSQL storage (a throwaway local cluster) instead of SQLite")
     ap.add_argument("--batch", type=int, default=100, help="backfill_batch_size (max partitions per run) of --graphql-backfill")
     ap.add_argument("--backfill-policy", choices=("multi_run", "single_run"), default="multi_run",
                     help="options.backfill_policy of --graphql-backfill")
@@ -378,7 +384,7 @@ def main() -> None:
         sys.path.insert(0, str(REPO))
         from tests.helpers_dagster import bench_ui_sample
 
-        print(json.dumps(bench_ui_sample(), indent=2))
+        print(json.dumps(bench_ui_sample(args.ui_repeat, backfill=not args.ui_no_backfill, postgres=args.ui_postgres), indent=2))
         return
     work = args.workdir or Path(tempfile.mkdtemp(prefix="lerobot-lance-bench-"))
     rows = []

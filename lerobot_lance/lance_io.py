@@ -44,15 +44,21 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lance
 import pyarrow as pa
-from lance.fragment import FragmentMetadata, write_fragments
 
 from lerobot_lance import object_store as store
 from lerobot_lance.staging import PENDING, Staging, read_json, write_json_atomic
 from lerobot_lance.testhook import pause_point
+
+if TYPE_CHECKING:
+    from lance.fragment import FragmentMetadata
+
+# ``lance`` is imported in the functions that use it (about 1 s with pandas,
+# which ``pyarrow.dataset`` pulls in): the code location (pipelines.definitions)
+# imports this module, and a run worker or a run that writes no table
+# (an episode backfill run) should not pay for it.
 
 #: Field metadata that makes Lance store a column as blobs (lazy ``take_blobs``).
 BLOB_METADATA = {"lance-encoding:blob": "true"}
@@ -187,6 +193,8 @@ def write_pending(
         The :class:`PendingTable`, also saved to ``<staging>/pending/<table>.json``
         (replacing what an earlier attempt staged).
     """
+    from lance.fragment import write_fragments
+
     rows = 0
 
     def counted() -> Iterator[pa.RecordBatch]:
@@ -243,11 +251,15 @@ def discard_pending(staging: Staging, table: str) -> None:
 
 
 def _fragments(p: PendingTable) -> list[FragmentMetadata]:
+    from lance.fragment import FragmentMetadata
+
     return [FragmentMetadata.from_json(f) for f in p.fragments]
 
 
 def current_version(uri: str, storage_options: dict[str, str] | None = None) -> int | None:
     """The table's latest version, or ``None`` if it does not exist yet."""
+    import lance
+
     try:
         return lance.dataset(uri, storage_options=storage_options).version
     except (ValueError, FileNotFoundError, OSError):
@@ -351,6 +363,8 @@ def publish(
     ``index:<t>:<column>``, ``committed`` (journal says so), then those of
     :func:`_roll_forward`.
     """
+    import lance
+
     tag = tag or new_tag_name()
     if store.exists(journal, storage_options):
         raise RuntimeError(f"{journal}: a publish is in flight or was interrupted; recover it first (recover_interrupted_publish)")
@@ -420,6 +434,8 @@ def remove_unreferenced_files(uri: str, storage_options: dict[str, str] | None =
     Returns:
         Number of files removed.
     """
+    import lance
+
     try:
         ds = lance.dataset(uri, storage_options=storage_options)
     except (ValueError, FileNotFoundError, OSError):
@@ -429,6 +445,8 @@ def remove_unreferenced_files(uri: str, storage_options: dict[str, str] | None =
 
 
 def _tag_all(versions_by_table: Mapping[str, tuple[str, int]], tag: str, storage_options: dict[str, str] | None) -> None:
+    import lance
+
     for t, (uri, version) in versions_by_table.items():
         tags = lance.dataset(uri, storage_options=storage_options).tags
         for name in (tag, LATEST_TAG):
@@ -550,6 +568,8 @@ def _roll_back(doc: Mapping[str, Any], storage_options: dict[str, str] | None) -
     table to its version before the publish (``LanceDataset.restore``: a new
     version with the old content, ``latest`` moved to it), remove tables the
     publish created, and the prepared ``meta/``."""
+    import lance
+
     rolled = []
     for t, spec in doc["tables"].items():
         uri, before = spec["uri"], spec.get("before")

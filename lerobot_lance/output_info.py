@@ -12,8 +12,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import lance
-
 from lerobot_lance.lance_io import table_uri
 
 
@@ -73,6 +71,8 @@ def describe_tables(
         ValueError: a table has no tag ``tag`` (Lance's error, naming the tag).
         OSError / lance errors: a table cannot be opened.
     """
+    import lance  # here, not at module level: the code location imports this module
+
     out = []
     for name in tables:
         uri = table_uri(output, name)

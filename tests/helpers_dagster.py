@@ -27,7 +27,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -647,15 +647,90 @@ def _scheduled_reconversion(datasets_yaml: str, name: str) -> int:
 
 
 
-def bench_ui_sample(repeat: int = 2) -> dict[str, Any]:
+RUN_EVENTS = """
+query($id: ID!, $after: String) { logsForRun(runId: $id, afterCursor: $after, limit: 1000) { __typename
+  ... on EventConnection { cursor hasMore events { __typename
+    ... on MessageEvent { timestamp stepKey eventType message } } } } }"""
+
+#: Run-level events of a run's timeline (RUN_* and the engine events that mark
+#: the run worker's start), in the order Dagster writes them.
+_RUN_MARKS = ("RUN_ENQUEUED", "RUN_STARTING", "RUN_START", "RUN_SUCCESS", "RUN_FAILURE")
+
+
+def run_timeline(servers: DagsterServers, run_id: str, t_launch: float) -> dict[str, Any]:
+    """Where a run's seconds went, from its event log (GraphQL ``logsForRun``):
+    each run-level event (enqueued, dequeued, starting, start, success) and
+    each step's start and end, in seconds after ``t_launch`` (the GraphQL
+    launch, ``time.time()``), plus the phases between them:
+
+    * ``create_run``: launch -> ``RUN_ENQUEUED`` (the webserver asks the code
+      server for the execution plan, stores the run and its snapshots, enqueues it);
+    * ``queue``: enqueued -> ``RUN_STARTING`` (the run queue daemon's dequeue loop
+      and the run launcher's call to the code server);
+    * ``worker_spawn``: starting -> the engine event "Started process for run"
+      (the code server spawns a fresh run worker process, which imports Dagster
+      and the code location and loads the job);
+    * ``worker_setup``: that event -> ``RUN_START`` (the run worker builds the
+      execution plan and initializes the run);
+    * ``steps``: ``RUN_START`` -> the last step's end, and per step its seconds;
+    * ``finish``: the last step's end -> ``RUN_SUCCESS``.
+    """
+    events: list[dict[str, Any]] = []
+    after = None
+    while True:
+        conn = servers.graphql(RUN_EVENTS, {"id": run_id, "after": after})["logsForRun"]
+        events += conn["events"]
+        after = conn["cursor"]
+        if not conn["hasMore"]:
+            break
+    marks: dict[str, float] = {}
+    steps: dict[str, dict[str, float]] = {}
+    for e in events:
+        if not e.get("timestamp"):
+            continue
+        t = round(int(e["timestamp"]) / 1000 - t_launch, 2)
+        kind = e.get("eventType") or ""
+        if kind in _RUN_MARKS:
+            marks.setdefault(kind, t)
+        elif kind == "ENGINE_EVENT" and "Started process for run" in (e.get("message") or ""):
+            marks.setdefault("worker_process_started", t)
+        if e.get("stepKey") and kind in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
+            st = steps.setdefault(e["stepKey"], {})
+            st["start" if kind == "STEP_START" else "end"] = t
+    last_step_end = max((s.get("end", 0.0) for s in steps.values()), default=marks.get("RUN_START", 0.0))
+    done = marks.get("RUN_SUCCESS", marks.get("RUN_FAILURE", last_step_end))
+
+    def gap(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else round(b - a, 2)
+
+    return {
+        "marks_s": marks,
+        "phases_s": {
+            "create_run": gap(0.0, marks.get("RUN_ENQUEUED")),
+            "queue": gap(marks.get("RUN_ENQUEUED"), marks.get("RUN_STARTING")),
+            "worker_spawn": gap(marks.get("RUN_STARTING"), marks.get("worker_process_started")),
+            "worker_setup": gap(marks.get("worker_process_started"), marks.get("RUN_START")),
+            "steps": gap(marks.get("RUN_START"), last_step_end),
+            "finish": gap(last_step_end, done),
+        },
+        "steps_s": {k: gap(v.get("start"), v.get("end")) for k, v in sorted(steps.items(), key=lambda kv: kv[1].get("start", 0))},
+        "events": len(events),
+    }
+
+
+def bench_ui_sample(repeat: int = 2, backfill: bool = True, postgres: bool = False) -> dict[str, Any]:
     """The bundled sample's full materialization from the UI (issue 11, target 3):
     webserver + daemon on the default workspace and the repo's datasets.yaml
     (output redirected to a temporary folder), launched over GraphQL, in the
     two ways the UI offers: one run of ``<name>__reconvert`` over every episode
     partition (Launchpad / the job page), and "Materialize all" on the asset
     graph (an asset backfill: a source run, an episode run and a table run,
-    spaced by the backfill daemon's 30 s loop). Seconds from launch to the
-    last run's end, ``repeat`` times each, the output removed between."""
+    spaced by the backfill daemon's 30 s loop; ``backfill=False`` skips it).
+    Seconds from launch to the last run's end, ``repeat`` times each, the
+    output removed between, with each reconvert run's timeline
+    (:func:`run_timeline`) and the medians. The instance is
+    ``deploy/dagster.yaml`` on SQLite, or with ``postgres`` as it is (its
+    PostgreSQL storage) against a throwaway cluster on 127.0.0.1."""
     from pipelines.automation import reconvert_job_name
     from pipelines.config import DEFAULT_CONFIG, load_dataset_configs
     from pipelines.jobs import EPISODE_ASSETS, TABLE_ASSETS
@@ -666,13 +741,22 @@ def bench_ui_sample(repeat: int = 2) -> dict[str, Any]:
     out = work / "out"
     yml = write_datasets_yaml(work / "datasets.yaml", [{"name": cfg.name, "source": cfg.source, "output": str(out),
                                                         "options": cfg.options}])
-    report: dict[str, Any] = {"dataset": cfg.name, "source": cfg.source, "reconvert_run_s": [], "asset_backfill_s": []}
-    with dagster_servers(yml, work, extra_env={"LEROBOT_LANCE_STAGING": str(work / "staging")}) as servers:
+    report: dict[str, Any] = {"dataset": cfg.name, "source": cfg.source, "load_before": os.getloadavg()[0],
+                              "reconvert_run_s": [], "asset_backfill_s": []}
+    report["storage"] = "postgres" if postgres else "sqlite"
+    t0 = time.monotonic()
+    with ExitStack() as stack:
+        env = {"LEROBOT_LANCE_STAGING": str(work / "staging")}
+        if postgres:
+            env.update(stack.enter_context(postgres_cluster(work)).env())
+        servers = stack.enter_context(dagster_servers(yml, work, extra_env=env, instance=instance_yaml(postgres=postgres)))
+        report["servers_start_s"] = round(time.monotonic() - t0, 1)
         keys = wait_until(lambda: servers.graphql(PARTITIONS_QUERY, {"key": {"path": [cfg.name, "episode_frames"]}})
                           ["assetNodeOrError"]["partitionKeys"], 120, "episode partitions registered by the sensor")
         for _ in range(repeat):
             shutil.rmtree(out, ignore_errors=True)
             shutil.rmtree(work / "staging", ignore_errors=True)
+            load = os.getloadavg()[0]
             t = time.time()
             run_id = launch_job(servers, reconvert_job_name(cfg),
                                 tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]})
@@ -680,8 +764,9 @@ def bench_ui_sample(repeat: int = 2) -> dict[str, Any]:
             end = servers.graphql("query($id: ID!) { runOrError(runId: $id) { ... on Run { startTime endTime } } }",
                                   {"id": run_id})["runOrError"]
             report["reconvert_run_s"].append({"launch_to_end": round(end["endTime"] - t, 1),
-                                              "launch_to_start": round(end["startTime"] - t, 1)})
-        for _ in range(repeat):
+                                              "launch_to_start": round(end["startTime"] - t, 1), "load": round(load, 1),
+                                              **run_timeline(servers, run_id, t)})
+        for _ in range(repeat if backfill else 0):
             shutil.rmtree(out, ignore_errors=True)
             shutil.rmtree(work / "staging", ignore_errors=True)
             t = time.time()
@@ -690,12 +775,35 @@ def bench_ui_sample(repeat: int = 2) -> dict[str, Any]:
             b = wait_backfill(servers, bid, 900)
             runs = servers.graphql(
                 "query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { "
-                "endTimestamp runs(limit: 100) { status endTime } } } }", {"id": bid})["partitionBackfillOrError"]
-            report["asset_backfill_s"].append({"status": b["status"], "runs": len(runs["runs"]),
-                                               "launch_to_last_run_end": round(max(r["endTime"] or t for r in runs["runs"]) - t, 1),
-                                               "launch_to_backfill_complete": round((runs["endTimestamp"] or t) - t, 1)})
+                "endTimestamp runs(limit: 100) { status creationTime startTime endTime } } } }", {"id": bid})["partitionBackfillOrError"]
+            report["asset_backfill_s"].append({
+                "status": b["status"], "runs": len(runs["runs"]),
+                "launch_to_last_run_end": round(max(r["endTime"] or t for r in runs["runs"]) - t, 1),
+                "launch_to_backfill_complete": round((runs["endTimestamp"] or t) - t, 1),
+                # each run: created, started, ended, seconds after the launch (the gaps between
+                # one run's end and the next one's creation are the backfill daemon's loop)
+                "runs_created_started_ended": sorted([round(r["creationTime"] - t, 1), round((r["startTime"] or t) - t, 1),
+                                                      round((r["endTime"] or t) - t, 1)] for r in runs["runs"]),
+            })
+    report["load_after"] = os.getloadavg()[0]
+    rs = report["reconvert_run_s"]
+    if rs:
+        report["reconvert_median_s"] = {
+            "launch_to_end": _median([r["launch_to_end"] for r in rs]),
+            **{k: _median([r["phases_s"][k] for r in rs if r["phases_s"][k] is not None]) for k in rs[0]["phases_s"]},
+        }
+    if report["asset_backfill_s"]:
+        report["asset_backfill_median_s"] = _median([r["launch_to_last_run_end"] for r in report["asset_backfill_s"]])
     shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def _median(xs: Sequence[float]) -> float | None:
+    ys = sorted(xs)
+    if not ys:
+        return None
+    n = len(ys)
+    return round(ys[n // 2] if n % 2 else (ys[n // 2 - 1] + ys[n // 2]) / 2, 2)
 
 
 def bench_backfill(n_episodes: int, batch: int = 100, policy: str = "multi_run") -> dict[str, Any]:

@@ -6,7 +6,11 @@
 * the project's modules import each other without a cycle (the old
   ``runner -> definitions -> automation -> runner`` one included);
 * ``lerobot-lance --help`` and ``scan`` load none of the heavy libraries they
-  do not use.
+  do not use, and ``--help`` run as a shell command imports none of them
+  either (``python -X importtime``, every module the process imported);
+* the code location (``pipelines.definitions``, imported by the webserver,
+  the daemon, every code server and every run worker) loads without Lance,
+  Great Expectations, matplotlib or PyAV: the steps that use them import them.
 """
 
 from __future__ import annotations
@@ -190,6 +194,34 @@ def test_help_imports_nothing_heavy() -> None:
     )
     loaded = _loaded_after(code)
     assert [m for m, on in loaded.items() if on] == []  # not even pyarrow or PyAV
+
+
+def _importtime_packages(args: list[str], env_extra: dict[str, str] | None = None) -> tuple[set[str], str]:
+    """Top-level packages a fresh ``python -X importtime <args>`` imported
+    (from its ``import time:`` lines on stderr), and its stdout."""
+    import os
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), **(env_extra or {})}
+    proc = subprocess.run([sys.executable, "-X", "importtime", *args], cwd=REPO, capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    names = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
+    assert "lerobot_lance" in {n.split(".")[0] for n in names}  # the probe did import the project
+    return {n.split(".")[0] for n in names}, proc.stdout
+
+
+def test_help_shell_command_imports_nothing_heavy() -> None:
+    """``lerobot-lance --help`` as a user types it (the module as ``__main__``)."""
+    loaded, out = _importtime_packages(["-m", "lerobot_lance.cli", "--help"])
+    assert "convert" in out and "scan" in out
+    assert sorted(loaded & {*HEAVY, "av", "pyarrow", "numpy"}) == []
+
+
+def test_code_location_imports_no_step_library() -> None:
+    """Importing the code location builds every definition without the
+    libraries only steps use (Lance, GE, matplotlib, PyAV, pandas via Lance)."""
+    loaded, _ = _importtime_packages(["-c", "import pipelines.definitions as d; print(len(d.defs.jobs or []))"])
+    assert "dagster" in loaded
+    assert sorted(loaded & {"lance", "lancedb", "great_expectations", "matplotlib", "av", "pandas", "scipy", "torch"}) == []
 
 
 def test_scan_imports_only_what_it_uses(tmp_path: Path) -> None:
