@@ -169,8 +169,8 @@ def test_revision_follows_the_listing(s3: dict[str, Any], cache: Path, tmp_path:
     sensor = defs.get_repository_def().get_sensor_def(sensor_name(cfg))
     with instance_for_test() as instance:
         def tick(cursor: str | None) -> Any:
-            return sensor.evaluate_tick(build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
-                                                             resources=default_resources()))
+            with build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=default_resources()) as context:
+                return sensor.evaluate_tick(context)
 
         first = tick(SensorCursor(rev0, 6, (), "2026-01-01T00:00:00+00:00").to_json())
         assert len(first.run_requests) == 1 and SensorCursor.parse(first.cursor).revision == rev1
