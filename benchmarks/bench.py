@@ -11,6 +11,7 @@
     python benchmarks/bench.py --lerobot-vs-peer   # --layout lerobot beside lerobot-lancedb's converter
     python benchmarks/bench.py --peer --pairs 3    # paired runs (A B A B) of both layouts against the peer, 300 episodes
     python benchmarks/bench.py --scale 25,50,100   # linearity: s/episode and peak RSS at 150/300/600 episodes
+    python benchmarks/bench.py --ab /tmp/base --pairs 3  # before/after: another checkout (A) vs this one (B), A B A B
 
 ``--peer`` runs, on the 300-episode v3.0 dataset (``--repeat`` sets its
 size), ``--pairs`` rounds of: our ``convert`` (card layout), the peer's
@@ -346,7 +347,18 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=3, help="pairs per layout in --peer")
     ap.add_argument("--scale", default="", help="instead: linearity, comma-separated repeats (25,50,100 -> 150/300/600 episodes)")
     ap.add_argument("--encodings", action="store_true", help="frames/s of image-to-video and JPEG frames (benchmarks/encodings_bench.py)")
+    ap.add_argument("--ab", type=Path, metavar="CHECKOUT", default=None,
+                    help="instead: paired runs (A B A B) of CHECKOUT's code (A) and this one (B) on the scale-up, "
+                         "CPU/wall/RSS per run and B/A per pair (benchmarks/ab_bench.py); --pairs, --repeat, --extra")
     args = ap.parse_args()
+    if args.ab:
+        sys.path.insert(0, str(REPO))
+        from benchmarks.ab_bench import ab_pairs
+
+        work = args.workdir or Path(tempfile.mkdtemp(prefix="lerobot-lance-bench-"))
+        ab_pairs(work, args.ab, args.repeat, args.pairs, args.extra)
+        print(f"(work dir: {work})")
+        return
     if args.encodings:
         from benchmarks.encodings_bench import bench_encodings
 

@@ -115,6 +115,9 @@ _ALL_STATS: tuple[str, ...] = STAT_NAMES + QUANTILE_NAMES
 #: on ``observation.state`` of episode 0).
 STD_ROUNDING_FACTOR = 4.0
 _IMAGE_STAT_SHAPE = (3, 1, 1)
+#: From this many columns :func:`_histogram_quantiles` is faster vectorised (one
+#: column costs ~0.12 ms either way, the vectorised path ~0.3 ms more per call).
+_VECTOR_MIN_COLUMNS = 4
 
 
 # --------------------------------------------------------------------------- per feature
@@ -127,10 +130,16 @@ def _histogram_quantiles(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> 
     values' own floating dtype (so for float32 data the padding vanishes and the edges
     are float32), in float64 for integer data: the arithmetic LeRobot 0.4.4 does, which
     is what makes the results agree with its stored quantiles to float32 precision.
+
+    Four or more columns at once (:func:`_columns_quantiles`, same results bit for
+    bit); fewer, and small integer types (at most 256 distinct values, counted
+    once), column by column (:func:`_binned_quantiles`).
     """
     n, d = values.shape
-    out = {name: np.empty(d, dtype=np.float64) for name in QUANTILES}
     small_ints = values.dtype in (np.uint8, np.int8, np.bool_)
+    if not small_ints and d >= _VECTOR_MIN_COLUMNS:
+        return _columns_quantiles(values, lo, hi)
+    out = {name: np.empty(d, dtype=np.float64) for name in QUANTILES}
     for j in range(d):
         col = values[:, j]
         if small_ints:  # count the (at most 256) distinct values once, then bin them
@@ -144,6 +153,87 @@ def _histogram_quantiles(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> 
         for name, value in _binned_quantiles(points, weights, lo[j], hi[j], n).items():
             out[name][j] = value
     return out
+
+
+def _columns_quantiles(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`_binned_quantiles` of every column of ``values`` (n, d) at once, bit
+    for bit, without building each column's 5001 edges and 5000 bins.
+
+    The edges ``np.linspace`` builds are non-decreasing (``edge(i) = i * step +
+    start``, each operation rounded in the edges' dtype; the last edge is
+    ``stop``), so a value's bin is monotone in the value: the first bin whose
+    cumulative count reaches ``q * n`` is the bin ``k`` of the ``ceil(q * n)``-th
+    smallest value (a binary search over edges computed as ``np.linspace``
+    computes them), ``cum[k - 1]`` counts the values below ``edge(k)`` and
+    ``cum[k]`` those below ``edge(k + 1)`` (or up to it, for the last bin).
+    Columns whose edges are not finite or whose last edge is below the one
+    before it, and edge dtypes other than float32/float64, go through
+    :func:`_binned_quantiles`.
+    """
+    n, d = values.shape
+    out = {name: np.empty(d, dtype=np.float64) for name in QUANTILES}
+    start, stop = lo - _HISTOGRAM_PAD, hi + _HISTOGRAM_PAD
+    with np.errstate(all="ignore"):
+        edge = _Edges(start[:, None], stop[:, None])
+        last_two = edge.at(np.array([[QUANTILE_BINS - 1, QUANTILE_BINS]]))
+        fast = (np.isfinite(last_two).all(axis=1) & (last_two[:, 1] >= last_two[:, 0]) & np.isfinite(edge.step[:, 0])
+                & (edge.delta[:, 0] >= 0) & (edge.dtype in (np.float32, np.float64)))
+    for j in np.flatnonzero(~fast):
+        for name, value in _binned_quantiles(values[:, j], None, lo[j], hi[j], n).items():
+            out[name][j] = value
+    cols = np.flatnonzero(fast)
+    if cols.size == 0:
+        return out
+    edge = _Edges(start[cols, None], stop[cols, None])
+    xs = np.sort(values[:, cols].T, axis=1)  # (c, n)
+    v = xs[:, [math.ceil(q * n) - 1 for q in QUANTILES.values()]]  # (c, 5): the value whose bin each quantile is in
+    top = QUANTILE_BINS + 1  # edge(top) stands for +inf
+    with np.errstate(all="ignore"):
+        # k = the largest i with edge(i) <= v (np.searchsorted(edges, v, "right") - 1; edge(0) <= v),
+        # searched in [lo_i, hi_i) with edge(lo_i) <= v < edge(hi_i): the bracket around the estimate
+        # (v - start) / step when it holds, else [0, top)
+        guess = np.floor((v.astype(np.float64) - edge.start) / edge.step)
+        guess = np.clip(np.nan_to_num(guess, nan=0.0), 0, QUANTILE_BINS).astype(np.int64)
+        lo_i, hi_i = np.maximum(guess - 2, 0), np.minimum(guess + 3, top)
+        held = (edge.at(lo_i) <= v) & ((hi_i == top) | (edge.at(np.minimum(hi_i, QUANTILE_BINS)) > v))
+        lo_i, hi_i = np.where(held, lo_i, 0), np.where(held, hi_i, top)
+        while (hi_i - lo_i > 1).any():
+            mid = (lo_i + hi_i) // 2
+            right = edge.at(np.minimum(mid, QUANTILE_BINS)) <= v
+            lo_i, hi_i = np.where(right, mid, lo_i), np.where(right, hi_i, mid)
+        k = np.minimum(lo_i, QUANTILE_BINS - 1)  # a value on the last edge is in the last bin
+        lower, upper = edge.at(k), edge.at(k + 1)
+        before = (xs[:, None, :] < lower[:, :, None]).sum(axis=2).astype(np.float64)  # cum[k - 1]
+        last = (k == QUANTILE_BINS - 1)[:, :, None]
+        upto = np.where(last, xs[:, None, :] <= upper[:, :, None], xs[:, None, :] < upper[:, :, None]).sum(axis=2).astype(np.float64)
+        lower64, upper64 = lower.astype(np.float64), upper.astype(np.float64)
+        target = np.array([q * n for q in QUANTILES.values()])
+        value = np.where(k == 0, lower64, lower64 + (target - before) / (upto - before) * (upper64 - lower64))
+    for t, name in enumerate(QUANTILES):
+        out[name][cols] = value[:, t]
+    return out
+
+
+class _Edges:
+    """Histogram edges of columns, computed one by one exactly as
+    ``np.linspace(start, stop, 5001)`` computes them for each column alone
+    (numpy 2's ``linspace``: ``arange(num) * step + start``, or for a zero
+    ``step`` its denormal branch ``arange(num) / div * delta + start``; the last
+    edge set to ``stop``). ``start``/``stop``: arrays of shape (c, 1)."""
+
+    def __init__(self, start: np.ndarray, stop: np.ndarray) -> None:
+        self.start, self.stop = start, stop
+        self.dtype = np.result_type(start, stop, 1.0)
+        self.delta = np.subtract(stop, start)
+        self.step = self.delta / QUANTILE_BINS
+        self.zero = self.step == 0
+        self.any_zero = bool(self.zero.any())
+
+    def at(self, i: np.ndarray) -> np.ndarray:
+        """Edges ``i`` (int array, 0..5000, broadcast against (c, 1)), in :attr:`dtype`."""
+        f = i.astype(self.dtype)
+        y = np.where(self.zero, (f / QUANTILE_BINS) * self.delta, f * self.step) if self.any_zero else f * self.step
+        return np.where(i == QUANTILE_BINS, self.stop, y + self.start)
 
 
 def _binned_quantiles(points: np.ndarray, weights: np.ndarray | None, lo: Any, hi: Any, n: int) -> dict[str, float]:

@@ -46,9 +46,9 @@ frame):
     no NaN and no ±inf in any float feature.
 
 The row-level rules run as Great Expectations expectations (one ephemeral
-validation per batch of episodes, over a pandas frame of the bookkeeping
-columns and per-row figures pyarrow derives from the list columns, which GE
-cannot look inside), in a helper process that imported GE while the
+validation per batch of episodes, over a pandas frame, built in the helper, of
+per-row booleans numpy and pyarrow derive from the bookkeeping columns and the
+list columns, which GE cannot look inside), in a helper process that imported GE while the
 conversion started when there is one (:mod:`.gx_worker`). Video rules (``segment_frame_count``,
 ``segment_endpoints_decode``) are in :func:`check_episode_video`.
 """
@@ -280,8 +280,8 @@ def _null_rows(c: pa.Array) -> np.ndarray:
     return bad
 
 
-def _gx_validate(frame: Any) -> dict[str, list[int]]:
-    """Validate the batch's check frame (one expectation per ``ok_<rule>``
+def _gx_validate(columns: dict[str, np.ndarray]) -> dict[str, list[int]]:
+    """Validate the batch's check columns (one expectation per ``ok_<rule>``
     column); rule -> row positions (``_row``) that failed.
 
     Runs in the helper process of :mod:`lerobot_lance.quality.gx_worker` when
@@ -289,7 +289,7 @@ def _gx_validate(frame: Any) -> dict[str, list[int]]:
     """
     from lerobot_lance.quality import gx_worker
 
-    return gx_worker.validate({name: frame[name].to_numpy() for name in frame.columns})
+    return gx_worker.validate(columns)
 
 
 def check_episode_frames(
@@ -318,8 +318,6 @@ def check_episode_frames(
     Raises:
         KeyError: an episode is not in ``meta``.
     """
-    import pandas as pd
-
     offenders: dict[str, list[Offender]] = {r: [] for r in EPISODE_FRAME_RULES}
     parts, context = [], {}
     targets = dict(zip(meta.frame_columns(), frames_schema(meta).types))  # once per batch
@@ -348,14 +346,14 @@ def check_episode_frames(
         n = rows.num_rows
         part = {f"ok_{rule}": rc["ok"].get(rule, np.ones(n, bool)) for rule in _GX_RULES}
         part["_row"] = np.arange(start, start + n, dtype=np.int64)
-        parts.append(pd.DataFrame(part))
+        parts.append(part)
         context[ep] = (start, n, e, file, rc)
         start += n
     if not parts:
         return [CheckOutcome.from_offenders(r, [], description=_DESCRIPTIONS[r], severity="WARN" if r in _WARN_RULES else "ERROR")
                 for r in EPISODE_FRAME_RULES]
-    frame = pd.concat(parts, ignore_index=True)
-    failed_rows = _gx_validate(frame)
+    # the batch's check columns, all episodes end to end (numpy; the helper makes GE's dataframe)
+    failed_rows = _gx_validate({name: np.concatenate([part[name] for part in parts]) for name in parts[0]})
     bounds = sorted((s, ep) for ep, (s, *_rest) in context.items())
     starts = np.array([b[0] for b in bounds])
     for rule, positions in failed_rows.items():
