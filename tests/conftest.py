@@ -46,11 +46,12 @@ def _no_current_defs_state_storage() -> None:
     cannot reset that variable there, so the main thread keeps a storage whose
     instance is gone, and every later resolution in the process fails with
     "Attempted to resolve undefined DagsterInstance weakref" (CI, once, after
-    the Celery tests; reproduced in test_perf_structure.py). A sensor or
+    the Celery tests). A sensor or
     schedule context built without ``with`` leaves such an instance behind
     (its ``instance`` property enters one into the context's exit stack), so
     tests use ``with build_sensor_context(...) as context``; and no test
-    inherits a stale storage from another."""
+    inherits a stale storage from another. (If Dagster moves that variable,
+    this fixture, and so every test, errors in setup.)"""
     from pipelines.dagster_compat import clear_current_defs_state_storage
 
     clear_current_defs_state_storage()

@@ -21,8 +21,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from dagster import AssetKey, RunRequest
 
 from tests.conftest import sample
@@ -85,44 +83,6 @@ def test_compat_names_work_as_the_code_uses_them() -> None:
     assert request.asset_graph_subset is not None
     assert [k.asset_key for k in request.asset_graph_subset.iterate_asset_partitions()] == [AssetKey("a")]
     assert hasattr(dc.ReconstructableRepository, "for_module")
-
-
-def test_clearing_the_current_defs_state_storage_undoes_a_stale_one(tmp_path: Path) -> None:
-    """An instance entered in this thread and collected in another leaves its
-    storage current here with its instance gone (the reset of the context
-    variable fails in the collecting thread), which breaks every later
-    ``Definitions`` resolution; ``clear_current_defs_state_storage`` (what
-    tests/conftest.py runs before each test) makes resolution work again."""
-    import gc
-    import threading
-
-    from dagster import DagsterInstance, Definitions, asset, define_asset_job
-
-    from pipelines import dagster_compat as dc
-
-    @asset
-    def a() -> int:
-        return 1
-
-    def resolve() -> None:
-        Definitions(assets=[a], jobs=[define_asset_job("j", selection=[a])]).resolve_job_def("j")
-
-    held = [DagsterInstance.from_ref(dc.InstanceRef.from_dir(str(tmp_path)))]
-    held[0].__enter__()  # entered here, never exited
-
-    def drop() -> None:
-        held.clear()
-        gc.collect()
-
-    t = threading.Thread(target=drop)
-    t.start()
-    t.join()
-    try:
-        with pytest.raises(Exception, match="undefined DagsterInstance weakref"):
-            resolve()
-    finally:
-        dc.clear_current_defs_state_storage()
-    resolve()
 
 
 def _module_of(path: Path) -> str:
