@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import av
-import av.error
 
 from lerobot_lance.errors import SourceDataError
-from lerobot_lance.video.streams import PathLike, _open, _pkt_pts, _rate, _video_stream
+from lerobot_lance.video.streams import PathLike, _demux_all, _open, _rate, _video_stream
 
 
 @dataclass(frozen=True)
@@ -73,25 +72,14 @@ def probe_video(path: PathLike) -> VideoProbe:
         first: int | None = None
         end: int | None = None
         keyframes: list[tuple[int, int]] = []
-        try:
-            for pkt in container.demux(stream):
-                if pkt.size == 0:
-                    continue
-                pts, _ = _pkt_pts(pkt, path)
-                n += 1
-                first = pts if first is None else min(first, pts)
-                if pkt.duration:
-                    e = pts + int(pkt.duration)
-                    end = e if end is None else max(end, e)
-                if pkt.is_keyframe and pkt.pts is not None and pkt.pos is not None and pkt.pos >= 0:
-                    keyframes.append((int(pkt.pts), int(pkt.pos)))
-        except av.error.FFmpegError as exc:
-            raise SourceDataError(
-                str(path),
-                f"cannot demux video (truncated or corrupt file?): {exc.strerror or exc}",
-                expected="a readable video stream",
-                found=type(exc).__name__,
-            ) from exc
+        for pkt, pts in _demux_all(container, stream, path):
+            n += 1
+            first = pts if first is None else min(first, pts)
+            if pkt.duration:
+                e = pts + int(pkt.duration)
+                end = e if end is None else max(end, e)
+            if pkt.is_keyframe and pkt.pts is not None and pkt.pos is not None and pkt.pos >= 0:
+                keyframes.append((int(pkt.pts), int(pkt.pos)))
         if n == 0:
             raise SourceDataError(str(path), "video stream holds no frames", expected="at least 1 frame", found=0)
         listed = stream.frames

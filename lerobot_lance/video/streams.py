@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from fractions import Fraction
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -74,6 +75,27 @@ def _pkt_pts(pkt: Packet, path: PathLike) -> tuple[int, int]:
         raise SourceDataError(str(path), "video packet without a timestamp", expected="packets with pts", found="pts=None")
     dts = pkt.dts if pkt.dts is not None else pts
     return int(pts), int(dts)
+
+
+def _demux_all(container: InputContainer, stream: VideoStream, path: PathLike) -> Iterator[tuple[Packet, int]]:
+    """Every non-empty packet of ``stream`` from the start, with its pts (stream
+    time base); the flush packets PyAV yields at the end (size 0) are skipped.
+
+    Raises:
+        SourceDataError: a packet has no timestamp, or demuxing fails (a
+            truncated or corrupt file).
+    """
+    try:
+        for pkt in container.demux(stream):
+            if pkt.size:
+                yield pkt, _pkt_pts(pkt, path)[0]
+    except av.error.FFmpegError as exc:
+        raise SourceDataError(
+            str(path),
+            f"cannot demux video (truncated or corrupt file?): {exc.strerror or exc}",
+            expected="a readable video stream",
+            found=type(exc).__name__,
+        ) from exc
 
 
 def _window_label(from_timestamp: float | None, to_timestamp: float | None) -> str:

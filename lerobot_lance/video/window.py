@@ -17,7 +17,7 @@ from av.packet import Packet
 from av.video.stream import VideoStream
 
 from lerobot_lance.errors import SourceDataError
-from lerobot_lance.video.streams import PathLike, _half_frame_s, _open, _pkt_pts, _video_stream
+from lerobot_lance.video.streams import PathLike, _demux_all, _half_frame_s, _open, _pkt_pts, _video_stream
 
 
 #: How many times a seek that landed too late is retried further back before
@@ -164,18 +164,8 @@ def _count_video_packets(path: PathLike) -> tuple[int, int | None]:
     """(number of video packets, smallest pts) of ``path``, by demuxing."""
     with _open(path) as container:
         stream = _video_stream(container, path)
-        n = 0
-        first: int | None = None
-        try:
-            for pkt in container.demux(stream):
-                if pkt.size == 0:
-                    continue
-                pts, _ = _pkt_pts(pkt, path)
-                n += 1
-                first = pts if first is None else min(first, pts)
-        except av.error.FFmpegError as exc:
-            raise SourceDataError(str(path), f"cannot demux video: {exc.strerror or exc}") from exc
-        return n, first
+        pts = [p for _, p in _demux_all(container, stream, path)]
+        return len(pts), min(pts, default=None)
 
 
 def window_packet_count(path: PathLike, from_timestamp: float, to_timestamp: float) -> int:
