@@ -90,12 +90,17 @@ def _demux_all(container: InputContainer, stream: VideoStream, path: PathLike) -
             if pkt.size:
                 yield pkt, _pkt_pts(pkt, path)[0]
     except av.error.FFmpegError as exc:
-        raise SourceDataError(
-            str(path),
-            f"cannot demux video (truncated or corrupt file?): {exc.strerror or exc}",
-            expected="a readable video stream",
-            found=type(exc).__name__,
-        ) from exc
+        raise _demux_error(path, exc) from exc
+
+
+def _demux_error(path: PathLike, exc: av.error.FFmpegError) -> SourceDataError:
+    """The located error for a demux that FFmpeg broke off (truncated or corrupt file)."""
+    return SourceDataError(
+        str(path),
+        f"cannot demux video (truncated or corrupt file?): {exc.strerror or exc}",
+        expected="a readable video stream",
+        found=type(exc).__name__,
+    )
 
 
 def _window_label(from_timestamp: float | None, to_timestamp: float | None) -> str:

@@ -17,7 +17,7 @@ from av.packet import Packet
 from av.video.stream import VideoStream
 
 from lerobot_lance.errors import SourceDataError
-from lerobot_lance.video.streams import PathLike, _demux_all, _half_frame_s, _open, _pkt_pts, _video_stream
+from lerobot_lance.video.streams import PathLike, _demux_all, _demux_error, _half_frame_s, _open, _pkt_pts, _video_stream
 
 
 #: How many times a seek that landed too late is retried further back before
@@ -148,12 +148,7 @@ def _scan_window(
             elif seen_window:
                 gap_after_window = True
     except av.error.FFmpegError as exc:
-        raise SourceDataError(
-            str(path),
-            f"cannot demux video (truncated or corrupt file?): {exc.strerror or exc}",
-            expected="a readable video stream",
-            found=type(exc).__name__,
-        ) from exc
+        raise _demux_error(path, exc) from exc
     scan.pts.sort()
     scan.keyframes.sort()
     scan.starts_on_keyframe = bool(seen_window and first_window_key and first_window_pts == scan.pts[0])
