@@ -60,8 +60,13 @@ if TYPE_CHECKING:
 # imports this module, and a run worker or a run that writes no table
 # (an episode backfill run) should not pay for it.
 
-#: Field metadata that makes Lance store a column as blobs (lazy ``take_blobs``).
-BLOB_METADATA = {"lance-encoding:blob": "true"}
+#: Field metadata that makes Lance store a column as blobs (lazy ``take_blobs``),
+#: stored as written: ``lance-encoding:compression = "none"`` (lance-encoding's
+#: ``COMPRESSION_META_KEY``). Blob values here are mp4 files, already compressed;
+#: without it pylance 14.0.2 compresses each blob anyway, for nothing: 1.06 GB of
+#: mp4s wrote in 6.2-9.2 s (4-5 s CPU) against 1.5 s (0.6 s CPU) uncompressed,
+#: and the file came out 0.03% smaller (measured on the 300-episode scale-up).
+BLOB_METADATA = {"lance-encoding:blob": "true", "lance-encoding:compression": "none"}
 #: Tag moved to the newest successful conversion of each table.
 LATEST_TAG = "latest"
 #: The publish journal, in the output root (hidden).
