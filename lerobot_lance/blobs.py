@@ -15,6 +15,7 @@ bytes); its sha256 is computed over that buffer, in bounded chunks.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 from os import PathLike
 from pathlib import Path
 
@@ -100,6 +101,38 @@ def read_file_hashed(path: str | PathLike[str]) -> tuple[pa.Buffer, str]:
             _DIGESTS.clear()
         _DIGESTS[before] = digest
     return buf, digest
+
+
+def read_files_hashed(paths: Iterable[str | PathLike[str]]) -> Iterator[tuple[pa.Buffer, str]]:
+    """:func:`read_file_hashed` of each path, in order, with the next file read
+    and hashed in a background thread while the caller writes the current one.
+
+    Arrow's file read and ``hashlib`` release the GIL, so the sha256 of file
+    *i + 1* overlaps Lance writing file *i* (on the 300-episode scale-up the
+    hash, about 2.4 s for 1.06 GB here, was as long as the blob write itself).
+    Memory: the file the caller holds plus the one read ahead. Closing the
+    generator early waits for the read in flight, then stops.
+
+    Raises:
+        OSError: as :func:`read_file_buffer`, when the caller reaches that file.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    it = iter(paths)
+    with ThreadPoolExecutor(1, thread_name_prefix="lerobot-lance-read-ahead") as pool:
+        first = next(it, None)
+        ahead = pool.submit(read_file_hashed, first) if first is not None else None
+        while ahead is not None:
+            current = ahead
+            nxt = next(it, None)
+            ahead = pool.submit(read_file_hashed, nxt) if nxt is not None else None
+            try:
+                yield current.result()
+            except GeneratorExit:
+                if ahead is not None:
+                    ahead.cancel()
+                raise
+            del current
 
 
 def file_sha256(path: str | PathLike[str]) -> str:

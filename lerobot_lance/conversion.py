@@ -1025,8 +1025,7 @@ def _write_videos_table(conv: Conversion) -> PendingTable:
     root = conv.source.fetch([r.relative_path for r in refs])
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for ref in refs:
-            data, digest = blobs.read_file_hashed(root / ref.relative_path)
+        for ref, (data, digest) in zip(refs, blobs.read_files_hashed(root / r.relative_path for r in refs)):  # one file read ahead
             row = {
                 "camera_angle": ref.video_key,
                 "chunk_index": ref.chunk_index,
@@ -1040,7 +1039,7 @@ def _write_videos_table(conv: Conversion) -> PendingTable:
                 [blobs.blob_array(data) if f.name == "video_blob" else pa.array([row[f.name]], type=f.type) for f in VIDEOS_SCHEMA],
                 schema=VIDEOS_SCHEMA,
             )
-            del data  # released before the next file is read
+            del data  # released before the file after the one read ahead
 
     # One mp4 per row group: Lance buffers a row group before writing it, and a
     # v3.0 shard is ~200 MB (4 per group held ~800 MB at once).

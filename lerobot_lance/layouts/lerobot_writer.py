@@ -213,8 +213,8 @@ def write_videos_table(conv: Conversion) -> PendingTable:
     files = [(ref, root / ref.relative_path) for ref in refs] + encoded_video_files(conv, publishable_episodes(conv).included)
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for ref, path in files:
-            data, digest = blobs.read_file_hashed(path)  # remembered for the output checks' source sha256
+        # read and hashed one file ahead (remembered for the output checks' source sha256)
+        for (ref, path), (data, digest) in zip(files, blobs.read_files_hashed(p for _, p in files)):
             row = {
                 "video_key": ref.video_key,
                 "chunk_index": int(ref.chunk_index),
@@ -230,7 +230,7 @@ def write_videos_table(conv: Conversion) -> PendingTable:
             del data, blob
 
     # One mp4 per row group: Lance buffers a row group before writing it, so
-    # memory stays at about one file (two while the next one is read).
+    # memory stays at about two files (the one written and the one read ahead).
     return write_pending(
         conv.staging, L.VIDEOS_TABLE, conv.uri(L.VIDEOS_TABLE), L.VIDEOS_SCHEMA, batches(),
         storage_options=conv.options.storage_options, max_rows_per_group=1,
