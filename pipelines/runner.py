@@ -26,7 +26,7 @@ from lerobot_lance.formats import TABLE_NAMES
 from lerobot_lance.refusal import FailedCheck, refusal_hint
 from lerobot_lance.staging import partition_key
 from pipelines.config import DatasetConfig
-from pipelines.dagster_compat import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from pipelines.dagster_compat import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, ephemeral_instance
 from pipelines.definitions import build_definitions, default_resources
 from pipelines.episode_ranges import contiguous_ranges
 from pipelines.jobs import episodes_job_name, publish_job_name, source_job_name
@@ -92,7 +92,7 @@ def dataset_name_for(output: str) -> str:
 def _instance(stack: ExitStack) -> DagsterInstance:
     if os.environ.get("DAGSTER_HOME"):
         return DagsterInstance.get()
-    return stack.enter_context(DagsterInstance.ephemeral())
+    return stack.enter_context(ephemeral_instance())  # one planned event per asset and run (dagster_compat)
 
 
 _FAILURE_PREFIX = re.compile(r"^(?:\w+\.)*Failure: ")
