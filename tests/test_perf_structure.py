@@ -85,6 +85,40 @@ def test_compat_names_work_as_the_code_uses_them() -> None:
     assert hasattr(dc.ReconstructableRepository, "for_module")
 
 
+def test_ephemeral_instance_plans_a_partition_range_in_one_event() -> None:
+    """The CLI's instance (``dagster_compat.ephemeral_instance``) stores one
+    materialization-planned event holding the run's partition range, where
+    ``DagsterInstance.ephemeral()`` stores one per partition; every partition
+    is still materialized."""
+    from dagster import DagsterEventType, DagsterInstance, Definitions, StaticPartitionsDefinition, asset, define_asset_job
+
+    from pipelines import dagster_compat as dc
+
+    parts = StaticPartitionsDefinition([f"p{i}" for i in range(5)])
+
+    @asset(partitions_def=parts)
+    def a(context) -> None:  # noqa: ANN001 (a string annotation cannot name a local import)
+        assert len(context.partition_keys) == 3
+
+    defs = Definitions(assets=[a], jobs=[define_asset_job("j", selection=[a], partitions_def=parts)])
+    tags = {dc.ASSET_PARTITION_RANGE_START_TAG: "p1", dc.ASSET_PARTITION_RANGE_END_TAG: "p3"}
+    planned = {}
+    for name, make in (("compat", dc.ephemeral_instance), ("dagster", DagsterInstance.ephemeral)):
+        with make() as instance:
+            assert instance.is_ephemeral
+            result = defs.resolve_job_def("j").execute_in_process(instance=instance, tags=tags)
+            assert result.success
+            mats = instance.get_records_for_run(result.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
+            assert sorted(r.event_log_entry.dagster_event.partition for r in mats) == ["p1", "p2", "p3"]
+            planned[name] = [
+                r.event_log_entry.dagster_event.event_specific_data
+                for r in instance.get_records_for_run(result.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records
+            ]
+    assert len(planned["dagster"]) == 3
+    assert len(planned["compat"]) == 1
+    assert sorted(planned["compat"][0].partitions_subset.get_partition_keys()) == ["p1", "p2", "p3"]
+
+
 def _module_of(path: Path) -> str:
     parts = list(path.relative_to(REPO).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
