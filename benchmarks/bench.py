@@ -243,11 +243,17 @@ def scale_runs(work: Path, repeats: list[int], extra: list[str]) -> None:
     """``--scale``: one conversion of the ``6 * repeat``-episode v2.1 dataset per
     repeat (default layout): wall, CPU, seconds per episode, peak RSS."""
     print(f"{'episodes':>8} {'wall s':>8} {'CPU s':>8} {'s/episode':>10} {'CPU s/episode':>14} {'peak RSS MB':>12}")
+    peaks: dict[int, float] = {}
     for repeat in repeats:
         src = build_repeated_v21(work / f"g1_v21_x{repeat}", repeat)
         r = _isolated(src, work / "out" / f"scale_{repeat}", ["--overwrite", *extra])
         n = 6 * repeat
+        peaks[n] = r["peak_rss_mb"]
         print(f"{n:>8} {r['wall_s']:>8.1f} {r['cpu_s']:>8.1f} {r['wall_s'] / n:>10.3f} {r['cpu_s'] / n:>14.3f} {r['peak_rss_mb']:>12.0f}", flush=True)
+    if len(peaks) >= 2:
+        lo, hi = min(peaks), max(peaks)
+        print(f"RSS per episode: {(peaks[hi] - peaks[lo]) / (hi - lo):.3f} MB/episode between {lo} and {hi} episodes "
+              f"({peaks[lo]:.0f} -> {peaks[hi]:.0f} MB, {100 * (peaks[hi] / peaks[lo] - 1):+.0f}%)")
 
 
 def lerobot_vs_peer(work: Path, repeat: int, items: int, with_big: bool = True) -> None:

@@ -751,7 +751,7 @@ def coverage(conv: Conversion, kinds: Sequence[str] | None = None) -> Coverage:
     for ep in conv.selected():
         reasons = []
         for kind in kinds:
-            if conv.staging.current(kind, ep, rev) is None:
+            if not conv.staging.is_current(kind, ep, rev):
                 rec = conv.staging.record(kind, ep)
                 if rec is None:
                     reasons.append(f"{kind}: not staged")
@@ -1265,7 +1265,7 @@ def episodes_to_convert(conv: Conversion, episodes: Sequence[int]) -> list[int]:
     episode needs) is not current for the pinned revision."""
     kinds = _kinds(conv)
     conv.staging.prefetch(kinds, episodes)
-    return [ep for ep in episodes if any(conv.staging.current(k, ep, conv.revision) is None for k in kinds)]
+    return [ep for ep in episodes if not all(conv.staging.is_current(k, ep, conv.revision) for k in kinds)]
 
 
 # --- statistics: the stages stage_episode_stats, aggregate_dataset_stats, ... are in

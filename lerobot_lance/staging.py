@@ -34,6 +34,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -134,26 +135,63 @@ def read_json(path: Path) -> Any | None:
 #: Parsed per-episode records by path, with the (inode, mtime, size) they were
 #: parsed at: the table and publish stages read each record several times
 #: (coverage, rows, stats), and every write replaces the file (a new inode).
-_RECORDS: dict[str, tuple[tuple[int, int, int], Any]] = {}
-_RECORDS_MAX = 50_000
+#: Least recently used first; at most :data:`_RECORDS_MAX` records, so memory
+#: does not grow with the number of episodes (a stats record parses to about
+#: 60 KB: 1,800 records of 600 episodes held 42 MB).
+_RECORDS: OrderedDict[str, tuple[tuple[int, int, int], Any]] = OrderedDict()
+_RECORDS_MAX = 256
+#: ``(status, revision)`` of every record parsed, by path and (inode, mtime,
+#: size): what :meth:`Staging.is_current` (coverage, run after run over every
+#: episode) needs, a few hundred bytes per record, kept for every record so
+#: that the coverage never parses a record twice.
+_STATES: dict[str, tuple[tuple[int, int, int], tuple[Any, Any]]] = {}
+_STATES_MAX = 200_000
 
 
-def read_json_cached(path: Path) -> Any | None:
-    """:func:`read_json` of a record file, parsed once per version of the file.
-    The result is shared between callers: do not mutate it."""
+def _stamp(path: Path) -> tuple[int, int, int] | None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
         return None
-    key, stamp = str(path), (st.st_ino, st.st_mtime_ns, st.st_size)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def read_json_cached(path: Path) -> Any | None:
+    """:func:`read_json` of a record file, parsed once per version of the file
+    while it is among the :data:`_RECORDS_MAX` most recently read. The result
+    is shared between callers: do not mutate it."""
+    stamp = _stamp(path)
+    if stamp is None:
+        return None
+    key = str(path)
     hit = _RECORDS.get(key)
     if hit is not None and hit[0] == stamp:
+        _RECORDS.move_to_end(key)
         return hit[1]
     obj = read_json(path)
-    if len(_RECORDS) >= _RECORDS_MAX:
-        _RECORDS.clear()
     _RECORDS[key] = (stamp, obj)
+    _RECORDS.move_to_end(key)
+    while len(_RECORDS) > _RECORDS_MAX:
+        _RECORDS.popitem(last=False)
+    if len(_STATES) >= _STATES_MAX:
+        _STATES.clear()
+    _STATES[key] = (stamp, (obj.get("status"), obj.get("revision")) if isinstance(obj, dict) else (None, None))
     return obj
+
+
+def record_state(path: Path) -> tuple[Any, Any] | None:
+    """``(status, revision)`` of a record file (``None``: no such file), from
+    the file parsed once per version (:func:`read_json_cached`)."""
+    stamp = _stamp(path)
+    if stamp is None:
+        return None
+    hit = _STATES.get(str(path))
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    if read_json_cached(path) is None:
+        return None
+    hit = _STATES.get(str(path))
+    return hit[1] if hit is not None else None
 
 
 @dataclass(frozen=True)
@@ -256,6 +294,13 @@ class Staging:
             rec.unlink(missing_ok=True)
         if self.shared is not None:
             self.shared.remove_records(kind)
+
+    def is_current(self, kind: str, episode_index: int, revision: str) -> bool:
+        """Whether :meth:`current` is not ``None``, without holding the record
+        (:func:`record_state`): what the coverage asks of every episode."""
+        if self.shared is not None:
+            self.shared.pull_json(self._rel(kind, episode_index))
+        return record_state(self.path(kind, episode_index, ".json")) == ("ok", revision)
 
     def current(self, kind: str, episode_index: int, revision: str) -> dict[str, Any] | None:
         """The episode's record if it succeeded for this source revision, else ``None``."""
