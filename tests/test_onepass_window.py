@@ -160,3 +160,31 @@ def test_a_v2_episode_file_is_demuxed_once_and_its_probe_recorded(tmp_path: Path
     assert video.probe_video(src).frame_count == 343 and not counted_opens
     probe, facts = video.inspect_file(src, sample_frames=10)
     assert facts.frame_count == 343 and np.array_equal(facts.sample, video.sample_frames_rgb(src, 10))
+
+
+def test_a_reencode_whose_frames_do_not_all_come_from_the_kept_packets_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the kept decode run cannot give every window frame, the re-encode
+    decodes the window again with the seeking decoder: same segment."""
+    from lerobot_lance.video import cut
+
+    root = sample("g1_v30_h264_gop30")
+    meta = read_dataset_meta(root)
+    e = meta.episode(1)
+    (ref,) = e.videos.values()
+    lo, hi = ref.window(e.length, meta.fps)
+    first = video.stage_window(root / ref.relative_path, lo, hi, e.length, tmp_path / "a.mp4", sample_frames=8, preset="ultrafast")
+
+    real = cut._frames_from_run
+
+    def incomplete(stream: Any, scan: Any, path: Any) -> Any:  # 10 frames encoded, then the run gives out
+        for i, frame in enumerate(real(stream, scan, path)):
+            if i == 10:
+                raise cut._RunIncomplete(i)
+            yield frame
+
+    monkeypatch.setattr(cut, "_frames_from_run", incomplete)
+    again = video.stage_window(root / ref.relative_path, lo, hi, e.length, tmp_path / "b.mp4", sample_frames=8, preset="ultrafast")
+    assert first.segment.method == again.segment.method == "reencode"
+    assert again.segment.frame_count == e.length
+    assert video.sha256_file(tmp_path / "a.mp4") == video.sha256_file(tmp_path / "b.mp4")
+    assert np.array_equal(first.facts.sample, again.facts.sample) and first.facts.endpoints == again.facts.endpoints
