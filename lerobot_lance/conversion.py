@@ -585,9 +585,11 @@ def _stats_samples(conv: Conversion, length: int) -> int:
 
 
 def _stage_one_episode_videos(conv: Conversion, e: EpisodeMeta) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Each camera's segment of episode ``e``, read once: cut (card layout)
-    or counted (lerobot layout), its endpoints decoded and its camera
-    statistics sampled in the same pass (:func:`lerobot_lance.video.inspect_window`).
+    """Each camera's segment of episode ``e``, read once: cut (card layout,
+    :func:`lerobot_lance.video.stage_window`) or counted (lerobot layout,
+    :func:`lerobot_lance.video.inspect_window`), its endpoints decoded and its
+    camera statistics sampled in the same pass (one open and one demux of the
+    window per camera).
 
     Returns:
         (camera key -> the record of its segment, with ``camera_stats`` when
@@ -613,14 +615,13 @@ def _stage_one_episode_videos(conv: Conversion, e: EpisodeMeta) -> tuple[dict[st
         lo, hi = ref.window(e.length, meta.fps)  # length frames from from_timestamp, whatever to_timestamp says
         try:
             if ref.whole_file:
-                probe = video.probe_video(src)
+                probe, facts = video.inspect_file(src, sample_frames=samples)  # one demux: probe, endpoints, sample
                 if probe.frame_count != e.length:
                     raise SourceDataError(
                         ref.relative_path, f"video of camera {key!r} does not hold the episode's frames",
                         episode_index=e.episode_index, expected=f"{e.length} frames", found=f"{probe.frame_count} frames",
                     )
                 path, method, frames, size = src, "copy", probe.frame_count, src.stat().st_size
-                facts = video.inspect_window(src, sample_frames=samples)
             elif conv.options.layout == "lerobot":
                 # The lerobot layout keeps every source shard whole: count the
                 # window's packets, cut nothing (the segment is the window).
@@ -635,11 +636,12 @@ def _stage_one_episode_videos(conv: Conversion, e: EpisodeMeta) -> tuple[dict[st
             else:
                 dst = conv.staging.segment_path(meta.features[key].column, e.episode_index)
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                seg = video.cut_segment(src, lo, hi, e.length, dst, reencode=conv.options.reencode,
-                                        crf_or_qp=conv.options.reencode_crf, preset=conv.options.reencode_preset)
+                # one demux of the window: cut, counted, endpoints and stats sample
+                # (a re-encoded segment's from the source window, as _camera_frames does)
+                staged = video.stage_window(src, lo, hi, e.length, dst, sample_frames=samples, reencode=conv.options.reencode,
+                                            crf_or_qp=conv.options.reencode_crf, preset=conv.options.reencode_preset)
+                seg, facts = staged.segment, staged.facts
                 path, method, frames, size = dst, seg.method, seg.frame_count, seg.size_bytes
-                # a re-encoded segment's stats come from the source window (see _camera_frames)
-                facts = video.inspect_window(dst, sample_frames=0 if method == "reencode" else samples)
         except LeRobotLanceError as err:  # go on: the error names every camera that fails
             errors.append((key, err))
             continue

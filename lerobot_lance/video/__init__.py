@@ -33,7 +33,11 @@ Modules, by stage:
 * :mod:`~lerobot_lance.video.decode`: chosen frames decoded (:func:`iter_frames_rgb`,
   :func:`first_last_frames_decode`);
 * :mod:`~lerobot_lance.video.sample`: the camera-statistics sample and the
-  one-pass inspection of a window (:func:`sample_frames_rgb`, :func:`inspect_window`).
+  one-pass inspection of a window (:func:`sample_frames_rgb`, :func:`inspect_window`);
+* :mod:`~lerobot_lance.video.stage`: a window cut, counted, its endpoints and
+  sample decoded, from one demux (:func:`stage_window`, the conversion's
+  ``episode_videos`` step); a whole episode file probed and inspected from
+  one demux (:func:`inspect_file`).
 
 The public names below are importable from the package itself.
 """
@@ -44,20 +48,24 @@ from lerobot_lance.video.cut import Segment, cut_segment
 from lerobot_lance.video.decode import first_last_frames_decode, iter_frames_rgb
 from lerobot_lance.video.probe import KeyframePackets, VideoProbe, keyframe_packets, probe_video, sha256_file
 from lerobot_lance.video.sample import WindowFacts, inspect_window, sample_frames_rgb
+from lerobot_lance.video.stage import StagedWindow, inspect_file, stage_window
 from lerobot_lance.video.window import window_packet_count
 
 __all__ = [
     "KeyframePackets",
     "Segment",
+    "StagedWindow",
     "VideoProbe",
     "WindowFacts",
     "cut_segment",
     "first_last_frames_decode",
+    "inspect_file",
     "inspect_window",
     "iter_frames_rgb",
     "keyframe_packets",
     "probe_video",
     "sample_frames_rgb",
     "sha256_file",
+    "stage_window",
     "window_packet_count",
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -13,13 +14,13 @@ from pathlib import Path
 import av
 import av.error
 from av.container import InputContainer
-from av.video.frame import PictureType
+from av.video.frame import PictureType, VideoFrame
 from av.video.stream import VideoStream
 
 from lerobot_lance.errors import SourceDataError
 from lerobot_lance.video.decode import _decode_at
 from lerobot_lance.video.streams import PathLike, _open, _pkt_pts, _rate, _video_stream, _window_label
-from lerobot_lance.video.window import _count_video_packets, _Scan, _scan_window
+from lerobot_lance.video.window import _Scan, _scan_window
 
 
 #: Muxer options of every mp4 this module writes: ``moov`` first, so that a
@@ -45,7 +46,8 @@ class Segment:
             the whole file), ``"stream_copy"`` (the window's packets remuxed
             without decoding) or ``"reencode"`` (decoded and re-encoded with
             libx264; lossless when ``crf_or_qp == 0``).
-        frame_count: number of video packets (== frames) in the written file.
+        frame_count: number of video packets (== frames) written to the file
+            (counted while muxing; the file's own index must list as many).
         size_bytes: size of the written file in bytes.
     """
 
@@ -65,8 +67,13 @@ def _unlink_quiet(p: Path) -> None:
         pass
 
 
-def _remux(container: InputContainer, stream: VideoStream, scan: _Scan, tmp: Path) -> None:
+def _remux(stream: VideoStream, scan: _Scan, tmp: Path) -> int:
+    """Mux the window's packets (``scan.packets``, decode order) into ``tmp``
+    without decoding, timestamps rebased to the first frame. Returns the
+    number of packets muxed. The packets are rebased in place: decode them
+    before, not after."""
     offset = scan.pts[0]
+    n = 0
     with av.open(str(tmp), mode="w", format="mp4", options=dict(_MP4_OPTIONS)) as out:
         # opaque=True: copy codec parameters as they are. Without it PyAV looks
         # for an *encoder* named like the decoder (UnknownCodecError: libdav1d).
@@ -78,16 +85,59 @@ def _remux(container: InputContainer, stream: VideoStream, scan: _Scan, tmp: Pat
             pkt.dts = dts - offset
             pkt.stream = ostream
             out.mux(pkt)
+            n += 1
+    return n
+
+
+class _RunIncomplete(Exception):
+    """The window's frames did not all come out of the kept decode run, in
+    order: decode them with the seeking decoder instead."""
+
+
+def _frames_from_run(stream: VideoStream, scan: _Scan, path: PathLike) -> Iterator[VideoFrame]:
+    """The window's frames in presentation order (pts ``scan.pts``), decoded
+    from the packets kept by the scan (``scan.run``: from the keyframe before
+    the window), threaded, without opening or seeking the file again.
+
+    Raises:
+        _RunIncomplete: a window frame is missing or out of order (e.g. the
+            run does not start on a keyframe).
+        SourceDataError: the decoder fails.
+    """
+    want = scan.pts
+    lo, hi = want[0], want[-1]
+    stream.thread_type = "AUTO"
+    ctx = stream.codec_context
+    i = 0
+    try:
+        for pkt in [*scan.run, None]:
+            for frame in ctx.decode(pkt):
+                fpts = frame.pts
+                if i < len(want) and fpts == want[i]:
+                    i += 1
+                    yield frame
+                elif fpts is None or lo <= fpts <= hi:
+                    raise _RunIncomplete(fpts)
+    except av.error.FFmpegError as exc:
+        raise SourceDataError(
+            str(path), f"cannot decode video: {exc.strerror or exc}", expected="decodable frames", found=type(exc).__name__
+        ) from exc
+    if i < len(want):
+        raise _RunIncomplete(i)
 
 
 def _reencode(
-    src: Path,
     stream: VideoStream,
     scan: _Scan,
+    frames: Iterable[VideoFrame],
     tmp: Path,
     crf_or_qp: int,
     preset: str,
-) -> None:
+    on_frame: Callable[[VideoFrame], None] | None = None,
+) -> int:
+    """Encode ``frames`` (the window's, presentation order) with libx264 into
+    ``tmp``, timestamps rebased to the first frame; ``on_frame`` sees each
+    decoded frame first. Returns the number of packets muxed."""
     tb = stream.time_base
     assert tb is not None
     offset = scan.pts[0]
@@ -101,6 +151,7 @@ def _reencode(
         options["qp"] = "0"
     else:
         options["crf"] = str(crf_or_qp)
+    n = 0
     with av.open(str(tmp), mode="w", format="mp4", options=dict(_MP4_OPTIONS)) as out:
         enc = out.add_stream("libx264", rate=rate)
         enc.width = cc.width
@@ -110,7 +161,9 @@ def _reencode(
         enc.codec_context.time_base = tb
         enc.options = options
         first = True
-        for _, frame in _decode_at(src, scan.pts, scan.keyframes):
+        for frame in frames:
+            if on_frame is not None:
+                on_frame(frame)
             if first:
                 # carry the colour description over, so RGB conversion matches
                 ecc = enc.codec_context
@@ -127,8 +180,11 @@ def _reencode(
             frame.pict_type = PictureType.NONE
             for pkt in enc.encode(frame):
                 out.mux(pkt)
+                n += 1
         for pkt in enc.encode(None):
             out.mux(pkt)
+            n += 1
+    return n
 
 
 def cut_segment(
@@ -192,94 +248,161 @@ def cut_segment(
             ``to_timestamp <= from_timestamp``, or a negative ``crf_or_qp``.
         SourceDataError: ``src`` is missing, empty, unreadable or has no video
             stream; the window holds a number of frames other than
-            ``expected_frames`` (checked before writing, then again by
-            demuxing the written file, which is then deleted); with
+            ``expected_frames`` (checked before writing, then on the packets
+            muxed and on the written file's index, the file then deleted); with
             ``reencode="never"``, the window does not start on a keyframe;
             decoding fails while re-encoding.
     """
+    _check_args(reencode, from_timestamp, to_timestamp, crf_or_qp)
+    src_p = Path(src)
+    window = _window_label(from_timestamp, to_timestamp)
+    with _open(src_p) as container:
+        stream = _video_stream(container, src_p)
+        scan = _scan_window(container, stream, src_p, from_timestamp, to_timestamp, keep_packets=True, keep_run=True)
+        method = _choose_method(container, stream, scan, src_p, window, expected_frames, reencode)
+        return _write_segment(stream, scan, src_p, Path(dst), window, method, expected_frames, crf_or_qp, preset)
+
+
+def _check_args(reencode: str, from_timestamp: float, to_timestamp: float, crf_or_qp: int) -> None:
+    """The ``ValueError`` checks of :func:`cut_segment`'s arguments."""
     if reencode not in _REENCODE_MODES:
         raise ValueError(f"reencode must be one of {_REENCODE_MODES}, got {reencode!r}")
     if not to_timestamp > from_timestamp:
         raise ValueError(f"empty window: to_timestamp {to_timestamp} <= from_timestamp {from_timestamp}")
     if crf_or_qp < 0:
         raise ValueError(f"crf_or_qp must be >= 0, got {crf_or_qp}")
-    src_p = Path(src)
-    dst_p = Path(dst)
-    window = _window_label(from_timestamp, to_timestamp)
-    with _open(src_p) as container:
-        stream = _video_stream(container, src_p)
-        scan = _scan_window(container, stream, src_p, from_timestamp, to_timestamp, keep_packets=True)
-        n = len(scan.pts)
-        if n == 0 or n != expected_frames:
-            raise SourceDataError(
-                str(src_p),
-                f"video window {window} does not hold the expected number of frames",
-                expected=expected_frames,
-                found=n,
-            )
-        can_copy = scan.starts_on_keyframe and scan.contiguous
-        if reencode == "always":
-            method = "reencode"
-        elif can_copy:
-            whole = (
-                stream.frames == n
-                and scan.pts[0] == 0
-                and len(container.streams) == 1
-                and "mp4" in (container.format.name or "")
-            )
-            method = "copy" if whole else "stream_copy"
-        elif reencode == "never":
-            tb = scan.time_base
-            first_s = float(scan.pts[0] * tb)
-            if not scan.starts_on_keyframe:
-                prev = [k for k in scan.keyframes if k <= scan.pts[0]]
-                found = (
-                    f"first frame at {first_s:.6f} s is not a keyframe"
-                    + (f" (previous keyframe at {float(prev[-1] * tb):.6f} s)" if prev else "")
-                )
-            else:
-                found = "packets outside the window interleaved in decode order"
-            raise SourceDataError(
-                str(src_p),
-                f"video window {window} cannot be stream-copied and reencode='never'",
-                expected="a window starting on a keyframe",
-                found=found,
+
+
+def _choose_method(
+    container: InputContainer, stream: VideoStream, scan: _Scan, src_p: Path, window: str, expected_frames: int, reencode: str
+) -> str:
+    """``"copy"``, ``"stream_copy"`` or ``"reencode"`` for a scanned window
+    (see :func:`cut_segment`).
+
+    Raises:
+        SourceDataError: the window does not hold ``expected_frames``, or it
+            cannot be stream-copied and ``reencode == "never"``.
+    """
+    n = len(scan.pts)
+    if n == 0 or n != expected_frames:
+        raise SourceDataError(
+            str(src_p),
+            f"video window {window} does not hold the expected number of frames",
+            expected=expected_frames,
+            found=n,
+        )
+    can_copy = scan.starts_on_keyframe and scan.contiguous
+    if reencode == "always":
+        return "reencode"
+    if can_copy:
+        whole = (
+            stream.frames == n
+            and scan.pts[0] == 0
+            and len(container.streams) == 1
+            and "mp4" in (container.format.name or "")
+        )
+        return "copy" if whole else "stream_copy"
+    if reencode == "never":
+        tb = scan.time_base
+        first_s = float(scan.pts[0] * tb)
+        if not scan.starts_on_keyframe:
+            prev = [k for k in scan.keyframes if k <= scan.pts[0]]
+            found = (
+                f"first frame at {first_s:.6f} s is not a keyframe"
+                + (f" (previous keyframe at {float(prev[-1] * tb):.6f} s)" if prev else "")
             )
         else:
-            method = "reencode"
+            found = "packets outside the window interleaved in decode order"
+        raise SourceDataError(
+            str(src_p),
+            f"video window {window} cannot be stream-copied and reencode='never'",
+            expected="a window starting on a keyframe",
+            found=found,
+        )
+    return "reencode"
 
-        dst_p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _tmp_name(dst_p)
+
+def _write_segment(
+    stream: VideoStream,
+    scan: _Scan,
+    src_p: Path,
+    dst_p: Path,
+    window: str,
+    method: str,
+    expected_frames: int,
+    crf_or_qp: int,
+    preset: str,
+    on_frame: Callable[[VideoFrame], None] | None = None,
+) -> Segment:
+    """Write the scanned window to ``dst_p`` by ``method`` from the packets the
+    scan kept (the re-encode decodes them; only a window whose frames do not
+    all come out of them is decoded again from ``src_p`` by the seeking
+    decoder), check the written file's header, and rename it into place.
+    ``on_frame`` sees each decoded frame of a re-encode.
+
+    Raises:
+        SourceDataError: writing fails, or the written file's index does not
+            list the frames muxed, or it does not start at timestamp 0.
+    """
+    dst_p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(dst_p)
+    try:
         try:
-            try:
-                if method == "copy":
-                    shutil.copyfile(src_p, tmp)
-                elif method == "stream_copy":
-                    _remux(container, stream, scan, tmp)
-                else:
-                    scan.packets.clear()
-                    _reencode(src_p, stream, scan, tmp, crf_or_qp, preset)
-            except av.error.FFmpegError as exc:
-                raise SourceDataError(
-                    str(src_p), f"writing the segment of window {window} failed ({method}): {exc.strerror or exc}"
-                ) from exc
-            written, first_pts = _count_video_packets(tmp)
-            if written != expected_frames:
-                raise SourceDataError(
-                    str(src_p),
-                    f"segment cut from video window {window} ({method}) holds the wrong number of frames",
-                    expected=expected_frames,
-                    found=written,
-                )
-            if first_pts != 0:
-                raise SourceDataError(
-                    str(src_p),
-                    f"segment cut from video window {window} ({method}) does not start at timestamp 0",
-                    expected=0,
-                    found=first_pts,
-                )
-            os.replace(tmp, dst_p)
-        except BaseException:
-            _unlink_quiet(tmp)
-            raise
+            if method == "copy":
+                shutil.copyfile(src_p, tmp)
+                written = len(scan.pts)
+            elif method == "stream_copy":
+                written = _remux(stream, scan, tmp)
+            else:
+                scan.packets.clear()
+                try:
+                    written = _reencode(stream, scan, _frames_from_run(stream, scan, src_p), tmp, crf_or_qp, preset, on_frame)
+                except _RunIncomplete:
+                    frames = (f for _, f in _decode_at(src_p, scan.pts, scan.keyframes))
+                    written = _reencode(stream, scan, frames, tmp, crf_or_qp, preset, on_frame)
+                scan.run.clear()
+        except av.error.FFmpegError as exc:
+            raise SourceDataError(
+                str(src_p), f"writing the segment of window {window} failed ({method}): {exc.strerror or exc}"
+            ) from exc
+        if written != expected_frames:
+            raise SourceDataError(
+                str(src_p),
+                f"segment cut from video window {window} ({method}) holds the wrong number of frames",
+                expected=expected_frames,
+                found=written,
+            )
+        _check_header(tmp, src_p, window, method, written)
+        os.replace(tmp, dst_p)
+    except BaseException:
+        _unlink_quiet(tmp)
+        raise
     return Segment(method=method, frame_count=written, size_bytes=dst_p.stat().st_size)
+
+
+def _check_header(tmp: Path, src_p: Path, window: str, method: str, written: int) -> None:
+    """The written segment reopened, its header only (the mp4 index, read
+    when the file is opened; no packet is demuxed): it must list the
+    ``written`` frames muxed and start at timestamp 0.
+
+    Raises:
+        SourceDataError: the file does not open, lists another number of
+            frames, or its stream starts elsewhere than 0.
+    """
+    with _open(tmp) as container:
+        stream = _video_stream(container, tmp)
+        listed, start = stream.frames, stream.start_time
+    if listed != written:
+        raise SourceDataError(
+            str(src_p),
+            f"segment cut from video window {window} ({method}) holds the wrong number of frames",
+            expected=f"{written} frames (muxed)",
+            found=f"{listed} frames (the written file's index)",
+        )
+    if start != 0:
+        raise SourceDataError(
+            str(src_p),
+            f"segment cut from video window {window} ({method}) does not start at timestamp 0",
+            expected=0,
+            found=start,
+        )

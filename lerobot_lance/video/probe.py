@@ -7,10 +7,14 @@ from __future__ import annotations
 import hashlib
 import os
 from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
 import av
+from av.container import InputContainer
+from av.packet import Packet
+from av.video.stream import VideoStream
 
 from lerobot_lance.errors import SourceDataError
 from lerobot_lance.video.streams import PathLike, _demux_all, _open, _rate, _video_stream
@@ -68,57 +72,67 @@ def probe_video(path: PathLike) -> VideoProbe:
         return hit[0]
     with _open(path) as container:
         stream = _video_stream(container, path)
-        tb = stream.time_base
-        n = 0
-        first: int | None = None
-        end: int | None = None
-        keyframes: list[tuple[int, int]] = []
-        for pkt, pts in _demux_all(container, stream, path):
-            n += 1
-            first = pts if first is None else min(first, pts)
-            if pkt.duration:
-                e = pts + int(pkt.duration)
-                end = e if end is None else max(end, e)
-            if pkt.is_keyframe and pkt.pts is not None and pkt.pos is not None and pkt.pos >= 0:
-                keyframes.append((int(pkt.pts), int(pkt.pos)))
-        if n == 0:
-            raise SourceDataError(str(path), "video stream holds no frames", expected="at least 1 frame", found=0)
-        listed = stream.frames
-        if listed and listed != n:
-            raise SourceDataError(
-                str(path),
-                "video is truncated or corrupt: the container index and the demuxed packets disagree",
-                expected=f"{listed} frames (container index)",
-                found=f"{n} packets",
-            )
-        if tb is not None and first is not None and end is not None:
-            duration_s = float((end - first) * tb)
-        elif stream.duration is not None and tb is not None:
-            duration_s = float(stream.duration * tb)
-        elif container.duration is not None:
-            duration_s = container.duration / av.time_base
-        else:
-            duration_s = 0.0
-        rate = _rate(stream)
-        fps = float(rate) if rate else (n / duration_s if duration_s > 0 else 0.0)
-        cc = stream.codec_context
-        codec_name = cc.codec.canonical_name if cc.codec is not None else cc.name
-        probe = VideoProbe(
-            codec=str(codec_name),
-            width=int(cc.width),
-            height=int(cc.height),
-            pix_fmt=cc.pix_fmt,
-            fps=fps,
-            frame_count=n,
-            duration_s=duration_s,
-            has_audio=bool(container.streams.audio),
+        return _probe_packets(container, stream, path, _demux_all(container, stream, path))
+
+
+def _probe_packets(
+    container: InputContainer, stream: VideoStream, path: PathLike, packets: Iterable[tuple[Packet, int]]
+) -> VideoProbe:
+    """The :class:`VideoProbe` of ``stream`` from every one of its non-empty
+    packets with its pts (``packets``, demux order, e.g. :func:`_demux_all`),
+    recorded for :func:`keyframe_packets`. Raises as :func:`probe_video`."""
+    key = _file_key(path)
+    tb = stream.time_base
+    n = 0
+    first: int | None = None
+    end: int | None = None
+    keyframes: list[tuple[int, int]] = []
+    for pkt, pts in packets:
+        n += 1
+        first = pts if first is None else min(first, pts)
+        if pkt.duration:
+            e = pts + int(pkt.duration)
+            end = e if end is None else max(end, e)
+        if pkt.is_keyframe and pkt.pts is not None and pkt.pos is not None and pkt.pos >= 0:
+            keyframes.append((int(pkt.pts), int(pkt.pos)))
+    if n == 0:
+        raise SourceDataError(str(path), "video stream holds no frames", expected="at least 1 frame", found=0)
+    listed = stream.frames
+    if listed and listed != n:
+        raise SourceDataError(
+            str(path),
+            "video is truncated or corrupt: the container index and the demuxed packets disagree",
+            expected=f"{listed} frames (container index)",
+            found=f"{n} packets",
         )
-        if key is not None and tb is not None:
-            if len(_PROBES) >= _PROBES_MAX:
-                _PROBES.clear()
-            nominal = float(stream.average_rate or stream.guessed_rate or 0)
-            _PROBES[key] = (probe, Fraction(tb), nominal, array("q", [v for kf in keyframes for v in kf]))
-        return probe
+    if tb is not None and first is not None and end is not None:
+        duration_s = float((end - first) * tb)
+    elif stream.duration is not None and tb is not None:
+        duration_s = float(stream.duration * tb)
+    elif container.duration is not None:
+        duration_s = container.duration / av.time_base
+    else:
+        duration_s = 0.0
+    rate = _rate(stream)
+    fps = float(rate) if rate else (n / duration_s if duration_s > 0 else 0.0)
+    cc = stream.codec_context
+    codec_name = cc.codec.canonical_name if cc.codec is not None else cc.name
+    probe = VideoProbe(
+        codec=str(codec_name),
+        width=int(cc.width),
+        height=int(cc.height),
+        pix_fmt=cc.pix_fmt,
+        fps=fps,
+        frame_count=n,
+        duration_s=duration_s,
+        has_audio=bool(container.streams.audio),
+    )
+    if key is not None and tb is not None:
+        if len(_PROBES) >= _PROBES_MAX:
+            _PROBES.clear()
+        nominal = float(stream.average_rate or stream.guessed_rate or 0)
+        _PROBES[key] = (probe, Fraction(tb), nominal, array("q", [v for kf in keyframes for v in kf]))
+    return probe
 
 
 @dataclass(frozen=True)

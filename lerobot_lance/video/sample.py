@@ -199,26 +199,31 @@ def inspect_window(
     with _open(path) as container:
         stream = _video_stream(container, path)
         scan = _scan_window(container, stream, path, from_timestamp, to_timestamp, keep_packets=True)
-        n = len(scan.pts)
-        if n == 0:
-            err = SourceDataError(
-                str(path), f"video window {_window_label(from_timestamp, to_timestamp)} holds no frames",
-                expected="at least 1 frame", found=0,
-            )
-            return WindowFacts(0, None, err)
-        ends = sorted({scan.pts[0], scan.pts[-1]})
-        samples, on_keyframes = _sample_targets(scan, sample_frames) if sample_frames > 0 else ([], True)
-        wanted = sorted(set(ends) | (set(samples) if on_keyframes else set()))
-        try:
-            try:
-                got = _decode_from_packets(stream, scan.packets, wanted, path)
-            except _NotFromPackets:
-                got = None
-        except SourceDataError as err:
-            return WindowFacts(n, None, err)
+        facts = _window_facts(stream, scan, path, sample_frames, _window_label(from_timestamp, to_timestamp))
         scan.packets.clear()
+    return facts
+
+
+def _window_facts(
+    stream: VideoStream, scan: _Scan, path: PathLike, sample_frames: int, label: str, *, origin: int = 0
+) -> WindowFacts:
+    """The :class:`WindowFacts` of a scanned window (its packets kept), decoding
+    the endpoints and the keyframes sampled from those packets (one thread);
+    only frames that need packets outside the window go through the seeking
+    decoder (which opens ``path`` again). ``origin`` (pts ticks) is subtracted
+    from the endpoints: the pts a segment cut from the window starts at.
+    ``label`` names the window in the error for an empty one."""
+    n = len(scan.pts)
+    if n == 0:
+        err = SourceDataError(str(path), f"video window {label} holds no frames", expected="at least 1 frame", found=0)
+        return WindowFacts(0, None, err)
+    ends = sorted({scan.pts[0], scan.pts[-1]})
+    samples, on_keyframes = _sample_targets(scan, sample_frames) if sample_frames > 0 else ([], True)
+    wanted = sorted(set(ends) | (set(samples) if on_keyframes else set()))
     try:
-        if got is None:
+        try:
+            got = _decode_from_packets(stream, scan.packets, wanted, path)
+        except _NotFromPackets:
             got = dict(_decode_at(path, wanted, scan.keyframes))
         sample = None
         if samples:
@@ -229,4 +234,4 @@ def inspect_window(
     except SourceDataError as err:
         return WindowFacts(n, None, err)
     tb = scan.time_base
-    return WindowFacts(n, (float(scan.pts[0] * tb), float(scan.pts[-1] * tb)), None, sample)
+    return WindowFacts(n, (float((scan.pts[0] - origin) * tb), float((scan.pts[-1] - origin) * tb)), None, sample)

@@ -34,6 +34,11 @@ class _Scan:
     pts: list[int] = field(default_factory=list)
     #: the window's packets in decode order (only when asked to keep them).
     packets: list[Packet] = field(default_factory=list)
+    #: (only with ``keep_run``) every packet demuxed, in decode order, from the
+    #: last keyframe met before the window's first packet to the end of the
+    #: scan: what a decoder needs to output every frame of the window without
+    #: seeking (the window's own packets are the same objects as ``packets``).
+    run: list[Packet] = field(default_factory=list)
     #: pts of the keyframes met from the scan start up to the window end, ascending.
     keyframes: list[int] = field(default_factory=list)
     #: the first window packet in decode order is a keyframe and has the smallest pts.
@@ -102,6 +107,7 @@ def _scan_window(
     to_timestamp: float | None,
     *,
     keep_packets: bool = False,
+    keep_run: bool = False,
 ) -> _Scan:
     tb = stream.time_base
     if tb is None:
@@ -119,7 +125,7 @@ def _scan_window(
     gap_after_window = False  # an out-of-window packet met after a window packet
     first_window_key = False
     first_window_pts: int | None = None
-    keyframes, window_pts, kept = scan.keyframes, scan.pts, scan.packets
+    keyframes, window_pts, kept, run = scan.keyframes, scan.pts, scan.packets, scan.run
     try:
         for pkt in packets:
             if pkt.size == 0:  # demuxer flush packet
@@ -135,6 +141,10 @@ def _scan_window(
             key = pkt.is_keyframe
             if key:
                 keyframes.append(pts)
+            if keep_run:
+                if key and not seen_window:
+                    run.clear()  # decoding can start here: drop the packets before
+                run.append(pkt)
             if (lo_tick is None or pts >= lo_tick) and (hi_tick is None or pts < hi_tick):
                 if not seen_window:
                     seen_window = True
