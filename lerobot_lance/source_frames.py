@@ -131,8 +131,9 @@ def read_frames(conv: Any, episode_index: int) -> pa.Table:
 
     Raises:
         LeRobotLanceError: the episode has no ``ok`` frames record of the
-            pinned revision, or one without file identities (staged by a
-            version that copied the rows).
+            pinned revision (:meth:`lerobot_lance.staging.Staging.current`;
+            one without file identities, staged by a version that copied
+            the rows, does not count).
         SourceDataError: a data file the episode was read from changed since
             ``episode_frames`` checked it (naming the file, the episode, the
             recorded and the current identity), or cannot be read.
@@ -140,11 +141,11 @@ def read_frames(conv: Any, episode_index: int) -> pa.Table:
     from lerobot_lance.frames import frames_schema, normalize_frames
     from lerobot_lance.staging import FRAMES
 
-    rec = conv.staging.current(FRAMES, episode_index, conv.revision)
-    if rec is None or SOURCE_FILES not in rec:
-        why = "not checked for this source revision" if rec is None else "staged by an older lerobot-lance (no source file identities)"
+    rec = conv.staging.current(FRAMES, episode_index, conv.revision)  # None too for a record without SOURCE_FILES
+    if rec is None:
         raise LeRobotLanceError(
-            f"{conv.staging.root}: episode {episode_index}: frames {why}; rerun episode_frames for this episode"
+            f"{conv.staging.root}: episode {episode_index}: frames not checked for this source revision; "
+            "rerun episode_frames for this episode"
         )
     meta = conv.meta
     e = meta.episode(episode_index)

@@ -271,9 +271,11 @@ class Staging:
             self.shared.remove_records(kind)
 
     def current(self, kind: str, episode_index: int, revision: str) -> dict[str, Any] | None:
-        """The episode's record if it succeeded for this source revision, else ``None``."""
+        """The episode's record if it succeeded for this source revision, else
+        ``None`` (also for a frames record without ``source_files``: staged by
+        a version that copied the rows, it is staged again)."""
         rec = self.record(kind, episode_index)
-        if rec and rec.get("status") == "ok" and rec.get("revision") == revision:
+        if rec and rec.get("status") == "ok" and rec.get("revision") == revision and (kind != FRAMES or "source_files" in rec):
             return rec
         return None
 
