@@ -24,7 +24,7 @@ commit that leaves the file alone keeps it.
 A v3.0 data file holds many episodes: decoded files are kept in a small
 thread-safe cache (:data:`CACHED_FILES` files, keyed by local path and
 identity), so a stage reading episodes in order, from a thread pool too,
-decodes each file once.
+decodes each file once, and an episode's rows are a zero-copy slice of it.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -49,8 +50,36 @@ CACHED_FILES = 2
 #: Key of the frames record that holds the identities of the files read.
 SOURCE_FILES = "source_files"
 
+
+
+class _DataFile:
+    """A decoded data file and where each episode's rows are in it."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+        self._runs: dict[int, tuple[int, int] | None] | None = None
+
+    def rows(self, episode_index: int) -> pa.Table:
+        """The rows of one episode, in file order: a zero-copy slice when they
+        are contiguous (v3.0 files are written episode after episode), else
+        filtered."""
+        if self._runs is None:  # computed once; two threads computing it get the same
+            ep = np.asarray(self.table["episode_index"].to_numpy())
+            runs: dict[int, tuple[int, int] | None] = {}
+            if len(ep):
+                cut = np.flatnonzero(ep[1:] != ep[:-1]) + 1
+                starts, ends = np.r_[0, cut], np.r_[cut, len(ep)]
+                for v, lo, hi in zip(ep[starts].tolist(), starts.tolist(), ends.tolist()):
+                    runs[v] = None if v in runs else (lo, hi - lo)
+            self._runs = runs
+        run = self._runs.get(episode_index)
+        if run is not None:
+            return self.table.slice(*run)
+        return self.table.filter(pc.equal(self.table["episode_index"], episode_index))
+
+
 _lock = threading.Lock()
-_files: OrderedDict[tuple[str, str], pa.Table] = OrderedDict()
+_files: OrderedDict[tuple[str, str], _DataFile] = OrderedDict()
 _loading: dict[tuple[str, str], threading.Lock] = {}
 
 
@@ -86,6 +115,10 @@ def read_data_file(root: Path, rel: str, episodes: Sequence[int], identity: str)
         SourceDataError: the file is missing, empty, unreadable or has no
             ``episode_index`` column (:func:`lerobot_lance.frames._read_data_file`).
     """
+    return _data_file(root, rel, episodes, identity).table
+
+
+def _data_file(root: Path, rel: str, episodes: Sequence[int], identity: str) -> _DataFile:
     from lerobot_lance.frames import _read_data_file
 
     key = (str(root / rel), identity)
@@ -101,15 +134,15 @@ def read_data_file(root: Path, rel: str, episodes: Sequence[int], identity: str)
         if hit is not None:
             return hit
         try:
-            table = _read_data_file(root, rel, episodes)
+            decoded = _DataFile(_read_data_file(root, rel, episodes))
         finally:
             with _lock:
                 _loading.pop(key, None)
         with _lock:
-            _files[key] = table
+            _files[key] = decoded
             while len(_files) > CACHED_FILES:
                 _files.popitem(last=False)
-    return table
+    return decoded
 
 
 def clear_cache() -> None:
@@ -158,10 +191,8 @@ def read_frames(conv: Any, episode_index: int) -> pa.Table:
                 rel, "changed since episode_frames checked it; rerun episode_frames", episode_index=episode_index,
                 expected=f"the file as checked (identity {want})", found=f"identity {now.get(rel)}",
             )
-    table = read_data_file(root, e.data_path, [episode_index], recorded[e.data_path])
-    rows = table if meta.one_file_per_episode or _only_episode(table, episode_index) else table.filter(
-        pc.equal(table["episode_index"], episode_index)
-    )
+    decoded = _data_file(root, e.data_path, [episode_index], recorded[e.data_path])
+    rows = decoded.table if meta.one_file_per_episode else decoded.rows(episode_index)  # v2.x: the whole file, as staged
     frames = normalize_frames(rows, meta, e, frames_schema(meta))
     if rec.get("jpeg"):
         from lerobot_lance.encodings.jpeg_frames import attach_columns
@@ -169,7 +200,3 @@ def read_frames(conv: Any, episode_index: int) -> pa.Table:
         frames = attach_columns(frames, conv.staging.read_frames_columns(episode_index))
     return frames
 
-
-def _only_episode(table: pa.Table, episode_index: int) -> bool:
-    col = table["episode_index"]
-    return len(col) > 0 and pc.min(col).as_py() == pc.max(col).as_py() == episode_index
