@@ -3,7 +3,7 @@
 The Dagster assets, the CLI and the Python API all call these, in this order::
 
     resolve_source          -> <staging>/source.json, the pinned source revision
-    stage_episode_frames    -> per episode: frames rows (Arrow IPC) + record
+    stage_episode_frames    -> per episode: checked frames record (no copy of the rows)
     stage_episode_videos    -> per episode and camera: the standalone segment + record
     stage_episode_stats     -> per episode: statistics record
     write_frames_table      -> pending fragments of frames.lance
@@ -254,6 +254,15 @@ class Conversion:
 
     def uri(self, table: str) -> str:
         return table_uri(self.output, table)
+
+    def read_frames(self, episode_index: int) -> pa.Table:
+        """The episode's normalized frames rows, read from the source after
+        checking its data file is the one ``episode_frames`` checked
+        (:func:`lerobot_lance.source_frames.read_frames`, which documents the
+        errors raised)."""
+        from lerobot_lance.source_frames import read_frames
+
+        return read_frames(self, episode_index)
 
     @property
     def journal(self) -> Path | str:
@@ -507,19 +516,28 @@ ProgressCallback = Callable[[int], None]
 
 
 def stage_episode_frames(conv: Conversion, episodes: Sequence[int], on_progress: ProgressCallback | None = None) -> BatchResult:
-    """Read, validate and stage the frames rows of these episodes.
+    """Read and validate the frames rows of these episodes; record each one's outcome.
 
     Each episode's rows are checked by the per-episode tabular rules
     (:func:`lerobot_lance.quality.check_episode_frames`: one Great Expectations
     validation for the whole batch) and normalized to the frames schema;
-    failing episodes are recorded as failed, the others staged.
+    failing episodes are recorded as failed, the others ``ok`` with their row
+    count and the identity of the data file they were read from
+    (``source_files``, :func:`lerobot_lance.source_frames.data_file_ids`).
+    No copy of the rows is staged: later stages read them from the source
+    again (:meth:`Conversion.read_frames`), refusing a file that changed
+    since. With ``frames_format="jpeg"`` the JPEG columns are staged
+    (``frames/episode_NNNNNN.jpeg.arrow``); ``bytes`` counts them.
     """
+    from lerobot_lance.source_frames import SOURCE_FILES, data_file_ids, read_data_file
     from lerobot_lance.testhook import pause_point
 
     pause_point("stage:episode_frames")  # tests: a worker killed inside this step
     meta, result = conv.meta, BatchResult()
     eps = [meta.episode(i) for i in episodes]
-    root = conv.source.fetch(list(dict.fromkeys(e.data_path for e in eps)))
+    files = list(dict.fromkeys(e.data_path for e in eps))
+    root = conv.source.fetch(files)
+    ids = data_file_ids(conv.source, root, files)  # before reading: a file changed meanwhile is refused later
     schema = frames_schema(meta)
     rows_by_ep: dict[int, pa.Table] = {}
 
@@ -527,7 +545,10 @@ def stage_episode_frames(conv: Conversion, episodes: Sequence[int], on_progress:
         for e in group:
             _record_failure(conv, FRAMES, e.episode_index, str(err), result)
 
-    for e, rows in iter_episodes_rows(root, eps, whole_files=meta.one_file_per_episode, on_error=unreadable):
+    def read_file(root: Path, rel: str, in_file: Sequence[int]) -> pa.Table:  # cached for the readers after this stage
+        return read_data_file(root, rel, in_file, ids[rel])
+
+    for e, rows in iter_episodes_rows(root, eps, whole_files=meta.one_file_per_episode, on_error=unreadable, read_file=read_file):
         rows_by_ep[e.episode_index] = rows
     from lerobot_lance.encodings import jpeg_frames
     from lerobot_lance.quality.episode_rules import check_episode_frames
@@ -551,7 +572,7 @@ def stage_episode_frames(conv: Conversion, episodes: Sequence[int], on_progress:
             continue
         try:
             table = normalize_frames(rows, meta, e, schema)
-            table, jpeg, enc = jpeg_frames.encode_episode(conv, e, table)  # frames_format="jpeg"
+            columns, jpeg, enc = jpeg_frames.encode_episode(conv, e, table)  # frames_format="jpeg"
         except SourceDataError as err:
             _record_failure(conv, FRAMES, ep, str(err), result)
             continue
@@ -559,9 +580,10 @@ def stage_episode_frames(conv: Conversion, episodes: Sequence[int], on_progress:
         if any(not o.passed for o in enc):
             _record_failure(conv, FRAMES, ep, "; ".join(f"{o.name}: {o.message}" for o in enc if not o.passed), result)
             continue
-        size = conv.staging.write_frames(ep, table)
+        size = conv.staging.write_frames_columns(ep, columns) if columns is not None else 0
         conv.staging.write_record(
             FRAMES, ep, {"episode_index": ep, "status": "ok", "revision": conv.revision, "rows": table.num_rows, "bytes": size,
+                         SOURCE_FILES: {e.data_path: ids[e.data_path]}, "checked_at": datetime.now(timezone.utc).isoformat(),
                          **({"jpeg": jpeg} if jpeg else {})}
         )
         result.ok.append(ep)
@@ -832,7 +854,7 @@ def write_frames_table(conv: Conversion) -> PendingTable:
 
         def batches() -> Iterator[pa.RecordBatch]:
             for ep in cov.included:
-                yield from conv.staging.read_frames(ep).select(schema.names).to_batches()
+                yield from conv.read_frames(ep).select(schema.names).to_batches()
 
         return write_pending(
             conv.staging, formats.FRAMES_TABLE, conv.uri(formats.FRAMES_TABLE), schema, batches(),
@@ -886,7 +908,7 @@ def _episode_row(conv: Conversion, ep: int, schema: pa.Schema, with_videos: bool
 
     meta = conv.output_meta  # encoded image cameras are video cameras here
     e = meta.episode(ep)
-    frames = conv.staging.read_frames(ep)
+    frames = conv.read_frames(ep)
     values: dict[str, Any] = {
         "episode_index": [ep],
         "task_index": [frames["task_index"][0].as_py() if frames.num_rows else None],

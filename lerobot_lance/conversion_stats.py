@@ -92,8 +92,10 @@ def stage_episode_stats(conv: Conversion, episodes: Sequence[int], on_progress: 
     every numeric feature, and per camera of a deterministic sample of decoded
     frames; compared with the stats the source declares for that episode.
 
-    Reads the staged frames (``stage_episode_frames``) and segments
-    (``stage_episode_videos``); an episode missing either is recorded as failed.
+    Reads the checked frames from the source (:meth:`Conversion.read_frames`:
+    an episode whose data file changed since ``episode_frames`` fails, named)
+    and the staged segments (``stage_episode_videos``); an episode missing
+    either is recorded as failed.
     """
     from lerobot_lance import stats as st
 
@@ -103,7 +105,7 @@ def stage_episode_stats(conv: Conversion, episodes: Sequence[int], on_progress: 
         if conv.staging.current(FRAMES, ep, conv.revision) is None:
             return ep, "frames not staged (episode_frames failed or did not run)"
         try:
-            frames = conv.staging.read_frames(ep)
+            frames = conv.read_frames(ep)
             camera_stats = _staged_camera_stats(conv, ep)
             camera_frames = _camera_frames(conv, ep, skip=list(camera_stats))
             stats = st.compute_episode_stats(
@@ -239,10 +241,10 @@ def content_outcomes(conv: Conversion, episodes: Sequence[int]) -> list[Any]:
 
 
 def _source_named(conv: Conversion, episodes: Sequence[int]) -> dict[int, pa.Table]:
-    """Staged frames of these episodes with their LeRobot (dotted) column names."""
+    """Checked frames of these episodes (read from the source) with their LeRobot (dotted) column names."""
     names = {conv.meta.features[k].column: k for k in conv.meta.frame_columns()}
     out = {}
     for ep in episodes:
-        t = conv.staging.read_frames(ep)
+        t = conv.read_frames(ep)
         out[ep] = t.rename_columns([names.get(n, n) for n in t.column_names])
     return out

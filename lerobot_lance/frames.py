@@ -168,6 +168,7 @@ def iter_episodes_rows(
     *,
     whole_files: bool = False,
     on_error: Callable[[Sequence[EpisodeMeta], SourceDataError], None] | None = None,
+    read_file: Callable[[Path, str, Sequence[int]], pa.Table] | None = None,
 ) -> Iterator[tuple[EpisodeMeta, pa.Table]]:
     """Yield ``(episode, rows)`` for each episode, reading each data file once.
 
@@ -184,6 +185,9 @@ def iter_episodes_rows(
             then see rows carrying a wrong ``episode_index``).
         on_error: called with a file's episodes and the error when that file
             cannot be read; reading goes on with the next file. ``None`` raises.
+        read_file: ``(root, relative path, episode indices) -> table`` that
+            decodes one data file (default: read it; the conversion passes
+            :func:`lerobot_lance.source_frames.read_data_file`'s cache).
 
     Raises:
         SourceDataError: a data file is missing, empty, unreadable or has no
@@ -194,7 +198,7 @@ def iter_episodes_rows(
         by_file[e.data_path].append(e)
     for rel, eps in by_file.items():
         try:
-            table = _read_data_file(root, rel, [e.episode_index for e in eps])
+            table = (read_file or _read_data_file)(root, rel, [e.episode_index for e in eps])
         except SourceDataError as err:
             if on_error is None:
                 raise

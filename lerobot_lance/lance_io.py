@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from lerobot_lance.errors import LeRobotLanceError
 from lerobot_lance import object_store as store
 from lerobot_lance.staging import PENDING, Staging, read_json, write_json_atomic
 from lerobot_lance.testhook import pause_point
@@ -197,17 +198,26 @@ def write_pending(
     Returns:
         The :class:`PendingTable`, also saved to ``<staging>/pending/<table>.json``
         (replacing what an earlier attempt staged).
+
+    Raises:
+        LeRobotLanceError: what ``batches`` raised (e.g. a source data file
+            that changed since it was checked), as itself: nothing is staged.
     """
     from lance.fragment import write_fragments
 
     rows = 0
+    failed: list[LeRobotLanceError] = []
 
     def counted() -> Iterator[pa.RecordBatch]:
         nonlocal rows
-        for b in batches:
-            rows += b.num_rows
-            yield b
-            del b  # a batch may hold a whole video file: drop it before the next is read
+        try:
+            for b in batches:
+                rows += b.num_rows
+                yield b
+                del b  # a batch may hold a whole video file: drop it before the next is read
+        except LeRobotLanceError as err:  # bad input met while streaming: re-raised as itself below, not as Lance's wrapper
+            failed.append(err)
+            raise
 
     reader = pa.RecordBatchReader.from_batches(schema, counted())
     write_uri = uri
@@ -218,16 +228,23 @@ def write_pending(
     # ``return_transaction`` gives Lance's canonical schema: blob columns become
     # ``lance.blob.v2`` structs whose children take field ids, so committing
     # with the plain Arrow schema fails for a blob column that is not last.
-    tx = write_fragments(
-        reader,
-        write_uri,
-        schema=schema,
-        mode="overwrite",
-        return_transaction=True,
-        max_rows_per_file=MAX_ROWS_PER_FILE,
-        max_rows_per_group=max_rows_per_group,
-        storage_options=storage_options,
-    )
+    try:
+        tx = write_fragments(
+            reader,
+            write_uri,
+            schema=schema,
+            mode="overwrite",
+            return_transaction=True,
+            max_rows_per_file=MAX_ROWS_PER_FILE,
+            max_rows_per_group=max_rows_per_group,
+            storage_options=storage_options,
+        )
+    except Exception:
+        if failed:
+            raise failed[0] from None
+        raise
+    if failed:
+        raise failed[0]
     frags: list[FragmentMetadata] = list(tx.operation.fragments)
     canonical = tx.operation.new_schema.to_pyarrow()
     # Over an existing table the writer numbers fields after the stored schema

@@ -14,11 +14,14 @@ Layout under the shared URI (the local layout of :mod:`lerobot_lance.staging`)::
 
     source.json, dataset_stats.json, pending/<table>.json    one object each
     <kind>/episode_000012.json                               the episode's record
-    frames/episode_000012.arrow.<sha256[:16]>                its data files, named by content
-    videos/<camera>/episode_000012.mp4.<sha256[:16]>
+    videos/<camera>/episode_000012.mp4.<sha256[:16]>         its data files, named by content
+    frames/episode_000012.jpeg.arrow.<sha256[:16]>           (frames_format="jpeg": the JPEG columns)
+
+No copy of the source's frames rows is staged, so none is uploaded: every
+machine reads them from the source (:func:`lerobot_lance.source_frames.read_frames`).
 
 Pushing an episode's record (:meth:`SharedStaging.push_record`) uploads its
-data files first (the frames Arrow file, the segments the record names), each
+data files first (the segments the record names, the JPEG columns), each
 under a name holding its sha256, then the record itself (one ``PutObject``,
 atomic), carrying ``staged_files``: per local file its size, sha256 and
 object name. The record is the "done" marker: a partition killed before that
@@ -188,7 +191,7 @@ class SharedStaging:
         remove the data objects of the record it replaced.
 
         ``data_files``: local files the record stands for beyond the paths it
-        names itself (the frames Arrow file).
+        names itself (the JPEG columns of a frames record).
         """
         files = list(dict.fromkeys([*data_files, *self._staged_paths(record)]))
         staged: dict[str, dict[str, Any]] = {}

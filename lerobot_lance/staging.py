@@ -4,12 +4,19 @@ Layout under ``<staging>`` (outside the output; by default
 :func:`default_staging_dir`)::
 
     source.json                     the resolved source of the current conversion
-    frames/episode_000012.arrow     the episode's frames rows (Arrow IPC file)
-    frames/episode_000012.json      status record: rows, revision, or the error
+    frames/episode_000012.json      status record: rows, revision, the identity of
+                                    the source data file checked, or the error
+    frames/episode_000012.jpeg.arrow  frames_format="jpeg" only: the JPEG columns
     videos/episode_000012.json      per camera: segment path, window, method, frames
     videos/<camera>/episode_000012.mp4   v3.0 segments cut from their shard
     stats/episode_000012.json       per-episode statistics
     pending/<table>.json            fragments written for a table, not yet committed
+
+Staging holds only what the conversion derives (records, segments, JPEG
+columns), never a copy of the source's rows: every reader of an episode's
+frames reads them from the source again, after checking that the data file
+is still the one ``episode_frames`` checked
+(:func:`lerobot_lance.source_frames.read_frames`).
 
 Every file is written to a temporary name and renamed into place
 (``os.replace``), so a killed partition leaves either the previous file or the
@@ -48,6 +55,8 @@ FRAMES = "frames"
 VIDEOS = "videos"
 STATS = "stats"
 PENDING = "pending"
+#: Suffix of an episode's staged derived frames columns (the JPEG columns).
+FRAMES_COLUMNS_SUFFIX = ".jpeg.arrow"
 
 
 def episode_stem(episode_index: int) -> str:
@@ -232,28 +241,32 @@ class Staging:
 
     def write_record(self, kind: str, episode_index: int, record: dict[str, Any]) -> None:
         """Write the record (atomic rename). With a shared copy, then upload the
-        files it stands for (the frames Arrow file of an ``ok`` frames record, the
-        staged segments it names) and the record last."""
+        files it stands for (the JPEG columns of an ``ok`` frames record that
+        has them, the staged segments it names) and the record last."""
         write_json_atomic(self.path(kind, episode_index, ".json"), record, indent=None)
         if self.shared is not None:
             data = []
-            if kind == FRAMES and record.get("status") == "ok":
-                data.append(self.path(FRAMES, episode_index, ".arrow"))
+            if kind == FRAMES and record.get("status") == "ok" and record.get("jpeg"):
+                data.append(self.path(FRAMES, episode_index, FRAMES_COLUMNS_SUFFIX))
             self.shared.push_record(self._rel(kind, episode_index), record, data)
 
-    def write_frames(self, episode_index: int, table: pa.Table) -> int:
-        """Write the episode's frames rows as an Arrow IPC file; return its size in bytes."""
-        path = self.path(FRAMES, episode_index, ".arrow")
+    def write_frames_columns(self, episode_index: int, columns: pa.Table) -> int:
+        """Write the derived frames columns of one episode (the JPEG columns of
+        ``frames_format="jpeg"``) as an Arrow IPC file
+        ``frames/episode_NNNNNN.jpeg.arrow``; return its size in bytes. Write
+        it before the record that stands for it."""
+        path = self.path(FRAMES, episode_index, FRAMES_COLUMNS_SUFFIX)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
-        with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
+        with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, columns.schema) as writer:
+            writer.write_table(columns)
         os.replace(tmp, path)
         return path.stat().st_size
 
-    def read_frames(self, episode_index: int) -> pa.Table:
-        """The staged frames rows of one episode (memory-mapped, zero-copy)."""
-        path = self.local_file(self.path(FRAMES, episode_index, ".arrow"), (FRAMES, episode_index))
+    def read_frames_columns(self, episode_index: int) -> pa.Table:
+        """The staged derived frames columns of one episode (memory-mapped,
+        zero-copy; with a shared copy fetched and checked first)."""
+        path = self.local_file(self.path(FRAMES, episode_index, FRAMES_COLUMNS_SUFFIX), (FRAMES, episode_index))
         with pa.memory_map(str(path)) as source:
             return ipc.open_file(source).read_all()
 
@@ -303,9 +316,11 @@ class Staging:
         return record_state(self.path(kind, episode_index, ".json")) == ("ok", revision)
 
     def current(self, kind: str, episode_index: int, revision: str) -> dict[str, Any] | None:
-        """The episode's record if it succeeded for this source revision, else ``None``."""
+        """The episode's record if it succeeded for this source revision, else
+        ``None`` (also for a frames record without ``source_files``: staged by
+        a version that copied the rows, it is staged again)."""
         rec = self.record(kind, episode_index)
-        if rec and rec.get("status") == "ok" and rec.get("revision") == revision:
+        if rec and rec.get("status") == "ok" and rec.get("revision") == revision and (kind != FRAMES or "source_files" in rec):
             return rec
         return None
 

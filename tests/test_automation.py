@@ -8,6 +8,7 @@ what they request is then executed in-process, in the order the daemon would
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -133,7 +134,10 @@ def test_sensor_backfills_exactly_the_new_and_changed_episodes(tmp_path: Path, i
 
     staged = default_staging_dir(str(tmp_path / "out")) / "frames"  # staging lives outside the output
     assert not (tmp_path / "out" / "_staging").exists()
-    before = {p.name: p.stat().st_mtime_ns for p in staged.glob("*.arrow")}
+    def checked() -> dict[str, str]:  # when episode_frames last checked each episode (carried-forward records keep it)
+        return {p.name: json.loads(p.read_text())["checked_at"] for p in staged.glob("episode_*.json")}
+
+    before = checked()
 
     # Two episodes are appended to the source.
     make_v2_dataset(sample(SAMPLE), src, 6)
@@ -144,7 +148,7 @@ def test_sensor_backfills_exactly_the_new_and_changed_episodes(tmp_path: Path, i
     log = execute_backfill_request(defs, cfg, grown.run_requests[0], instance, grown.dynamic_partitions_requests)
     assert all(ok for *_, ok in log.runs) and log.episode_runs() == [["000004", "000005"]]
     # Episodes 0-3 were carried forward, not converted again.
-    assert {p.name: p.stat().st_mtime_ns for p in staged.glob("*.arrow") if p.name in before} == before
+    assert {k: v for k, v in checked().items() if k in before} == before and len(before) == 4
     assert _tick(defs, cfg, instance, grown.cursor).run_requests == []
 
     # One episode's file is rewritten (same rows, new file): only that episode again.

@@ -89,7 +89,7 @@ def test_convert_refuses_and_publishes_nothing(kind: str, variants: dict[str, Pa
     assert "source_meta / files_inside_root:" in text and fault.file in text, text
     assert str(outside_dir(variants[kind])) in text, text
     assert _state(out) == before
-    assert not list((out / "_staging").glob("frames/*.arrow"))  # no episode was read and staged
+    assert not list((out / "_staging").glob("frames/episode_*"))  # no episode was read and staged
 
 
 def test_file_rule_does_not_read_an_escaping_file(variants: dict[str, Path]) -> None:

@@ -4,7 +4,8 @@
 staging folders (the working copies), on moto's S3 server
 (:func:`tests.test_s3_outputs.s3`): machine A stages episodes 0-2 (frames and
 segments), machine C episodes 3-5 and the statistics of all six (reading A's
-frames and segments through the shared staging area), and machine B, with an
+records and segments through the shared staging area, the frames from the
+source: staging holds no copy of them), and machine B, with an
 empty folder, writes the tables and publishes. The output read back with
 ``lancedb.connect("s3://...")`` must equal the local conversion of the same
 sample (rows, every value, the sha256 of every blob, ``meta/``), the staging
@@ -101,12 +102,14 @@ def test_partitions_staged_on_two_machines_publish_from_a_third_equal_to_local(s
           f"{two_machines['seconds']['tables_and_publish']:.1f} s ({two_machines['seconds']}); stats step requests {two_machines['stats_requests']}")
     conv = _assert_equal_to_local(s3, two_machines["prefix"], two_machines["local"], ("frames", "episodes", "videos"))
     assert conv["episodes"] == list(range(6)) and conv["tag"] == two_machines["result"].tag
-    # machine C computed the stats of episodes 0-2 from A's frames and segments, fetched from the store
+    # machine C computed the stats of episodes 0-2 from A's records and segments, fetched from the store,
+    # and their frames from the source (staging holds no copy of the rows)
     assert two_machines["stats_bytes_down"] > 0
     for ep in (0, 1, 2):
-        assert (two_machines["c"] / "frames" / f"episode_{ep:06d}.arrow").is_file()
-    # machine B published from an empty folder: every episode's frames came from the store
-    assert sorted(p.name for p in (two_machines["b"] / "frames").glob("*.arrow")) == [f"episode_{ep:06d}.arrow" for ep in range(6)]
+        assert (two_machines["c"] / "frames" / f"episode_{ep:06d}.json").is_file()
+        assert (two_machines["c"] / "videos" / f"episode_{ep:06d}.json").is_file()
+    # machine B published from an empty folder: every episode's records came from the store, no frames file
+    assert sorted(p.name for p in (two_machines["b"] / "frames").iterdir()) == [f"episode_{ep:06d}.json" for ep in range(6)]
 
 
 def test_staging_lives_next_to_the_output_never_inside_it(s3: dict[str, Any], two_machines: dict[str, Any]) -> None:
@@ -119,11 +122,10 @@ def test_staging_lives_next_to_the_output_never_inside_it(s3: dict[str, Any], tw
     staged = [k for k in _keys(s3, staging.split(f"s3://{BUCKET}/", 1)[1]) if not k.endswith("/")]
     records = sorted(k for k in staged if k.endswith(".json") and k.count("/") == 1)
     assert records == sorted(f"{kind}/episode_{ep:06d}.json" for kind in ("frames", "videos", "stats") for ep in range(6))
-    # one content-named object per staged data file: 6 frames files, 6 segments per video camera
+    # one content-named object per staged data file: 6 segments per video camera, no copy of the frames rows
     info = json.loads((sample(SAMPLE) / "meta" / "info.json").read_text())
     cameras = [k for k, f in info["features"].items() if f["dtype"] == "video"]
-    arrows = [k for k in staged if k.startswith("frames/") and ".arrow." in k]
-    assert len(arrows) == 6
+    assert [k for k in staged if k.startswith("frames/") and not k.endswith(".json")] == []
     mp4s = [k for k in staged if k.startswith("videos/") and ".mp4." in k]
     assert len(cameras) >= 1 and len(mp4s) == 6 * len(cameras), mp4s
     assert "source.json" in staged and "dataset_stats.json" in staged
@@ -135,21 +137,29 @@ def test_a_staged_object_that_differs_from_its_record_is_refused_by_name(
 ) -> None:
     from lerobot_lance.errors import LeRobotLanceError
 
+    from lerobot_lance import video
+    from lerobot_lance.staging import VIDEOS
+
     conv = _conv(two_machines["uri"], tmp_path / "machine_d", two_machines["so"])
-    key = next(k for k in _keys(s3, conv.staging.shared.uri.split(f"s3://{BUCKET}/", 1)[1]) if k.startswith("frames/episode_000002.arrow."))
+    cam = conv.meta.video_keys[0]
+    column = conv.meta.features[cam].column
+    key = next(k for k in _keys(s3, conv.staging.shared.uri.split(f"s3://{BUCKET}/", 1)[1])
+               if k.startswith(f"videos/{column}/episode_000002.mp4."))
     full = conv.staging.shared.uri.split(f"s3://{BUCKET}/", 1)[1] + "/" + key
     good = s3["client"].get_object(Bucket=BUCKET, Key=full)["Body"].read()
     s3["client"].put_object(Bucket=BUCKET, Key=full, Body=good[:-10])
+    segment = conv.staging.record(VIDEOS, 2)["cameras"][cam]["path"]
     try:
         with pytest.raises(LeRobotLanceError) as err:
-            conv.staging.read_frames(2)
+            conv.staging.local_file(segment, (VIDEOS, 2))
         msg = str(err.value)
-        assert key in msg and "does not match its record frames/episode_000002.arrow" in msg
+        assert key in msg and f"does not match its record videos/{column}/episode_000002.mp4" in msg
         assert f"expected {len(good)} bytes" in msg and f"found {len(good) - 10} bytes" in msg
-        assert not (tmp_path / "machine_d" / "frames" / "episode_000002.arrow").exists()  # nothing half-fetched kept
+        assert not (tmp_path / "machine_d" / "videos" / column / "episode_000002.mp4").exists()  # nothing half-fetched kept
     finally:
         s3["client"].put_object(Bucket=BUCKET, Key=full, Body=good)
-    assert conv.staging.read_frames(2).num_rows == conv.meta.episode(2).length
+    assert video.probe_video(conv.staging.local_file(segment, (VIDEOS, 2))).frame_count == conv.meta.episode(2).length
+    assert conv.read_frames(2).num_rows == conv.meta.episode(2).length  # the rows come from the source
 
 
 def test_interrupted_upload_makes_the_episode_restage_not_publish(
@@ -177,7 +187,7 @@ def test_interrupted_upload_makes_the_episode_restage_not_publish(
     monkeypatch.setattr(SharedStaging, "push_json", push)
     assert (a / "frames" / "episode_000001.json").is_file()  # machine A's local record, never uploaded
     staged = _keys(s3, _conv(uri, a, so).staging.shared.uri.split(f"s3://{BUCKET}/", 1)[1])
-    assert any(k.startswith("frames/episode_000001.arrow.") for k in staged), staged  # data went first
+    assert not [k for k in staged if k.startswith("frames/episode_000001")], staged  # a frames record has no data file
     assert "frames/episode_000001.json" not in staged
     assert C.stage_episode_videos(_conv(uri, a, so), [0, 1]).ok == [0, 1]
     stats = CS.stage_episode_stats(_conv(uri, a, so), [0, 1])

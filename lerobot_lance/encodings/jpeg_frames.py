@@ -20,6 +20,11 @@ decoded frame. Every JPEG is decoded again at 1/8 scale (libjpeg's DCT
 scaling: the whole entropy-coded stream is read) to prove it decodes, and a
 deterministic sample of :data:`~lerobot_lance.encodings.settings.JPEG_SAMPLE_FRAMES`
 frames at full size to measure the fidelity.
+
+The JPEG columns are the only frames data staged (one Arrow IPC file per
+episode, ``frames/episode_NNNNNN.jpeg.arrow``); the other columns are read
+from the source again and the two joined (:func:`attach_columns`, called by
+:func:`lerobot_lance.source_frames.read_frames`).
 """
 
 from __future__ import annotations
@@ -85,16 +90,21 @@ def _source_frames(conv: Conversion, e: EpisodeMeta, key: str, table: pa.Table) 
     return ref.relative_path, video.iter_frames_rgb(root / ref.relative_path, lo, hi)
 
 
-def encode_episode(conv: Conversion, e: EpisodeMeta, table: pa.Table) -> tuple[pa.Table, dict[str, Any], list[Any]]:
-    """Add (video cameras) or replace (image cameras) each camera's JPEG column
-    in one episode's normalized frames rows.
+def encode_episode(conv: Conversion, e: EpisodeMeta, table: pa.Table) -> tuple[pa.Table | None, dict[str, Any], list[Any]]:
+    """Each camera's JPEG column of one episode, from its normalized frames rows.
+
+    The columns are derived data: staging keeps only them
+    (:meth:`lerobot_lance.staging.Staging.write_frames_columns`), and
+    :func:`attach_columns` joins them to the rows read from the source again.
 
     Returns:
-        ``(table, figures, outcomes)``: the rows with a ``binary`` JPEG column
-        per camera; per camera the fidelity figures of the sampled frames plus
-        ``bytes`` and ``frames``; the ``encoded_frame_count`` and
-        ``decoded_pixels_match_source`` outcomes. ``(table, {}, [])`` when the
-        frames format is not JPEG.
+        ``(columns, figures, outcomes)``: a table of one ``binary`` JPEG
+        column per camera (``table.num_rows`` rows, named like the camera's
+        frames column; a camera whose encoded frame count is wrong is left
+        out, and ``encoded_frame_count`` fails the episode); per camera the
+        fidelity figures of the sampled frames plus ``bytes`` and ``frames``;
+        the ``encoded_frame_count`` and ``decoded_pixels_match_source``
+        outcomes. ``(None, {}, [])`` when the frames format is not JPEG.
 
     Raises:
         SourceDataError: a source frame does not decode.
@@ -104,11 +114,12 @@ def encode_episode(conv: Conversion, e: EpisodeMeta, table: pa.Table) -> tuple[p
 
     keys = jpeg_keys(conv.meta, conv.options)
     if not keys:
-        return table, {}, []
+        return None, {}, []
     q, sub = conv.options.jpeg_quality, conv.options.jpeg_subsampling
     sample = set(sample_positions(table.num_rows, JPEG_SAMPLE_FRAMES))
     figures: dict[str, Any] = {}
     outcomes: list[Any] = []
+    columns: dict[str, pa.Array] = {}
     for key in keys:
         where, frames = _source_frames(conv, e, key, table)
         out: list[bytes] = []
@@ -133,10 +144,28 @@ def encode_episode(conv: Conversion, e: EpisodeMeta, table: pa.Table) -> tuple[p
         figures[key] = {**fid.to_dict(), "bytes": sum(len(b) for b in out), "frames": len(out)}
         if len(out) != table.num_rows:
             continue  # encoded_frame_count fails this episode; its rows are not staged
-        col = conv.meta.features[key].column
-        arr = pa.array(out, pa.binary())
-        if col in table.column_names:
-            table = table.set_column(table.column_names.index(col), col, arr)
+        columns[conv.meta.features[key].column] = pa.array(out, pa.binary())
+    return pa.table(columns), figures, outcomes
+
+
+def attach_columns(table: pa.Table, columns: pa.Table) -> pa.Table:
+    """One episode's frames rows with its JPEG columns (:func:`encode_episode`)
+    joined: an image camera's column replaced in place, a video camera's
+    appended, in camera order (the frames schema of
+    :func:`lerobot_lance.encodings.output.frames_output_schema`).
+
+    Raises:
+        LeRobotLanceError: the two do not have the same number of rows.
+    """
+    if columns.num_rows != table.num_rows:
+        raise LeRobotLanceError(
+            f"staged JPEG columns ({', '.join(columns.column_names)}) hold {columns.num_rows} rows, "
+            f"the episode's frames {table.num_rows}; rerun episode_frames"
+        )
+    for name in columns.column_names:
+        arr = columns[name]
+        if name in table.column_names:
+            table = table.set_column(table.column_names.index(name), name, arr)
         else:
-            table = table.append_column(pa.field(col, pa.binary()), arr)
-    return table, figures, outcomes
+            table = table.append_column(pa.field(name, pa.binary()), arr)
+    return table

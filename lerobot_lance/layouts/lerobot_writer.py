@@ -3,8 +3,8 @@
 The conversion's stages (resolve, per-episode staging and checks, publish)
 are the card layout's; only what goes into the tables and ``meta/`` differs:
 
-- :func:`write_frames_table`: the staged rows of the published episodes, in
-  order, renumbered the way LeRobot's ``delete_episodes`` renumbers a subset
+- :func:`write_frames_table`: the checked rows of the published episodes
+  (read from the source, :meth:`Conversion.read_frames`), in order, renumbered the way LeRobot's ``delete_episodes`` renumbers a subset
   (lerobot ``dataset_tools._copy_and_reindex_data``): the k-th published
   episode gets ``episode_index`` k, ``index`` counts 0.. over the output, every
   other value stays the source's; the source's episode_index is kept in
@@ -57,13 +57,17 @@ def episode_mapping(episodes: Sequence[int]) -> dict[int, int]:
 
 
 def write_frames_table(conv: Conversion) -> PendingTable:
-    """Stream the published episodes' staged rows, renumbered, into pending
+    """Stream the published episodes' checked rows, renumbered, into pending
     fragments of ``frames.lance``. Row i is the frame with ``index`` i (the
-    reader reads rows by position); one staged episode in memory at a time.
+    reader reads rows by position); the rows are read from the source
+    (:meth:`~lerobot_lance.conversion.Conversion.read_frames`: one v3.0 data
+    file decoded at a time, one episode's rows normalized at a time).
 
     Raises:
         SourceDataError: episodes failed and ``exclude_failed_episodes`` is off
-            (:func:`~lerobot_lance.conversion.publishable_episodes`).
+            (:func:`~lerobot_lance.conversion.publishable_episodes`), or a data
+            file changed since ``episode_frames`` checked it (nothing is
+            committed: the publish has not begun).
     """
     from lerobot_lance.conversion import publishable_episodes
 
@@ -77,7 +81,7 @@ def write_frames_table(conv: Conversion) -> PendingTable:
     def batches() -> Iterator[pa.RecordBatch]:
         start = 0
         for ep in sorted(cov.included):
-            t = conv.staging.read_frames(ep)
+            t = conv.read_frames(ep)
             n = t.num_rows
             t = t.set_column(t.schema.get_field_index("episode_index"), "episode_index",
                              pa.array(np.full(n, mapping[ep], dtype=np.int64)).cast(schema.field("episode_index").type))

@@ -1,0 +1,123 @@
+"""Every frame written once: staging holds no copy of the source's rows (issue #11, target 6).
+
+``episode_frames`` checks each episode's rows and records the identity of the
+data file it read; the frames table is then written from the source itself
+(:func:`lerobot_lance.source_frames.read_frames`). On a copy of ``g1_v30``
+(one parquet for all six episodes) and of ``g1_v21`` (one per episode),
+converted once per module:
+
+- the staging area holds records, segments and stats, no frames data file,
+  and each frames record names its data file with the file's size and mtime;
+- ``frames.lance`` equals the source parquet rows, value for value;
+- a data file rewritten after ``episode_frames`` checked it (between the
+  episode runs and the publish run of the runner) stops the publish with a
+  located message naming the file and the episode, no traceback, and the
+  output keeps its tables, versions and tag.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from tests.faults import copy_sample
+
+TABLES = ("frames", "episodes", "videos")
+
+
+@pytest.fixture(scope="module", params=["g1_v30", "g1_v21"])
+def converted_copy(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A copy of the sample converted once with the runner (default options)."""
+    from pipelines.runner import run_conversion
+
+    name = request.param
+    tmp = tmp_path_factory.mktemp(f"wo_{name}")
+    src = copy_sample(name, tmp / "src")
+    out, staging = tmp / "out", tmp / "staging"
+    summary = run_conversion(str(src), str(out), staging_dir=str(staging))
+    return {"name": name, "src": src, "out": out, "staging": staging, "tag": summary.tag}
+
+
+def _state(out: Path) -> dict[str, Any]:
+    """Each table's versions and tags, and meta/conversion.json."""
+    import lance
+
+    state: dict[str, Any] = {}
+    for t in TABLES:
+        ds = lance.dataset(str(out / f"{t}.lance"))
+        state[t] = ([v["version"] for v in ds.versions()], sorted(ds.tags.list()), ds.count_rows())
+    state["conversion.json"] = (out / "meta" / "conversion.json").read_bytes()
+    return state
+
+
+def test_staging_holds_no_copy_of_the_frames_rows(converted_copy: dict[str, Any]) -> None:
+    staging = converted_copy["staging"]  # the runner's staging_dir is the staging area itself
+    assert (staging / "source.json").is_file()
+    files = [p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file()]
+    assert [f for f in files if f.endswith(".arrow")] == [], files
+    frames_files = sorted(f for f in files if f.startswith("frames/"))
+    info = json.loads((converted_copy["src"] / "meta" / "info.json").read_text())
+    n_episodes = info["total_episodes"]
+    assert frames_files == [f"frames/episode_{ep:06d}.json" for ep in range(n_episodes)]
+    src = converted_copy["src"]
+    for ep in range(n_episodes):
+        rec = json.loads((staging / "frames" / f"episode_{ep:06d}.json").read_text())
+        assert rec["status"] == "ok" and rec["bytes"] == 0
+        [(rel, identity)] = rec["source_files"].items()
+        st = (src / rel).stat()
+        assert identity == f"{st.st_size}:{st.st_mtime_ns}", (rel, identity)
+    # frames.lance equals the source rows, column by column
+    import lance
+
+    frames = lance.dataset(str(converted_copy["out"] / "frames.lance")).to_table().sort_by("index")
+    source = pa.concat_tables(
+        [pq.read_table(p) for p in sorted((src / "data").rglob("*.parquet"))], promote_options="default"
+    ).sort_by("index")
+    assert frames.num_rows == source.num_rows == info["total_frames"]
+    keys = [k for k, f in info["features"].items() if f["dtype"] != "video"]
+    assert len(keys) >= 6
+    for key in keys:
+        assert frames[key.replace(".", "_")].to_pylist() == source[key].to_pylist(), key
+
+
+def test_a_data_file_changed_after_episode_frames_stops_the_publish(converted_copy: dict[str, Any]) -> None:
+    from pipelines.runner import ConversionFailed, run_conversion
+
+    src, out = converted_copy["src"], converted_copy["out"]
+    before = _state(out)
+    rel = "data/chunk-000/file-000.parquet" if converted_copy["name"] == "g1_v30" else "data/chunk-000/episode_000001.parquet"
+    path = src / rel
+    original = path.read_bytes()
+    st = path.stat()
+
+    def rewrite(stage: str, total: int) -> None:
+        if stage != "frames_table":  # the episode runs are done: their rows were checked
+            return
+        t = pq.read_table(path)
+        action = t["action"].combine_chunks()
+        flat = pc.add(action.flatten(), pa.scalar(1.0, action.type.value_type))  # every action moved by 1
+        moved = type(action).from_arrays(flat, action.type.list_size) if pa.types.is_fixed_size_list(action.type) else \
+            pa.ListArray.from_arrays(action.offsets, flat)
+        t = t.set_column(t.column_names.index("action"), "action", moved)
+        path.unlink()  # a hard link to the shared sample: replace, never edit
+        pq.write_table(t, path)
+
+    try:
+        with pytest.raises(ConversionFailed) as err:
+            run_conversion(str(src), str(out), staging_dir=str(converted_copy["staging"]), overwrite=True, on_stage=rewrite)
+        text = "\n".join(err.value.failures)
+        episode = 0 if converted_copy["name"] == "g1_v30" else 1
+        assert f"{rel} (episode {episode}): changed since episode_frames checked it; rerun episode_frames" in text, text
+        assert "Traceback" not in text and "File \"" not in text, text
+        assert _state(out) == before  # nothing committed, no tag moved, meta/ untouched
+    finally:
+        path.unlink()
+        path.write_bytes(original)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
