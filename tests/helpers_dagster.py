@@ -854,6 +854,7 @@ def bench_backfill(n_episodes: int, batch: int = 100, policy: str = "multi_run")
     # The same work as plain calls of the core package (no Dagster, no processes).
     import lerobot_lance.conversion as convert
     import lerobot_lance.conversion_stats as convert_stats
+    from lerobot_lance.layouts import card_writer
 
     conv = convert.Conversion.at(work / "out_plain")
     t = time.monotonic()
@@ -866,9 +867,9 @@ def bench_backfill(n_episodes: int, batch: int = 100, policy: str = "multi_run")
             stage(conv, eps[i:i + batch])
         phases[stage.__name__] = round(time.monotonic() - ts, 1)
     ts = time.monotonic()
-    convert.write_frames_table(conv)
-    convert.write_episodes_table(conv)
-    convert.write_videos_table(conv)
+    card_writer.write_frames_table(conv)
+    card_writer.write_episodes_table(conv)
+    card_writer.write_videos_table(conv)
     convert_stats.aggregate_dataset_stats(conv)
     from lerobot_lance.layouts import get_layout
 

@@ -37,6 +37,7 @@ def test_blob_helpers(tmp_path: Path) -> None:
 
 def test_padded_shard_is_stored_verbatim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import lerobot_lance.conversion as c
+    from lerobot_lance.layouts import card_writer
 
     root = copy_sample("g1_v30", tmp_path / "src")
     shard = root / v3_shard(0)
@@ -47,7 +48,7 @@ def test_padded_shard_is_stored_verbatim(tmp_path: Path, monkeypatch: pytest.Mon
     c.resolve_source(conv, str(root))
     cov = c.Coverage(conv.meta.episode_indices, {})
     monkeypatch.setattr(c, "publishable_episodes", lambda conv: cov)  # only the videos stage is under test
-    pending = c.write_videos_table(conv)
+    pending = card_writer.write_videos_table(conv)
     from lance.fragment import FragmentMetadata
 
     frags = [FragmentMetadata.from_json(f) for f in pending.fragments]

@@ -158,6 +158,7 @@ def test_interrupted_upload_makes_the_episode_restage_not_publish(
     from lerobot_lance import conversion as C
     from lerobot_lance import conversion_stats as CS
     from lerobot_lance.errors import SourceDataError
+    from lerobot_lance.layouts import card_writer
     from lerobot_lance.shared_staging import SharedStaging
 
     so = s3["options"]
@@ -186,7 +187,7 @@ def test_interrupted_upload_makes_the_episode_restage_not_publish(
     # another machine sees episode 1 as not staged, and will not publish it
     assert C.episodes_to_convert(_conv(uri, b, so), [0, 1]) == [1]
     with pytest.raises(SourceDataError) as refused:
-        C.write_frames_table(_conv(uri, b, so))
+        card_writer.write_frames_table(_conv(uri, b, so))
     assert "episode 1: frames: not staged" in str(refused.value)
     # staged again (on B), then published: episode 1's rows equal the local conversion's
     assert C.stage_episode_frames(_conv(uri, b, so), [1]).ok == [1]
