@@ -53,6 +53,7 @@ from lerobot_lance.output_root import check_output_root, claim_output_root, sour
 from lerobot_lance.snippets import frames_columns, open_snippet
 from lerobot_lance.output_info import describe_tables, output_url, tables_markdown
 from lerobot_lance.layouts import get_layout, output_check_names, write_table
+from lerobot_lance.publish import publish_dataset
 from lerobot_lance.quality import (
     CONTENT_RULES,
     EPISODE_FRAME_RULES,
@@ -603,7 +604,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     @_final_on_bad_data
     def lance_dataset(context: AssetExecutionContext, lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
         conv = conv_of(lance_storage)
-        result = convert.publish_dataset(conv, get_layout(conv.options.layout), dataset_stats=convert_stats.read_dataset_stats_json(conv))
+        result = publish_dataset(conv, get_layout(conv.options.layout), dataset_stats=convert_stats.read_dataset_stats_json(conv))
         cov = convert.coverage(conv)
         progress.advance("lance_dataset")
         outcomes = result.checks or []  # evaluated by the publish on the versions it committed

@@ -872,8 +872,9 @@ def bench_backfill(n_episodes: int, batch: int = 100, policy: str = "multi_run")
     card_writer.write_videos_table(conv)
     convert_stats.aggregate_dataset_stats(conv)
     from lerobot_lance.layouts import get_layout
+    from lerobot_lance.publish import publish_dataset
 
-    convert.publish_dataset(conv, get_layout(conv.options.layout), dataset_stats=convert_stats.read_dataset_stats_json(conv))
+    publish_dataset(conv, get_layout(conv.options.layout), dataset_stats=convert_stats.read_dataset_stats_json(conv))
     phases["tables_and_publish"] = round(time.monotonic() - ts, 1)
     report["plain_calls_s"] = round(time.monotonic() - t, 1)
     report["plain_phases_s"] = phases

@@ -47,9 +47,9 @@ def _resolve(uri: str, cache: Path, so: dict[str, str], episodes: list[int] | No
 
 
 def _publish(uri: str, cache: Path, so: dict[str, str], seconds: dict[str, float] | None = None) -> Any:
-    from lerobot_lance import conversion as C
     from lerobot_lance import conversion_stats as CS
     from lerobot_lance.layouts import get_layout
+    from lerobot_lance.publish import publish_dataset
 
     seconds = {} if seconds is None else seconds
     layout = get_layout("card")
@@ -62,7 +62,7 @@ def _publish(uri: str, cache: Path, so: dict[str, str], seconds: dict[str, float
     seconds["dataset_stats"] = time.monotonic() - t0
     t0 = time.monotonic()
     conv = _conv(uri, cache, so)
-    result = C.publish_dataset(conv, layout, dataset_stats=CS.read_dataset_stats_json(conv))
+    result = publish_dataset(conv, layout, dataset_stats=CS.read_dataset_stats_json(conv))
     seconds["publish"] = time.monotonic() - t0
     return result
 
