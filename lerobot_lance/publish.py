@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from lerobot_lance import formats
-from lerobot_lance.conversion import Conversion, coverage, writing
+from lerobot_lance.conversion import Conversion, writing
+from lerobot_lance.episode_stages import coverage
 from lerobot_lance.errors import LeRobotLanceError
 from lerobot_lance.lance_io import (
     PENDING_TABLES_DIR,

@@ -294,7 +294,8 @@ def _run_conversion_locked(
     resources: dict[str, Any] | None,
     staging_dir: str | None,
 ) -> ConversionSummary:
-    from lerobot_lance.conversion import Conversion, episodes_to_convert, writing
+    from lerobot_lance.conversion import Conversion, writing
+    from lerobot_lance.episode_stages import episodes_to_convert
     from resources import LanceStorageResource, ProgressReporter
 
     local_out = None if ("://" in output and not output.startswith("file://")) else Path(output.removeprefix("file://"))

@@ -854,6 +854,7 @@ def bench_backfill(n_episodes: int, batch: int = 100, policy: str = "multi_run")
     # The same work as plain calls of the core package (no Dagster, no processes).
     import lerobot_lance.conversion as convert
     import lerobot_lance.conversion_stats as convert_stats
+    import lerobot_lance.episode_stages as stages
     from lerobot_lance.layouts import card_writer
 
     conv = convert.Conversion.at(work / "out_plain")
@@ -861,7 +862,7 @@ def bench_backfill(n_episodes: int, batch: int = 100, policy: str = "multi_run")
     meta = convert.resolve_source(conv, str(src))
     eps = meta.episode_indices
     phases: dict[str, float] = {}
-    for stage in (convert.stage_episode_frames, convert.stage_episode_videos, convert_stats.stage_episode_stats):
+    for stage in (stages.stage_episode_frames, stages.stage_episode_videos, convert_stats.stage_episode_stats):
         ts = time.monotonic()
         for i in range(0, len(eps), batch):
             stage(conv, eps[i:i + batch])

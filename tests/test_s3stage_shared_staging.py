@@ -69,7 +69,7 @@ def _publish(uri: str, cache: Path, so: dict[str, str], seconds: dict[str, float
 
 @pytest.fixture(scope="module")
 def two_machines(s3: dict[str, Any], converted: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from lerobot_lance import conversion as C
+    from lerobot_lance import episode_stages as C
     from lerobot_lance import conversion_stats as CS
 
     tmp = tmp_path_factory.mktemp("s3stage")
@@ -155,7 +155,7 @@ def test_a_staged_object_that_differs_from_its_record_is_refused_by_name(
 def test_interrupted_upload_makes_the_episode_restage_not_publish(
     s3: dict[str, Any], two_machines: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lerobot_lance import conversion as C
+    from lerobot_lance import episode_stages as C
     from lerobot_lance import conversion_stats as CS
     from lerobot_lance.errors import SourceDataError
     from lerobot_lance.layouts import card_writer

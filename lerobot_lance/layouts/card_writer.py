@@ -24,7 +24,8 @@ import pyarrow.compute as pc
 
 from lerobot_lance import formats
 from lerobot_lance.column_names import OUTCOME_COLUMNS, camera_columns, episode_sequence_columns
-from lerobot_lance.conversion import Conversion, camera_file, publishable_episodes, source_video_files, writing
+from lerobot_lance.conversion import Conversion, writing
+from lerobot_lance.episode_stages import camera_file, publishable_episodes, source_video_files
 from lerobot_lance.errors import LeRobotLanceError
 from lerobot_lance.frames import frames_schema
 from lerobot_lance.lance_io import PendingTable, blob_field, discard_pending, write_pending
