@@ -47,12 +47,14 @@ from dagster import (
 
 import lerobot_lance.conversion as convert
 import lerobot_lance.conversion_stats as convert_stats
+import lerobot_lance.episode_stages as stages
 from lerobot_lance.episode_selection import EpisodeRanges
 from lerobot_lance.errors import LeRobotLanceError, SourceNotFoundError
 from lerobot_lance.output_root import check_output_root, claim_output_root, source_root_of
 from lerobot_lance.snippets import frames_columns, open_snippet
 from lerobot_lance.output_info import describe_tables, output_url, tables_markdown
 from lerobot_lance.layouts import get_layout, output_check_names, write_table
+from lerobot_lance.publish import publish_dataset
 from lerobot_lance.quality import (
     CONTENT_RULES,
     EPISODE_FRAME_RULES,
@@ -167,7 +169,7 @@ def check_results(asset_key: AssetKey, outcomes: Iterable[CheckOutcome], declare
     return results
 
 
-def _batch_check(asset_key: AssetKey, name: str, result: convert.BatchResult, description: str) -> AssetCheckResult:
+def _batch_check(asset_key: AssetKey, name: str, result: stages.BatchResult, description: str) -> AssetCheckResult:
     return AssetCheckResult(
         asset_key=asset_key,
         check_name=name,
@@ -233,7 +235,7 @@ def _final_on_bad_data(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def failed_partition_observations(
-    context: AssetExecutionContext, stage: str, result: convert.BatchResult
+    context: AssetExecutionContext, stage: str, result: stages.BatchResult
 ) -> Iterator[AssetObservation]:
     """One observation per episode of the batch that failed this stage, on that
     episode's partition, carrying the located reason (file, episode, expected,
@@ -376,7 +378,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         if conv.options.exclude_failed_episodes:
             # check the files of the episodes that staged; the others are excluded
             # from the publish, and their reasons recorded with it
-            keep = set(convert.coverage(conv).included)
+            keep = set(stages.coverage(conv).included)
         sel = [e for e in meta.episodes if e.episode_index in keep]
         with_videos = not conv.options.skip_videos
         data = list(dict.fromkeys(e.data_path for e in sel))
@@ -409,7 +411,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     ) -> Iterator[MaterializeResult | AssetObservation]:
         conv = conv_of(lance_storage)
         eps = [int(p) for p in context.partition_keys]
-        result = convert.stage_episode_frames(conv, eps, progress.for_stage("episode_frames"))
+        result = stages.stage_episode_frames(conv, eps, progress.for_stage("episode_frames"))
         content = convert_stats.content_outcomes(conv, result.ok)
         checks = [
             _batch_check(k("episode_frames"), "episodes_staged", result, "every episode of the run read and staged"),
@@ -444,7 +446,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     ) -> Iterator[MaterializeResult | AssetObservation]:
         conv = conv_of(lance_storage, video_codec)
         eps = [int(p) for p in context.partition_keys]
-        result = convert.stage_episode_videos(conv, eps, progress.for_stage("episode_videos"))
+        result = stages.stage_episode_videos(conv, eps, progress.for_stage("episode_videos"))
         yield MaterializeResult(
             metadata={"episodes": len(eps), "segments": result.rows, "failed": len(result.failed), "bytes": result.bytes,
                       **_encodings_metadata(conv, result.ok), **worker_metadata()},
@@ -482,7 +484,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         )
         yield from failed_partition_observations(context, "episode_stats", result)
 
-    def _table_result(name: str, pending: Any, cov: convert.Coverage, expected_rows: int) -> MaterializeResult:
+    def _table_result(name: str, pending: Any, cov: stages.Coverage, expected_rows: int) -> MaterializeResult:
         key = k(name)
         return MaterializeResult(
             metadata={
@@ -509,7 +511,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         key=k("frames_table"),
         group_name=group,
         # episode_stats too: which episodes a table holds depends on every per-episode
-        # stage (convert.publishable_episodes), so no table may run before the last one.
+        # stage (stages.publishable_episodes), so no table may run before the last one.
         deps=[episode_frames, episode_stats],
         description="Stage frames.lance: every published episode's rows, in episode order (committed by lance_dataset).",
         check_specs=_specs(k("frames_table"), ["row_count"]),
@@ -519,7 +521,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     def frames_table(lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
         conv = conv_of(lance_storage)
         pending = write_table(conv, "frames")
-        cov = convert.publishable_episodes(conv)
+        cov = stages.publishable_episodes(conv)
         progress.advance("frames_table")
         return _table_result("frames_table", pending, cov, _expected_frames(conv, cov.included))
 
@@ -535,7 +537,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     def episodes_table(lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
         conv = conv_of(lance_storage)
         pending = write_table(conv, "episodes")
-        cov = convert.publishable_episodes(conv)
+        cov = stages.publishable_episodes(conv)
         progress.advance("episodes_table")
         if pending is None:  # not a table of this layout
             return MaterializeResult(
@@ -557,7 +559,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     def videos_table(lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
         conv = conv_of(lance_storage)
         pending = write_table(conv, "videos")
-        cov = convert.publishable_episodes(conv)
+        cov = stages.publishable_episodes(conv)
         progress.advance("videos_table")
         if pending is None:  # skip_videos: no videos table is published
             return MaterializeResult(
@@ -569,7 +571,7 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
 
         # the lerobot layout's videos table also holds the mp4s encoded from image cameras
         encoded = len(encoded_video_files(conv, cov.included)) if conv.options.layout == "lerobot" else 0
-        return _table_result("videos_table", pending, cov, len(convert.source_video_files(conv)) + encoded)
+        return _table_result("videos_table", pending, cov, len(stages.source_video_files(conv)) + encoded)
 
     @asset(
         key=k("dataset_stats"),
@@ -603,8 +605,8 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
     @_final_on_bad_data
     def lance_dataset(context: AssetExecutionContext, lance_storage: LanceStorageResource, progress: ResourceParam[ProgressReporter]) -> MaterializeResult:
         conv = conv_of(lance_storage)
-        result = convert.publish_dataset(conv, get_layout(conv.options.layout), dataset_stats=convert_stats.read_dataset_stats_json(conv))
-        cov = convert.coverage(conv)
+        result = publish_dataset(conv, get_layout(conv.options.layout), dataset_stats=convert_stats.read_dataset_stats_json(conv))
+        cov = stages.coverage(conv)
         progress.advance("lance_dataset")
         outcomes = result.checks or []  # evaluated by the publish on the versions it committed
         tables = describe_tables(conv.output, result.versions, result.tag, conv.options.storage_options)

@@ -1,7 +1,7 @@
 """Column names of the output tables, derived from LeRobot feature keys.
 
 One rule per table, used by the writers (:func:`lerobot_lance.frames.frames_schema`,
-:func:`lerobot_lance.conversion.episodes_schema` and its rows), the source
+:func:`lerobot_lance.layouts.card_writer.episodes_schema` and its rows), the source
 rule that refuses ambiguous names (``features_well_formed``) and the tests.
 
 ``frames``

@@ -16,9 +16,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from lerobot_lance.conversion import (
+from lerobot_lance.conversion import Conversion
+from lerobot_lance.episode_stages import (
     BatchResult,
-    Conversion,
     ProgressCallback,
     _record_failure,
     _stats_samples,

@@ -45,7 +45,7 @@ Paths inside records that point into the staging folder are stored relative
 machine names the file on any other. Paths to source files (a v2.x episode
 mp4 used verbatim) are kept as they are; a machine where that path does not
 exist reads the file from its own source
-(:func:`lerobot_lance.conversion.camera_file`).
+(:func:`lerobot_lance.episode_stages.camera_file`).
 """
 
 from __future__ import annotations

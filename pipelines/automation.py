@@ -65,6 +65,7 @@ from dagster import (
 
 from assets import partitions_name
 import lerobot_lance.conversion as convert
+import lerobot_lance.episode_stages as stages
 from lerobot_lance.errors import LeRobotLanceError
 from lerobot_lance.readers import read_dataset_meta
 from lerobot_lance.source import DatasetSource, HubSource
@@ -179,7 +180,7 @@ def plan_changes(cfg: DatasetConfig, src: DatasetSource, storage: LanceStorageRe
     snap = read_json(conv.staging.json_file("source.json")) or {}
     old_rev = snap.get("revision")
     old_fps = {int(k): v for k, v in (snap.get("fingerprints") or {}).items()}
-    kinds = convert.required_kinds(meta, conv.options)
+    kinds = stages.required_kinds(meta, conv.options)
     conv.staging.prefetch(kinds, sorted(fps))  # shared staging: every record at once
 
     def converted(ep: int) -> bool:

@@ -270,11 +270,11 @@ def _storage_options(options: dict[str, Any] | None, resources: dict[str, Any] |
 @contextmanager
 def _discard_on_failure(conv: Any) -> Iterator[None]:
     """A failed conversion leaves no pending table files of its own in the output
-    (:func:`lerobot_lance.conversion.discard_unpublished`)."""
+    (:func:`lerobot_lance.publish.discard_unpublished`)."""
     try:
         yield
     except BaseException:
-        from lerobot_lance.conversion import discard_unpublished
+        from lerobot_lance.publish import discard_unpublished
 
         discard_unpublished(conv)
         raise
@@ -294,7 +294,8 @@ def _run_conversion_locked(
     resources: dict[str, Any] | None,
     staging_dir: str | None,
 ) -> ConversionSummary:
-    from lerobot_lance.conversion import Conversion, episodes_to_convert, writing
+    from lerobot_lance.conversion import Conversion, writing
+    from lerobot_lance.episode_stages import episodes_to_convert
     from resources import LanceStorageResource, ProgressReporter
 
     local_out = None if ("://" in output and not output.startswith("file://")) else Path(output.removeprefix("file://"))

@@ -854,25 +854,28 @@ def bench_backfill(n_episodes: int, batch: int = 100, policy: str = "multi_run")
     # The same work as plain calls of the core package (no Dagster, no processes).
     import lerobot_lance.conversion as convert
     import lerobot_lance.conversion_stats as convert_stats
+    import lerobot_lance.episode_stages as stages
+    from lerobot_lance.layouts import card_writer
 
     conv = convert.Conversion.at(work / "out_plain")
     t = time.monotonic()
     meta = convert.resolve_source(conv, str(src))
     eps = meta.episode_indices
     phases: dict[str, float] = {}
-    for stage in (convert.stage_episode_frames, convert.stage_episode_videos, convert_stats.stage_episode_stats):
+    for stage in (stages.stage_episode_frames, stages.stage_episode_videos, convert_stats.stage_episode_stats):
         ts = time.monotonic()
         for i in range(0, len(eps), batch):
             stage(conv, eps[i:i + batch])
         phases[stage.__name__] = round(time.monotonic() - ts, 1)
     ts = time.monotonic()
-    convert.write_frames_table(conv)
-    convert.write_episodes_table(conv)
-    convert.write_videos_table(conv)
+    card_writer.write_frames_table(conv)
+    card_writer.write_episodes_table(conv)
+    card_writer.write_videos_table(conv)
     convert_stats.aggregate_dataset_stats(conv)
     from lerobot_lance.layouts import get_layout
+    from lerobot_lance.publish import publish_dataset
 
-    convert.publish_dataset(conv, get_layout(conv.options.layout), dataset_stats=convert_stats.read_dataset_stats_json(conv))
+    publish_dataset(conv, get_layout(conv.options.layout), dataset_stats=convert_stats.read_dataset_stats_json(conv))
     phases["tables_and_publish"] = round(time.monotonic() - ts, 1)
     report["plain_calls_s"] = round(time.monotonic() - t, 1)
     report["plain_phases_s"] = phases

@@ -155,7 +155,8 @@ def test_an_image_that_does_not_decode_fails_its_episode_located(tmp_path: Path)
     """A copy of g1_image_v30 whose row 500 (episode 1, frame 107) holds bytes that are not an image."""
     import pyarrow as pa
 
-    from lerobot_lance.conversion import Conversion, ConvertOptions, resolve_source, stage_episode_videos
+    from lerobot_lance.conversion import Conversion, ConvertOptions, resolve_source
+    from lerobot_lance.episode_stages import stage_episode_videos
     from tests.faults import copy_sample
 
     src = tmp_path / "src"

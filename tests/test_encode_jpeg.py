@@ -140,7 +140,8 @@ def test_summary_reports_each_camera(tmp_path_factory: pytest.TempPathFactory) -
 def test_low_quality_below_the_floor_fails_located_and_the_floor_is_an_option(tmp_path: Path) -> None:
     """q5 on g1_image_v30 episode 0 falls below 30 dB: each episode fails decoded_pixels_match_source with its
     PSNR; with --min-psnr-db lowered, it stages."""
-    from lerobot_lance.conversion import Conversion, ConvertOptions, resolve_source, stage_episode_frames
+    from lerobot_lance.conversion import Conversion, ConvertOptions, resolve_source
+    from lerobot_lance.episode_stages import stage_episode_frames
 
     conv = Conversion.at(tmp_path / "out", tmp_path / "stg", ConvertOptions(frames_format="jpeg", jpeg_quality=5))
     resolve_source(conv, str(sample("g1_image_v30")))

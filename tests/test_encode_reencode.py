@@ -118,7 +118,8 @@ def test_encoding_checks_are_dagster_asset_checks_with_descriptions(tmp_path: Pa
 
 
 def test_records_staged_with_other_encodings_are_not_reused(tmp_path: Path) -> None:
-    from lerobot_lance.conversion import Conversion, episodes_to_convert, resolve_source, stage_episode_frames
+    from lerobot_lance.conversion import Conversion, resolve_source
+    from lerobot_lance.episode_stages import episodes_to_convert, stage_episode_frames
 
     src = str(sample("g1_image_v30"))
     plain = Conversion.at(tmp_path / "out", tmp_path / "stg", ConvertOptions())

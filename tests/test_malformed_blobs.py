@@ -37,6 +37,8 @@ def test_blob_helpers(tmp_path: Path) -> None:
 
 def test_padded_shard_is_stored_verbatim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import lerobot_lance.conversion as c
+    import lerobot_lance.episode_stages as stages
+    from lerobot_lance.layouts import card_writer
 
     root = copy_sample("g1_v30", tmp_path / "src")
     shard = root / v3_shard(0)
@@ -45,9 +47,9 @@ def test_padded_shard_is_stored_verbatim(tmp_path: Path, monkeypatch: pytest.Mon
 
     conv = c.Conversion.at(tmp_path / "out")
     c.resolve_source(conv, str(root))
-    cov = c.Coverage(conv.meta.episode_indices, {})
-    monkeypatch.setattr(c, "publishable_episodes", lambda conv: cov)  # only the videos stage is under test
-    pending = c.write_videos_table(conv)
+    cov = stages.Coverage(conv.meta.episode_indices, {})
+    monkeypatch.setattr(stages, "publishable_episodes", lambda conv: cov)  # only the videos stage is under test
+    pending = card_writer.write_videos_table(conv)
     from lance.fragment import FragmentMetadata
 
     frags = [FragmentMetadata.from_json(f) for f in pending.fragments]

@@ -4,7 +4,9 @@
   :mod:`pipelines.dagster_compat`, and what it re-exports still works the way
   the code uses it (so a Dagster upgrade that moves a name fails here);
 * the project's modules import each other without a cycle (the old
-  ``runner -> definitions -> automation -> runner`` one included);
+  ``runner -> definitions -> automation -> runner`` one included), and the
+  conversion is split by stage (:data:`STAGE_MODULES`, each under 500
+  lines, the layouts' writers beside each other);
 * ``lerobot-lance --help`` and ``scan`` load none of the heavy libraries they
   do not use, and ``--help`` run as a shell command imports none of them
   either (``python -X importtime``, every module the process imported);
@@ -170,6 +172,35 @@ def test_no_import_cycle_between_project_modules() -> None:
             visit(m, [m])
     assert cycles == []
     assert "pipelines.runner" not in edges["pipelines.automation"]
+
+
+#: The conversion's stage modules, in stage order (issue 11 target 8: split by
+#: stage so that each reads in one sitting), and the layouts' table writers.
+STAGE_MODULES = (
+    "lerobot_lance.conversion",
+    "lerobot_lance.episode_stages",
+    "lerobot_lance.conversion_stats",
+    "lerobot_lance.publish",
+)
+LAYOUT_WRITERS = ("lerobot_lance.layouts.card_writer", "lerobot_lance.layouts.lerobot_writer")
+
+
+def test_stage_modules_are_split_by_stage() -> None:
+    """Each stage module and layout writer stays under 500 lines; the
+    conversion module imports no later stage; the shared stages import no
+    layout's writer and neither writer imports the other (issue 10 item 5:
+    each layout's writer sits beside the other, not branched through it).
+    Imports in function bodies count."""
+    files = {_module_of(p): p for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py")}
+    lines = {m: len(files[m].read_text(encoding="utf-8").splitlines()) for m in (*STAGE_MODULES, *LAYOUT_WRITERS)}
+    assert {m: n for m, n in lines.items() if n > 500} == {}
+    edges = {m: _edges(files[m], set(files)) for m in (*STAGE_MODULES, *LAYOUT_WRITERS)}
+    assert edges["lerobot_lance.conversion"] & {*STAGE_MODULES, *LAYOUT_WRITERS} == set()
+    assert {m: sorted(edges[m] & set(LAYOUT_WRITERS)) for m in STAGE_MODULES if edges[m] & set(LAYOUT_WRITERS)} == {}
+    card, lerobot = LAYOUT_WRITERS
+    assert lerobot not in edges[card] and card not in edges[lerobot]
+    # every later stage builds on the conversion object
+    assert all("lerobot_lance.conversion" in edges[m] for m in (*STAGE_MODULES[1:], *LAYOUT_WRITERS))
 
 
 def _loaded_after(code: str) -> dict[str, bool]:

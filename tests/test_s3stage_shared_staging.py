@@ -48,9 +48,9 @@ def _resolve(uri: str, cache: Path, so: dict[str, str], episodes: list[int] | No
 
 
 def _publish(uri: str, cache: Path, so: dict[str, str], seconds: dict[str, float] | None = None) -> Any:
-    from lerobot_lance import conversion as C
     from lerobot_lance import conversion_stats as CS
     from lerobot_lance.layouts import get_layout
+    from lerobot_lance.publish import publish_dataset
 
     seconds = {} if seconds is None else seconds
     layout = get_layout("card")
@@ -63,14 +63,14 @@ def _publish(uri: str, cache: Path, so: dict[str, str], seconds: dict[str, float
     seconds["dataset_stats"] = time.monotonic() - t0
     t0 = time.monotonic()
     conv = _conv(uri, cache, so)
-    result = C.publish_dataset(conv, layout, dataset_stats=CS.read_dataset_stats_json(conv))
+    result = publish_dataset(conv, layout, dataset_stats=CS.read_dataset_stats_json(conv))
     seconds["publish"] = time.monotonic() - t0
     return result
 
 
 @pytest.fixture(scope="module")
 def two_machines(s3: dict[str, Any], converted: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from lerobot_lance import conversion as C
+    from lerobot_lance import episode_stages as C
     from lerobot_lance import conversion_stats as CS
 
     tmp = tmp_path_factory.mktemp("s3stage")
@@ -165,9 +165,10 @@ def test_a_staged_object_that_differs_from_its_record_is_refused_by_name(
 def test_interrupted_upload_makes_the_episode_restage_not_publish(
     s3: dict[str, Any], two_machines: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lerobot_lance import conversion as C
+    from lerobot_lance import episode_stages as C
     from lerobot_lance import conversion_stats as CS
     from lerobot_lance.errors import SourceDataError
+    from lerobot_lance.layouts import card_writer
     from lerobot_lance.shared_staging import SharedStaging
 
     so = s3["options"]
@@ -196,7 +197,7 @@ def test_interrupted_upload_makes_the_episode_restage_not_publish(
     # another machine sees episode 1 as not staged, and will not publish it
     assert C.episodes_to_convert(_conv(uri, b, so), [0, 1]) == [1]
     with pytest.raises(SourceDataError) as refused:
-        C.write_frames_table(_conv(uri, b, so))
+        card_writer.write_frames_table(_conv(uri, b, so))
     assert "episode 1: frames: not staged" in str(refused.value)
     # staged again (on B), then published: episode 1's rows equal the local conversion's
     assert C.stage_episode_frames(_conv(uri, b, so), [1]).ok == [1]

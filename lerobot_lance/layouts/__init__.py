@@ -65,8 +65,8 @@ class Layout:
 
 
 def _card() -> Layout:
-    from lerobot_lance import conversion as c
     from lerobot_lance.layouts import card
+    from lerobot_lance.layouts import card_writer as w
     from lerobot_lance.quality.output_rules import OUTPUT_RULES, check_output
 
     def checks(conv: Conversion, tag: str | None, episodes: list[int], *, versions: dict[str, int] | None = None,
@@ -79,8 +79,8 @@ def _card() -> Layout:
     return Layout(
         name=card.NAME,
         tables=card.TABLE_NAMES,
-        writers={card.FRAMES_TABLE: c.write_frames_table, card.EPISODES_TABLE: c.write_episodes_table, card.VIDEOS_TABLE: c.write_videos_table},
-        indexes=c.INDEXES,
+        writers={card.FRAMES_TABLE: w.write_frames_table, card.EPISODES_TABLE: w.write_episodes_table, card.VIDEOS_TABLE: w.write_videos_table},
+        indexes=card.INDEXES,
         prepare_meta=None,
         stage_at_publish=None,
         output_checks=OUTPUT_RULES,

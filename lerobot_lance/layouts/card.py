@@ -1,7 +1,7 @@
 """The ``card`` layout (the default): the three-table layout of the
 lance-format Hub dataset cards (DESIGN.md "Output layout", seed 002).
 
-Its writers are :func:`lerobot_lance.conversion.write_frames_table`,
+Its writers are :func:`lerobot_lance.layouts.card_writer.write_frames_table`,
 ``write_episodes_table`` and ``write_videos_table``; its output checks
 :func:`lerobot_lance.quality.output_rules.check_output`.
 """
@@ -21,3 +21,9 @@ VIDEO_BLOB_COLUMN = "video_blob"
 VIDEO_KEY_COLUMN = "camera_angle"
 #: Per camera, the episodes table's blob column is ``<camera column>`` + this.
 EPISODE_BLOB_SUFFIX = "_video_blob"
+
+#: Scalar indexes built at publish (DESIGN.md "Output layout").
+INDEXES: dict[str, dict[str, str]] = {
+    formats.FRAMES_TABLE: {"episode_index": "BTREE", "task_index": "BITMAP"},
+    formats.EPISODES_TABLE: {"episode_index": "BTREE", "task_index": "BITMAP"},
+}

@@ -38,7 +38,8 @@ from lerobot_lance.layouts import lerobot as L
 from lerobot_lance.model import DatasetMeta
 
 if TYPE_CHECKING:
-    from lerobot_lance.conversion import Conversion, Coverage
+    from lerobot_lance.conversion import Conversion
+    from lerobot_lance.episode_stages import Coverage
 
 _DATA_FILE = re.compile(r"chunk-(\d+)/(?:file|episode)[-_](\d+)\.parquet$")
 
@@ -65,11 +66,11 @@ def write_frames_table(conv: Conversion) -> PendingTable:
 
     Raises:
         SourceDataError: episodes failed and ``exclude_failed_episodes`` is off
-            (:func:`~lerobot_lance.conversion.publishable_episodes`), or a data
+            (:func:`~lerobot_lance.episode_stages.publishable_episodes`), or a data
             file changed since ``episode_frames`` checked it (nothing is
             committed: the publish has not begun).
     """
-    from lerobot_lance.conversion import publishable_episodes
+    from lerobot_lance.episode_stages import publishable_episodes
 
     from lerobot_lance.encodings.output import frames_output_schema
 
@@ -204,9 +205,9 @@ def write_videos_table(conv: Conversion) -> PendingTable:
     """Stream each source mp4 of the published episodes, verbatim, with its
     byte index and sha256, into pending fragments of ``videos.lance``; one file
     in memory at a time (row groups of 4 rows bound Lance's buffer)."""
-    from lerobot_lance.conversion import source_video_files
+    from lerobot_lance.episode_stages import source_video_files
 
-    from lerobot_lance.conversion import publishable_episodes
+    from lerobot_lance.episode_stages import publishable_episodes
     from lerobot_lance import blobs
     from lerobot_lance.encodings.output import encoded_video_files
 
