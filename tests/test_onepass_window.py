@@ -17,7 +17,7 @@ import av
 import numpy as np
 import pytest
 
-from lerobot_lance import conversion, video
+from lerobot_lance import episode_stages, video
 from lerobot_lance.conversion import Conversion, ConvertOptions, resolve_source
 from lerobot_lance.readers import read_dataset_meta
 from tests.conftest import sample
@@ -102,7 +102,7 @@ def test_each_window_demuxed_once_and_segments_equal_main(name: str, episodes: A
     meta = read_dataset_meta(root)
     for e in (meta.episode(i) for i in episodes):
         counted_opens.clear()
-        cams, endpoints = conversion._stage_one_episode_videos(conv, e)
+        cams, endpoints = episode_stages._stage_one_episode_videos(conv, e)
         (key, ref), = e.videos.items()
         cam = cams[key]
         src = str(Path(conv.source.fetch([ref.relative_path])) / ref.relative_path)
@@ -130,7 +130,7 @@ def test_each_window_demuxed_once_and_segments_equal_main(name: str, episodes: A
             assert pixels == _window_rgb(Path(src), lo, hi, meta.fps)
         # the camera-statistics sample is the one the stats stage would decode
         # (the segment's keyframes; for a re-encoded segment, the source window's)
-        samples = conversion._stats_samples(conv, e.length)
+        samples = episode_stages._stats_samples(conv, e.length)
         if method == "stream_copy":
             ref_frames = video.sample_frames_rgb(seg, samples)
         else:
@@ -151,7 +151,7 @@ def test_a_v2_episode_file_is_demuxed_once_and_its_probe_recorded(tmp_path: Path
     e = read_dataset_meta(root).episode(1)
     (key, ref), = e.videos.items()
     video.probe._PROBES.clear()
-    cams, endpoints = conversion._stage_one_episode_videos(conv, e)
+    cams, endpoints = episode_stages._stage_one_episode_videos(conv, e)
     src = str(Path(conv.source.fetch([ref.relative_path])) / ref.relative_path)
     assert counted_opens[(src, "open")] == 1 and counted_opens[(src, "demux")] == 1, dict(counted_opens)
     assert cams[key]["method"] == "copy" and cams[key]["frame_count"] == e.length == 343
