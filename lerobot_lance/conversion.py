@@ -48,6 +48,7 @@ from lerobot_lance.lance_io import journal_path, recover_interrupted_publish, ta
 from lerobot_lance.model import DatasetMeta
 from lerobot_lance.readers import read_dataset_meta
 from lerobot_lance.source import DatasetSource, open_source
+from lerobot_lance.source_base import source_file_ids
 from lerobot_lance.output_lock import is_local, local_root, output_lock
 from lerobot_lance.staging import FRAMES, STATS, VIDEOS, Staging, default_staging_dir, read_json, read_json_cached
 
@@ -375,45 +376,6 @@ def _encoding_key(conv: Conversion) -> dict[str, Any]:
 #: ``info.json`` keys whose change alters every episode's output (totals and
 #: splits are left out: they change whenever episodes are added).
 _GLOBAL_INFO_KEYS = ("codebase_version", "fps", "features")
-
-
-def source_file_ids(src: DatasetSource, relative_paths: Sequence[str]) -> dict[str, str]:
-    """An identity per source file that changes when the file's content does.
-
-    Local directories: ``"<size>:<mtime_ns>"`` (a replaced or rewritten file
-    changes it; a missing file maps to ``"missing"``). Hub repos: the file's
-    LFS sha256 or git blob id at the pinned commit, from one
-    ``HfApi().dataset_info(..., files_metadata=True)`` call; when the Hub is
-    unreachable every file maps to the commit sha itself (so a new commit
-    counts as a change of every file: conservative, never wrong).
-    """
-    if hasattr(src, "file_ids"):  # object-store sources: ETag and size from the pinned listing
-        return src.file_ids(relative_paths)
-    root = getattr(src, "root", None)
-    if root is not None:
-        out = {}
-        for rel in relative_paths:
-            try:
-                st = (Path(root) / rel).stat()
-                out[rel] = f"{st.st_size}:{st.st_mtime_ns}"
-            except FileNotFoundError:
-                out[rel] = "missing"
-        return out
-    rev = src.revision()
-    ids: dict[str, str] = {}
-    try:
-        from huggingface_hub import HfApi
-
-        info = HfApi(token=getattr(src, "token", None)).dataset_info(
-            getattr(src, "repo_id"), revision=rev, files_metadata=True
-        )
-        for s in info.siblings or []:
-            lfs = getattr(s, "lfs", None)
-            sha = (lfs.get("sha256") if isinstance(lfs, dict) else getattr(lfs, "sha256", None)) if lfs else None
-            ids[s.rfilename] = sha or s.blob_id or rev
-    except Exception:  # noqa: BLE001 - offline / transient: fall back to the commit sha
-        ids = {}
-    return {rel: ids.get(rel, rev) for rel in relative_paths}
 
 
 def episode_fingerprints(src: DatasetSource, meta: DatasetMeta) -> dict[int, str]:

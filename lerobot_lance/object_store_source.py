@@ -271,7 +271,7 @@ class S3Source(DatasetSource):
 
     def file_ids(self, relative_paths: Iterable[str]) -> dict[str, str]:
         """Per file ``"<ETag>:<size>"`` from the listing (``"missing"`` when it lists no
-        such object): what :func:`lerobot_lance.conversion.source_file_ids` uses to
+        such object): what :func:`lerobot_lance.source_base.source_file_ids` uses to
         tell which episodes a new revision touched."""
         listing = self.listing()
         return {rel: (f"{listing[rel].etag}:{listing[rel].size}" if rel in listing else "missing") for rel in relative_paths}

@@ -13,7 +13,7 @@ columns of ``frames_format="jpeg"``
 (:func:`lerobot_lance.encodings.jpeg_frames.attach_columns`).
 
 The identity of a data file is the one the change detection of
-:func:`lerobot_lance.conversion.source_file_ids` uses: for a local directory
+:func:`lerobot_lance.source_base.source_file_ids` uses: for a local directory
 ``"<size>:<mtime_ns>"`` (a rewritten or replaced file changes it; on a mount
 several machines share it is the same on each), for an ``s3://`` source
 ``"<ETag>:<size>"`` from the pinned listing. A Hub file at a pinned commit
@@ -88,7 +88,7 @@ def data_file_ids(src: DatasetSource, root: Path, relative_paths: Sequence[str])
     does (see the module docstring). ``root``: the local root ``src.fetch``
     returned for these files (read for Hub sources only)."""
     if hasattr(src, "file_ids") or getattr(src, "root", None) is not None:
-        from lerobot_lance.conversion import source_file_ids
+        from lerobot_lance.source_base import source_file_ids
 
         return source_file_ids(src, relative_paths)
     out = {}
