@@ -7,6 +7,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -253,14 +254,26 @@ def cut_segment(
             ``reencode="never"``, the window does not start on a keyframe;
             decoding fails while re-encoding.
     """
+    with _planned_window(src, from_timestamp, to_timestamp, expected_frames, reencode, crf_or_qp) as (stream, scan, src_p, window, method):
+        return _write_segment(stream, scan, src_p, Path(dst), window, method, expected_frames, crf_or_qp, preset)
+
+
+@contextmanager
+def _planned_window(
+    src: PathLike, from_timestamp: float, to_timestamp: float, expected_frames: int, reencode: str, crf_or_qp: int
+) -> Iterator[tuple[VideoStream, _Scan, Path, str, str]]:
+    """The source opened, its window scanned once (packets and the run from
+    the keyframe before it kept) and the cut's method chosen, for
+    :func:`cut_segment` and :func:`lerobot_lance.video.stage_window`: yields
+    (stream, scan, source path, window label, method) while the container is
+    open. Raises as :func:`cut_segment`, before anything is written."""
     _check_args(reencode, from_timestamp, to_timestamp, crf_or_qp)
     src_p = Path(src)
     window = _window_label(from_timestamp, to_timestamp)
     with _open(src_p) as container:
         stream = _video_stream(container, src_p)
         scan = _scan_window(container, stream, src_p, from_timestamp, to_timestamp, keep_packets=True, keep_run=True)
-        method = _choose_method(container, stream, scan, src_p, window, expected_frames, reencode)
-        return _write_segment(stream, scan, src_p, Path(dst), window, method, expected_frames, crf_or_qp, preset)
+        yield stream, scan, src_p, window, _choose_method(container, stream, scan, src_p, window, expected_frames, reencode)
 
 
 def _check_args(reencode: str, from_timestamp: float, to_timestamp: float, crf_or_qp: int) -> None:

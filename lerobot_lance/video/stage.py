@@ -14,7 +14,7 @@ from av.video.frame import VideoFrame
 
 from lerobot_lance.errors import SourceDataError
 from lerobot_lance.video.probe import VideoProbe, _probe_packets
-from lerobot_lance.video.cut import _DEFAULT_PRESET, Segment, _check_args, _choose_method, _write_segment
+from lerobot_lance.video.cut import _DEFAULT_PRESET, Segment, _planned_window, _write_segment
 from lerobot_lance.video.sample import WindowFacts, _rgb, _sample_targets, _window_facts
 from lerobot_lance.video.streams import PathLike, _open, _pkt_pts, _video_stream, _window_label
 from lerobot_lance.video.window import _scan_window
@@ -84,13 +84,7 @@ def stage_window(
             endpoints or the sample of a stream-copied window go in
             ``facts.endpoint_error`` instead, as with :func:`inspect_window`).
     """
-    _check_args(reencode, from_timestamp, to_timestamp, crf_or_qp)
-    src_p = Path(src)
-    window = _window_label(from_timestamp, to_timestamp)
-    with _open(src_p) as container:
-        stream = _video_stream(container, src_p)
-        scan = _scan_window(container, stream, src_p, from_timestamp, to_timestamp, keep_packets=True, keep_run=True)
-        method = _choose_method(container, stream, scan, src_p, window, expected_frames, reencode)
+    with _planned_window(src, from_timestamp, to_timestamp, expected_frames, reencode, crf_or_qp) as (stream, scan, src_p, window, method):
         origin = scan.pts[0]
         if method != "reencode":
             facts = _window_facts(stream, scan, src_p, sample_frames, window, origin=origin)
