@@ -149,11 +149,11 @@ def read_json(path: Path) -> Any | None:
 #: 60 KB: 1,800 records of 600 episodes held 42 MB).
 _RECORDS: OrderedDict[str, tuple[tuple[int, int, int], Any]] = OrderedDict()
 _RECORDS_MAX = 256
-#: ``(status, revision)`` of every record parsed, by path and (inode, mtime,
-#: size): what :meth:`Staging.is_current` (coverage, run after run over every
+#: ``(status, revision, has source_files)`` of every record parsed, by path
+#: and (inode, mtime, size): what :meth:`Staging.is_current` (coverage, run after run over every
 #: episode) needs, a few hundred bytes per record, kept for every record so
 #: that the coverage never parses a record twice.
-_STATES: dict[str, tuple[tuple[int, int, int], tuple[Any, Any]]] = {}
+_STATES: dict[str, tuple[tuple[int, int, int], tuple[Any, Any, bool]]] = {}
 _STATES_MAX = 200_000
 
 
@@ -184,13 +184,14 @@ def read_json_cached(path: Path) -> Any | None:
         _RECORDS.popitem(last=False)
     if len(_STATES) >= _STATES_MAX:
         _STATES.clear()
-    _STATES[key] = (stamp, (obj.get("status"), obj.get("revision")) if isinstance(obj, dict) else (None, None))
+    _STATES[key] = (stamp, (obj.get("status"), obj.get("revision"), "source_files" in obj) if isinstance(obj, dict) else (None, None, False))
     return obj
 
 
-def record_state(path: Path) -> tuple[Any, Any] | None:
-    """``(status, revision)`` of a record file (``None``: no such file), from
-    the file parsed once per version (:func:`read_json_cached`)."""
+def record_state(path: Path) -> tuple[Any, Any, bool] | None:
+    """``(status, revision, whether it names source_files)`` of a record file
+    (``None``: no such file), from the file parsed once per version
+    (:func:`read_json_cached`)."""
     stamp = _stamp(path)
     if stamp is None:
         return None
@@ -313,7 +314,9 @@ class Staging:
         (:func:`record_state`): what the coverage asks of every episode."""
         if self.shared is not None:
             self.shared.pull_json(self._rel(kind, episode_index))
-        return record_state(self.path(kind, episode_index, ".json")) == ("ok", revision)
+        state = record_state(self.path(kind, episode_index, ".json"))
+        # as current(): a frames record without source_files (a version that copied the rows) is staged again
+        return state is not None and state[:2] == ("ok", revision) and (kind != FRAMES or state[2])
 
     def current(self, kind: str, episode_index: int, revision: str) -> dict[str, Any] | None:
         """The episode's record if it succeeded for this source revision, else

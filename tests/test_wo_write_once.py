@@ -121,3 +121,24 @@ def test_a_data_file_changed_after_episode_frames_stops_the_publish(converted_co
         path.unlink()
         path.write_bytes(original)
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_a_frames_record_without_source_files_is_staged_again(tmp_path: Path) -> None:
+    """A frames record written by a version that staged a copy of the rows (no
+    ``source_files``) is not current, for the coverage (``is_current``) as for
+    the readers (``current``), so the episode is checked again rather than
+    published from rows nobody recorded; other kinds need no ``source_files``."""
+    from lerobot_lance.staging import FRAMES, VIDEOS, Staging
+
+    staging = Staging(tmp_path / "staging")
+    old = {"episode_index": 0, "status": "ok", "revision": "r1", "rows": 393, "bytes": 90_000}
+    staging.write_record(FRAMES, 0, old)
+    assert staging.current(FRAMES, 0, "r1") is None
+    assert staging.is_current(FRAMES, 0, "r1") is False
+    staging.write_record(FRAMES, 0, {**old, "source_files": {"data/chunk-000/episode_000000.parquet": "85377:1"}})
+    assert staging.current(FRAMES, 0, "r1") is not None
+    assert staging.is_current(FRAMES, 0, "r1") is True
+    assert staging.is_current(FRAMES, 0, "r2") is False
+    staging.write_record(VIDEOS, 0, {"episode_index": 0, "status": "ok", "revision": "r1"})
+    assert staging.is_current(VIDEOS, 0, "r1") is True
+    assert staging.current(VIDEOS, 0, "r1") is not None
