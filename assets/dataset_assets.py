@@ -82,14 +82,6 @@ warnings.filterwarnings("ignore", category=BetaWarning, message=".*backfill_poli
 #: errors and other deterministic failures are not (see ``_final_on_bad_data``).
 RETRY = RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL)
 
-#: Of the steps ready at once after ``source_meta``, these run first (Dagster's
-#: ``dagster/priority`` op tag, higher first, honoured by the in-process and the
-#: multiprocess executor): in a one-process run (``<name>__reconvert`` from the
-#: UI, the CLI's episode run) Great Expectations imports in its helper process
-#: (:mod:`lerobot_lance.quality.gx_worker`) while the video steps work, instead
-#: of ``episode_frames`` waiting for the import first.
-BEFORE_FRAMES = {"dagster/priority": "1"}
-
 #: Named checks per asset: one per quality rule (see lerobot_lance.quality).
 SOURCE_META_CHECKS = SOURCE_META_RULES
 SOURCE_FILE_CHECKS = SOURCE_FILE_RULES
@@ -319,12 +311,6 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         video_codec: VideoCodecResource,
         progress: ResourceParam[ProgressReporter],
     ) -> MaterializeResult:
-        if k("episode_frames") in (context.run.asset_selection or context.job_def.asset_layer.selected_asset_keys):
-            # one run of the whole graph (<name>__reconvert): Great Expectations, which
-            # episode_frames validates with, imports on the other core meanwhile (as the CLI does)
-            from lerobot_lance.quality import gx_worker
-
-            gx_worker.start()
         conv = conv_of(lance_storage, video_codec)  # the codec settings decide which staged segments stay current
         src = lerobot_source.open(cfg.source, cfg.revision, conv.options.storage_options)
         # UI runs: the same output-root guard as the CLI, before anything is written.
@@ -362,7 +348,6 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         key=k("source_videos"),
         group_name=group,
         deps=[source_meta],
-        op_tags=BEFORE_FRAMES,
         description="Check every source data and video file: present, non-empty, no orphans, containers covering their episodes.",
         check_specs=_specs(k("source_videos"), SOURCE_FILE_CHECKS),
         retry_policy=RETRY,
@@ -430,7 +415,6 @@ def build_dataset_assets(cfg: DatasetConfig) -> list[AssetsDefinition]:
         key=k("episode_videos"),
         group_name=group,
         deps=[source_meta],
-        op_tags=BEFORE_FRAMES,
         partitions_def=episodes,
         backfill_policy=backfill,
         description="Make each episode's standalone mp4 per camera: verbatim (v2.x), stream copy or lossless re-encode (v3.0).",

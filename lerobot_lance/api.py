@@ -202,9 +202,6 @@ def convert(
     :meth:`~lerobot_lance.conversion.Conversion.at`). The returned summary's ``encodings`` gives
     per camera the PSNR, share of differing pixels and bytes per frame.
     """
-    from lerobot_lance.quality import gx_worker
-
-    gx_worker.start()  # Great Expectations imports on the other core while Dagster loads
     from pipelines.runner import run_conversion  # the Dagster layer, imported only here
 
     return run_conversion(

@@ -168,9 +168,6 @@ def _convert(args: argparse.Namespace) -> int:
         if stage in tasks:
             bars.advance(tasks[stage], n)
 
-    from lerobot_lance.quality import gx_worker
-
-    gx_worker.start()  # Great Expectations imports on the other core while Dagster loads
     from pipelines.runner import run_conversion
 
     with bars:

@@ -1,7 +1,6 @@
 """One run for the whole graph (issue 11, target 3): ``<name>__reconvert`` over
 every episode partition of the bundled sample converts and publishes in one
-run, starting Great Expectations' import helper at its first step; with
-``backfill_policy: single_run`` a rerun of one episode partition (what the UI's
+run; with ``backfill_policy: single_run`` a rerun of one episode partition (what the UI's
 rerun of a failed partition launches) is a run of a range of one, and the
 published tables hold every frame of the source."""
 
@@ -12,7 +11,6 @@ from pathlib import Path
 
 from dagster import DagsterInstance
 
-from lerobot_lance.quality import gx_worker
 from lerobot_lance.staging import partition_key
 from pipelines.automation import reconvert_job_name
 from pipelines.config import REPO_ROOT, DatasetConfig
@@ -30,7 +28,6 @@ def test_reconvert_is_one_run_and_a_single_partition_rerun_works(tmp_path: Path)
     cfg = DatasetConfig(name="g1s", source=str(SAMPLE), output=str(tmp_path / "out"),
                         options={"backfill_policy": "single_run", "staging_dir": str(tmp_path / "staging"), "stats_plot": False})
     defs = build_definitions([cfg])
-    gx_worker.stop()
     log = RunLog()
     with DagsterInstance.ephemeral() as instance:
         keys = [partition_key(e) for e in range(info["total_episodes"])]
@@ -39,7 +36,6 @@ def test_reconvert_is_one_run_and_a_single_partition_rerun_works(tmp_path: Path)
         assert result.success
         steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
         assert len(steps) == 10, steps  # every asset of the graph, in this one run
-        assert gx_worker._helper is not None  # started by source_meta for episode_frames
         frames = lance.dataset(str(tmp_path / "out" / "frames.lance"))
         assert frames.count_rows() == info["total_frames"]
 
@@ -50,4 +46,3 @@ def test_reconvert_is_one_run_and_a_single_partition_rerun_works(tmp_path: Path)
         assert {m.event_specific_data.materialization.partition for m in mats} == {keys[-1]}
         assert _execute(defs, publish_job_name(cfg), instance, log).success
     assert lance.dataset(str(tmp_path / "out" / "frames.lance")).count_rows() == info["total_frames"]
-    gx_worker.stop()

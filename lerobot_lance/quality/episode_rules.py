@@ -45,11 +45,14 @@ frame):
 ``no_nan_inf``
     no NaN and no ±inf in any float feature.
 
-The row-level rules run as Great Expectations expectations (one ephemeral
-validation per batch of episodes, over a pandas frame, built in the helper, of
-per-row booleans numpy and pyarrow derive from the bookkeeping columns and the
-list columns, which GE cannot look inside), in a helper process that imported GE while the
-conversion started when there is one (:mod:`.gx_worker`). Video rules (``segment_frame_count``,
+The row-level rules are stated as Great Expectations expectations
+(:func:`.gx_worker.suite`: one per rule, over a column ``ok_<rule>`` of
+per-row booleans that numpy and pyarrow derive from the bookkeeping columns
+and the list columns, which GE cannot look inside). GE validates a batch where
+some rule fails; a batch where every rule column is all True passes without
+importing GE (:func:`.gx_worker.validate`). For a failing batch GE runs in
+this process (imported at the first such batch), over a pandas frame of the
+batch's columns, and its result gives the failing rows. Video rules (``segment_frame_count``,
 ``segment_endpoints_decode``) are in :func:`check_episode_video`.
 """
 
@@ -284,8 +287,8 @@ def _gx_validate(columns: dict[str, np.ndarray]) -> dict[str, list[int]]:
     """Validate the batch's check columns (one expectation per ``ok_<rule>``
     column); rule -> row positions (``_row``) that failed.
 
-    Runs in the helper process of :mod:`lerobot_lance.quality.gx_worker` when
-    one was started (it imported GE while the conversion started), else here.
+    :func:`lerobot_lance.quality.gx_worker.validate`: ``{}`` without importing
+    GE when every rule column is all True, else GE's validation in this process.
     """
     from lerobot_lance.quality import gx_worker
 
@@ -352,7 +355,7 @@ def check_episode_frames(
     if not parts:
         return [CheckOutcome.from_offenders(r, [], description=_DESCRIPTIONS[r], severity="WARN" if r in _WARN_RULES else "ERROR")
                 for r in EPISODE_FRAME_RULES]
-    # the batch's check columns, all episodes end to end (numpy; the helper makes GE's dataframe)
+    # the batch's check columns, all episodes end to end (numpy; GE's dataframe only if some rule fails)
     failed_rows = _gx_validate({name: np.concatenate([part[name] for part in parts]) for name in parts[0]})
     bounds = sorted((s, ep) for ep, (s, *_rest) in context.items())
     starts = np.array([b[0] for b in bounds])

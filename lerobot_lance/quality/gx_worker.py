@@ -1,41 +1,31 @@
-"""Great Expectations for the episode rules: the suite, the validation, and a
-helper process that imports GE while the conversion starts.
+"""Great Expectations for the episode rules: the suite and the validation.
 
 The row-level rules of :mod:`.episode_rules` reach GE as a check frame: one
-boolean column ``ok_<rule>`` per rule and the row positions ``_row``;
-:func:`validate_frame` runs one ``ExpectColumnValuesToBeInSet([True])`` per
-rule column in an ephemeral context (nothing written to disk).
+boolean column ``ok_<rule>`` per rule and the row positions ``_row``, which
+:func:`lerobot_lance.quality.episode_rules.check_episode_frames` computes
+with numpy and pyarrow. :func:`suite` states the expectations: one
+``ExpectColumnValuesToBeInSet([True])`` per rule column.
 
-Importing ``great_expectations`` takes 2.6-4.1 s on a 2-core machine, for
-well under a second of validation per conversion. There is no narrower
-import: any ``great_expectations.<submodule>`` first runs the package's
-``__init__``, which imports the data context, every expectation and metric
-(and with them scipy.stats, altair, sqlalchemy) and registers them all.
-So the cost is moved off the critical path instead:
+GE validates a batch where some rule fails; a batch where every rule column
+is all True passes without importing GE. :func:`validate` looks at the rule
+columns first: when each is a boolean array holding only ``True`` (no null
+can occur in a numpy bool array), every expectation of :func:`suite` holds by
+definition, so the verdict is success with no failed rows and GE is not
+imported. Otherwise :func:`validate_frame` runs the suite in an ephemeral GE
+context (nothing written to disk) in this process, importing GE at the
+first such batch, and GE's result gives the failing rows.
 
-* :func:`start` (called by ``lerobot-lance convert`` and
-  :func:`lerobot_lance.convert` before they import Dagster) starts one
-  ``python -m lerobot_lance.quality.gx_worker`` process that imports GE and
-  builds the ephemeral context at once, on the other core, while this
-  process imports Dagster and resolves the source;
-* :func:`validate` sends the batch's check columns (numpy arrays, pickled
-  over the helper's stdin) and reads the failed rows back from its stdout:
-  the same suite, the same validation, in another process.
-
-Without :func:`start` (Dagster UI runs, ``doctor``, tests) or once the helper
-is gone, :func:`validate` runs GE in this process (imported at first use).
-The helper is killed by :func:`stop`, at this process's exit at the latest
-(it also ends by itself when its stdin closes).
+Why: importing ``great_expectations`` costs about 6 s of CPU on a 2-core
+machine (its package ``__init__`` imports the data context, every
+expectation and metric, and with them scipy.stats, altair and sqlalchemy;
+there is no narrower import), half the CPU of a conversion of the bundled
+sample, for a validation whose verdict on passing data is already known.
+Failing data pays the import once per process.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
-import pickle
-import subprocess
-import sys
-import threading
 from functools import lru_cache
 from typing import Any
 
@@ -43,48 +33,9 @@ import numpy as np
 
 from lerobot_lance.errors import LeRobotLanceError
 
-_lock = threading.Lock()
-_helper: subprocess.Popen[bytes] | None = None
-
-
-def start() -> None:
-    """Start the helper process (once per process; returns at once)."""
-    global _helper
-    with _lock:
-        if _helper is not None and _helper.poll() is None:
-            return
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "GX_ANALYTICS_ENABLED": "false"}
-        _helper = subprocess.Popen(
-            [sys.executable, "-m", "lerobot_lance.quality.gx_worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
-        )
-
-
-def stop() -> None:
-    """End the helper process, if any (validation then runs in this process)."""
-    global _helper
-    with _lock:
-        proc, _helper = _helper, None
-    if proc is None:
-        return
-    # The helper holds no state (GE's ephemeral context writes nothing), so it
-    # is killed rather than asked to finish: a command that fails early must
-    # not wait for an import it no longer needs.
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait()
-    for stream in (proc.stdin, proc.stdout):
-        try:
-            stream.close()  # type: ignore[union-attr]
-        except OSError:
-            pass
-
-
-atexit.register(stop)
-
 
 def validate(columns: dict[str, np.ndarray]) -> dict[str, list[int]]:
-    """Validate one batch's check columns with Great Expectations.
+    """Validate one batch's check columns against :func:`suite`.
 
     Args:
         columns: ``ok_<rule>`` -> bool array and ``_row`` -> int64 row
@@ -93,39 +44,32 @@ def validate(columns: dict[str, np.ndarray]) -> dict[str, list[int]]:
 
     Returns:
         rule -> the ``_row`` values of the rows that failed it (rules that
-        passed are absent).
+        passed are absent). ``{}`` without importing GE when every ``ok_``
+        column is a bool array of ``True`` only; otherwise GE's result
+        (:func:`validate_frame`).
 
     Raises:
         LeRobotLanceError: GE could not evaluate an expectation.
     """
-    with _lock:
-        proc = _helper
-        if proc is not None and proc.poll() is None:
-            try:
-                pickle.dump(columns, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[arg-type]
-                proc.stdin.flush()  # type: ignore[union-attr]
-                status, value = pickle.load(proc.stdout)  # type: ignore[arg-type]
-            except (EOFError, OSError, pickle.UnpicklingError):
-                pass  # the helper died: validate here
-            else:
-                if status == "error":
-                    raise LeRobotLanceError(value)
-                return value
-    stop()
-    return _validate_here(columns)
-
-
-def _validate_here(columns: dict[str, np.ndarray]) -> dict[str, list[int]]:
+    if all(_all_true(v) for k, v in columns.items() if k.startswith("ok_")):
+        return {}
     import pandas as pd
 
     return validate_frame(pd.DataFrame(columns))
+
+
+def _all_true(values: Any) -> bool:
+    """Whether ``values`` is a numpy bool array holding only True (any other
+    dtype, e.g. an object array that could hold None, is left to GE)."""
+    return isinstance(values, np.ndarray) and values.dtype == np.bool_ and bool(values.all())
 
 
 @lru_cache(maxsize=1)
 def batch_definition() -> Any:
     """An ephemeral Great Expectations context (nothing written to disk, no
     progress bars) with one pandas dataframe asset; its whole-dataframe batch
-    definition. Created once per process; GE's import costs ~3 s."""
+    definition. Created once per process, at the first batch with a failing
+    rule; GE's import costs about 6 s of CPU."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -153,8 +97,8 @@ def suite(rules: tuple[str, ...]) -> Any:
 
 
 def validate_frame(frame: Any) -> dict[str, list[int]]:
-    """Validate a check frame in this process: one expectation per ``ok_<rule>``
-    column; rule -> the ``_row`` values that failed.
+    """Validate a check frame with GE in this process: one expectation per
+    ``ok_<rule>`` column; rule -> the ``_row`` values that failed.
 
     One validation of the whole frame with ``BOOLEAN_ONLY`` results (the
     verdicts, about half the cost of the rows); only when some expectation
@@ -188,27 +132,3 @@ def _verdicts(results: Any) -> list[tuple[str, bool]]:
             raise LeRobotLanceError(f"Great Expectations could not evaluate {rule}: {r.exception_info.get('exception_message')}")
         out.append((rule, bool(r.success)))
     return out
-
-
-def _serve() -> None:
-    """The helper's loop: warm GE up, then validate what arrives until stdin closes."""
-    requests, replies = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # anything GE prints goes to stderr, never into the replies
-    batch_definition()
-    while True:
-        try:
-            columns = pickle.load(requests)
-        except (EOFError, OSError):
-            return
-        try:
-            reply: tuple[str, Any] = ("ok", _validate_here(columns))
-        except LeRobotLanceError as e:
-            reply = ("error", str(e))
-        except Exception as e:  # noqa: BLE001 - reported to the caller, which raises it
-            reply = ("error", f"Great Expectations validation failed: {type(e).__name__}: {e}")
-        pickle.dump(reply, replies, protocol=pickle.HIGHEST_PROTOCOL)
-        replies.flush()
-
-
-if __name__ == "__main__":
-    _serve()
