@@ -65,8 +65,8 @@ def stage_episode_frames(conv: Conversion, episodes: Sequence[int], on_progress:
     """Read and validate the frames rows of these episodes; record each one's outcome.
 
     Each episode's rows are checked by the per-episode tabular rules
-    (:func:`lerobot_lance.quality.check_episode_frames`: one Great Expectations
-    validation for the whole batch) and normalized to the frames schema;
+    (:func:`lerobot_lance.quality.check_episode_frames`: one validation for the
+    whole batch, by Great Expectations when some rule fails) and normalized to the frames schema;
     failing episodes are recorded as failed, the others ``ok`` with their row
     count and the identity of the data file they were read from
     (``source_files``, :func:`lerobot_lance.source_frames.data_file_ids`).

@@ -22,7 +22,7 @@ from lerobot_lance.quality.episode_rules import EPISODE_FRAME_RULES, EPISODE_VID
 from lerobot_lance.quality.result import CheckOutcome, merge_outcomes
 from lerobot_lance.quality.source_rules import SOURCE_FILE_RULES, SOURCE_META_RULES, check_source_files, check_source_meta, source_listing
 
-#: Episodes validated per batch (one Great Expectations validation each).
+#: Episodes validated per batch (one validation of the row-level rules each; by Great Expectations when one fails).
 BATCH_EPISODES = 100
 
 #: Source metadata rules after whose failure no file can be located safely.
