@@ -26,12 +26,16 @@ Failing data pays the import once per process.
 from __future__ import annotations
 
 import os
+import threading
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from lerobot_lance.errors import LeRobotLanceError
+
+#: GE's context is built once and shared: one validation at a time.
+_lock = threading.Lock()
 
 
 def validate(columns: dict[str, np.ndarray]) -> dict[str, list[int]]:
@@ -55,7 +59,8 @@ def validate(columns: dict[str, np.ndarray]) -> dict[str, list[int]]:
         return {}
     import pandas as pd
 
-    return validate_frame(pd.DataFrame(columns))
+    with _lock:
+        return validate_frame(pd.DataFrame(columns))
 
 
 def _all_true(values: Any) -> bool:
