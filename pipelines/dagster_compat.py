@@ -27,15 +27,43 @@ module (and tests/test_perf_structure.py says which name), not a run.
   daemon).
 * :func:`ephemeral_instance`: what ``DagsterInstance.ephemeral()`` builds
   (Dagster 1.13 ``dagster._core.instance.factory.create_ephemeral_instance``),
-  with an in-memory event log that records one
-  ``ASSET_MATERIALIZATION_PLANNED`` event per asset and run, holding the
-  run's partition subset, instead of one per partition. Dagster's own
-  storages do that only under the ``DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS``
-  variable (``EventLogStorage.supports_partition_subset_in_asset_materialization_planned_events``),
-  process-wide; the CLI's in-process runs of a 300-episode range otherwise
-  store 900 planned rows, 2.3 s of the main thread. Nothing reads them: the
-  instance dies with the run, and failed episodes come from the
-  ``episodes_staged`` check evaluations (``pipelines/runner.py``).
+  with an in-memory event log (:class:`_ThrowawayEventLog`) that stores
+  less, for the CLI's and the API's in-process runs:
+
+  - one ``ASSET_MATERIALIZATION_PLANNED`` event per asset and run, holding
+    the run's partition subset, instead of one per partition. Dagster's own
+    storages do that only under the ``DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS``
+    variable (``EventLogStorage.supports_partition_subset_in_asset_materialization_planned_events``),
+    process-wide; a 300-episode range otherwise stores 900 planned rows,
+    2.3 s of the main thread.
+  - none of the events of :data:`UNSTORED_EVENT_TYPES` (asset
+    materializations and observations, asset check evaluations and their
+    planned events, step outputs): on the 300-episode benchmark they were
+    1,292 of 1,375 events and 5.0 of the 5.2 s the main thread spent storing
+    events (about 4.5 ms each: an event row, then an index transaction for
+    the asset's tags and ``asset_keys`` row or the check's
+    ``asset_check_executions`` row). The runs' results still hold them:
+    ``execute_in_process`` returns the events of its execution stream, not
+    of the storage, and that is where the runner reads failures, warnings,
+    failed episodes and step seconds (``pipelines/runner.py``).
+
+  Nothing reads the unstored events from the storage in such a conversion
+  (Dagster 1.13 read): run and step status are kept (run storage, and the
+  run and step events stay in the log); ``STEP_OUTPUT`` records are read
+  only to re-execute a run from a parent run (``execution/plan/state.py``)
+  or to skip a lone step in its own process (``plan.should_skip_step``),
+  neither of which an in-process run does; materialization, observation and
+  check records are read by a step only to fill the provenance tags of the
+  materializations it emits (``execution/context/data_version_cache.py``:
+  upstream data versions and event pointers) and the ``target_materialization_data``
+  of its check evaluations (``AssetCheckResult.to_asset_check_evaluation``),
+  which nothing in a conversion reads, and by the UI, the asset daemon,
+  sensors and ``FROM_ASSET_FAILURE`` re-execution, none of which sees a
+  throwaway instance. So those tags say "no upstream version" (``INITIAL``)
+  and the check evaluations name no target materialization; what the
+  conversion writes and reports is the same. The instance dies with the
+  conversion. A ``DAGSTER_HOME`` instance (the UI, the daemon) stores every
+  event as Dagster does.
 * :func:`clear_current_defs_state_storage`: forget the context-local
   defs-state storage that entering a ``DagsterInstance`` sets (tests: a
   storage left behind by a context exited out of order or by the garbage
@@ -43,7 +71,10 @@ module (and tests/test_perf_structure.py says which name), not a run.
   "Attempted to resolve undefined DagsterInstance weakref").
 """
 
-from dagster import DagsterInstance
+from collections.abc import Sequence
+from typing import Any
+
+from dagster import DagsterEventType, DagsterInstance
 from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
 from dagster._core.definitions.events import AssetKeyPartitionKey
 from dagster._core.definitions.reconstruct import ReconstructableRepository
@@ -67,6 +98,7 @@ __all__ = [
     "AssetKeyPartitionKey",
     "InstanceRef",
     "ReconstructableRepository",
+    "UNSTORED_EVENT_TYPES",
     "UnresolvedAssetJobDefinition",
     "clear_current_defs_state_storage",
     "ephemeral_instance",
@@ -83,26 +115,60 @@ def clear_current_defs_state_storage() -> None:
 
 
 
-class _PartitionSubsetPlannedEventLog(InMemoryEventLogStorage):
+#: The events :func:`ephemeral_instance`'s event log does not store (what
+#: reads them and why a throwaway instance needs none: the module docstring).
+UNSTORED_EVENT_TYPES: frozenset[DagsterEventType] = frozenset({
+    DagsterEventType.ASSET_MATERIALIZATION,
+    DagsterEventType.ASSET_OBSERVATION,
+    DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED,
+    DagsterEventType.ASSET_CHECK_EVALUATION,
+    DagsterEventType.STEP_OUTPUT,
+})
+
+
+def _stored(event: Any) -> bool:
+    """Whether the throwaway event log keeps ``event`` (an ``EventLogEntry``):
+    every log message and every Dagster event not of :data:`UNSTORED_EVENT_TYPES`."""
+    return event.dagster_event is None or event.dagster_event.event_type not in UNSTORED_EVENT_TYPES
+
+
+class _ThrowawayEventLog(InMemoryEventLogStorage):
     """Dagster's in-memory event log, with one planned event per asset and run
-    (see :func:`ephemeral_instance`)."""
+    and no event of :data:`UNSTORED_EVENT_TYPES` (see :func:`ephemeral_instance`).
+
+    ``DagsterInstance.handle_new_event`` stores through ``store_event``, or
+    ``store_event_batch`` under ``DAGSTER_EVENT_BATCH_SIZE`` (Dagster 1.13
+    ``instance/methods/event_methods.py``); both filter here. A skipped event
+    still reaches the instance's run listeners and the run's result."""
 
     @property
     def supports_partition_subset_in_asset_materialization_planned_events(self) -> bool:
         return True
+
+    def store_event(self, event: Any) -> None:
+        if _stored(event):
+            super().store_event(event)
+
+    def store_event_batch(self, events: Sequence[Any]) -> None:
+        kept = [e for e in events if _stored(e)]
+        if kept:
+            super().store_event_batch(kept)
 
 
 def ephemeral_instance() -> DagsterInstance:
     """An ephemeral instance (in-memory runs and event log, temporary artifact
     folder, runs launched synchronously) like ``DagsterInstance.ephemeral()``,
     whose event log stores one materialization-planned event per asset and run
-    rather than one per partition. Use it as ``DagsterInstance.ephemeral()``:
-    ``with ephemeral_instance() as instance: ...``."""
+    rather than one per partition, and no event of :data:`UNSTORED_EVENT_TYPES`
+    (asset materializations and observations, asset check evaluations and
+    their planned events, step outputs): read them from the run's result
+    (``result.all_events``), not from ``instance``. Use it as
+    ``DagsterInstance.ephemeral()``: ``with ephemeral_instance() as instance: ...``."""
     return DagsterInstance(
         instance_type=InstanceType.EPHEMERAL,
         local_artifact_storage=TemporaryLocalArtifactStorage(),
         run_storage=InMemoryRunStorage(),
-        event_storage=_PartitionSubsetPlannedEventLog(),
+        event_storage=_ThrowawayEventLog(),
         compute_log_manager=NoOpComputeLogManager(),
         run_coordinator=DefaultRunCoordinator(),
         run_launcher=SyncInMemoryRunLauncher(),
