@@ -90,35 +90,85 @@ def test_compat_names_work_as_the_code_uses_them() -> None:
 def test_ephemeral_instance_plans_a_partition_range_in_one_event() -> None:
     """The CLI's instance (``dagster_compat.ephemeral_instance``) stores one
     materialization-planned event holding the run's partition range, where
-    ``DagsterInstance.ephemeral()`` stores one per partition; every partition
-    is still materialized."""
-    from dagster import DagsterEventType, DagsterInstance, Definitions, StaticPartitionsDefinition, asset, define_asset_job
+    ``DagsterInstance.ephemeral()`` stores one per partition, and none of the
+    events of ``UNSTORED_EVENT_TYPES`` (materializations, check evaluations and
+    their planned events, step outputs), which ``DagsterInstance.ephemeral()``
+    stores; the run's result still reports every partition materialized and
+    every check evaluated, and the run and step events are stored."""
+    from dagster import (
+        AssetCheckResult,
+        AssetCheckSpec,
+        DagsterEventType,
+        DagsterInstance,
+        Definitions,
+        MaterializeResult,
+        StaticPartitionsDefinition,
+        asset,
+        define_asset_job,
+    )
 
     from pipelines import dagster_compat as dc
 
     parts = StaticPartitionsDefinition([f"p{i}" for i in range(5)])
 
-    @asset(partitions_def=parts)
-    def a(context) -> None:  # noqa: ANN001 (a string annotation cannot name a local import)
+    @asset(partitions_def=parts, check_specs=[AssetCheckSpec("ok", asset="a", blocking=True)])
+    def a(context):  # noqa: ANN001, ANN202 (a string annotation cannot name a local import)
         assert len(context.partition_keys) == 3
+        return MaterializeResult(check_results=[AssetCheckResult(check_name="ok", passed=True)])
 
-    defs = Definitions(assets=[a], jobs=[define_asset_job("j", selection=[a], partitions_def=parts)])
+    @asset(partitions_def=parts, deps=[a])
+    def b() -> None:
+        pass
+
+    defs = Definitions(assets=[a, b], jobs=[define_asset_job("j", selection=[a, b], partitions_def=parts)])
     tags = {dc.ASSET_PARTITION_RANGE_START_TAG: "p1", dc.ASSET_PARTITION_RANGE_END_TAG: "p3"}
-    planned = {}
+    planned, stored = {}, {}
     for name, make in (("compat", dc.ephemeral_instance), ("dagster", DagsterInstance.ephemeral)):
         with make() as instance:
             assert instance.is_ephemeral
             result = defs.resolve_job_def("j").execute_in_process(instance=instance, tags=tags)
             assert result.success
-            mats = instance.get_records_for_run(result.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
-            assert sorted(r.event_log_entry.dagster_event.partition for r in mats) == ["p1", "p2", "p3"]
+            reported = [(e.asset_key.to_user_string(), e.partition) for e in result.get_asset_materialization_events()]
+            assert sorted(reported) == [(k, p) for k in ("a", "b") for p in ("p1", "p2", "p3")]
+            assert [(c.check_name, c.passed) for c in result.get_asset_check_evaluations()] == [("ok", True)]
+            records = instance.get_records_for_run(result.run_id).records
+            stored[name] = {r.event_log_entry.dagster_event.event_type for r in records if r.event_log_entry.dagster_event}
             planned[name] = [
                 r.event_log_entry.dagster_event.event_specific_data
-                for r in instance.get_records_for_run(result.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records
+                for r in records
+                if r.event_log_entry.dagster_event and r.event_log_entry.dagster_event.event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED
             ]
-    assert len(planned["dagster"]) == 3
-    assert len(planned["compat"]) == 1
-    assert sorted(planned["compat"][0].partitions_subset.get_partition_keys()) == ["p1", "p2", "p3"]
+            assert instance.get_run_by_id(result.run_id).is_success
+    assert len(planned["dagster"]) == 6
+    assert len(planned["compat"]) == 2
+    assert all(sorted(p.partitions_subset.get_partition_keys()) == ["p1", "p2", "p3"] for p in planned["compat"])
+    assert dc.UNSTORED_EVENT_TYPES <= stored["dagster"] | {DagsterEventType.ASSET_OBSERVATION}  # Dagster stores them ...
+    assert not stored["compat"] & dc.UNSTORED_EVENT_TYPES  # ... the CLI's instance does not
+    assert stored["compat"] == stored["dagster"] - dc.UNSTORED_EVENT_TYPES  # and keeps every other kind
+    assert {DagsterEventType.RUN_START, DagsterEventType.RUN_SUCCESS, DagsterEventType.STEP_SUCCESS} <= stored["compat"]
+
+
+def test_throwaway_event_log_overrides_names_dagster_still_calls() -> None:
+    """``ephemeral_instance``'s event log filters by overriding Dagster 1.13's
+    ``store_event`` / ``store_event_batch`` and
+    ``supports_partition_subset_in_asset_materialization_planned_events``: a
+    Dagster that renames one would leave the override dead silently, so each
+    must still be a member of the parent class, and ``handle_new_event`` must
+    still store through them (a batch included: ``DAGSTER_EVENT_BATCH_SIZE``)."""
+    import inspect
+
+    from dagster import DagsterEventType, DagsterInstance
+
+    from pipelines import dagster_compat as dc
+
+    with dc.ephemeral_instance() as instance:
+        log_cls = type(instance.event_log_storage)
+    parent = log_cls.__mro__[1]
+    for name in ("store_event", "store_event_batch", "supports_partition_subset_in_asset_materialization_planned_events"):
+        assert name in log_cls.__dict__ and hasattr(parent, name), name
+    source = inspect.getsource(DagsterInstance.handle_new_event)
+    assert ".store_event(" in source and ".store_event_batch(" in source
+    assert {e.value for e in dc.UNSTORED_EVENT_TYPES} <= {e.value for e in DagsterEventType}
 
 
 def _module_of(path: Path) -> str:
