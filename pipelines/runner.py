@@ -92,7 +92,7 @@ def dataset_name_for(output: str) -> str:
 def _instance(stack: ExitStack) -> DagsterInstance:
     if os.environ.get("DAGSTER_HOME"):
         return DagsterInstance.get()
-    return stack.enter_context(ephemeral_instance())  # one planned event per asset and run (dagster_compat)
+    return stack.enter_context(ephemeral_instance())  # stores no asset or check events (dagster_compat)
 
 
 _FAILURE_PREFIX = re.compile(r"^(?:\w+\.)*Failure: ")
@@ -170,16 +170,17 @@ def _range_tags(lo: int, hi: int) -> dict[str, str]:
     return {ASSET_PARTITION_RANGE_START_TAG: partition_key(lo), ASSET_PARTITION_RANGE_END_TAG: partition_key(hi)}
 
 
-def _failed_episodes(instance: DagsterInstance, run_id: str) -> set[int]:
-    """Episodes an ``episodes_staged`` check of this run reported as failed."""
+def _failed_episodes(events: Sequence[Any]) -> set[int]:
+    """Episodes an ``episodes_staged`` check of one run reported as failed, from
+    the run's events (``result.all_events``: the throwaway instance does not
+    store check evaluations, ``pipelines.dagster_compat.ephemeral_instance``)."""
     import json
 
-    from dagster import DagsterEventType
-
     out: set[int] = set()
-    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records
-    for rec in records:
-        data = rec.event_log_entry.dagster_event.event_specific_data
+    for ev in events:
+        if ev.event_type_value != "ASSET_CHECK_EVALUATION":
+            continue
+        data = ev.event_specific_data
         if data.check_name == "episodes_staged" and not data.passed and "failed_episode_indices" in data.metadata:
             value = data.metadata["failed_episode_indices"].value
             out |= {int(k) for k in (value if isinstance(value, list) else json.loads(value))}
@@ -349,11 +350,11 @@ def _run_conversion_locked(
     with ExitStack() as stack:
         stack.enter_context(_discard_on_failure(conv))
         instance = _instance(stack)
-        # A throwaway instance keeps every event in memory (in-memory SQLite):
-        # about 700 events, 1.8 MB serialized, per 100-episode run. Nothing
-        # reads a finished episode run's events once its failures are taken,
-        # so they are deleted then (DagsterInstance.delete_run) and the memory
-        # stays that of one batch. A DAGSTER_HOME instance keeps them (the UI).
+        # A throwaway instance keeps its run and step events in memory
+        # (in-memory SQLite; no asset or check events: dagster_compat). Nothing
+        # reads a finished episode run's events once its failures are taken
+        # (from the run's result), so the run is deleted then
+        # (DagsterInstance.delete_run). A DAGSTER_HOME instance keeps them (the UI).
         forget: Callable[[str], None] = instance.delete_run if instance.is_ephemeral else (lambda run_id: None)
 
         def run(job_name: str, *, final: bool = True, run_config: dict[str, Any] | None = None, **kw: Any) -> list[str]:
@@ -362,6 +363,7 @@ def _run_conversion_locked(
                 instance=instance, raise_on_error=False, run_config=config, **kw
             )
             summary.runs.append(result.run_id)
+            last_events[:] = result.all_events
             for ev in result.all_events:
                 if ev.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and ev.step_key:
                     ms = getattr(ev.event_specific_data, "duration_ms", None) or 0.0
@@ -382,6 +384,7 @@ def _run_conversion_locked(
             return ConversionFailed(failed, records, refusal_hint(records, failed_episodes=bad, selected_episodes=n, options=cfg.options))
 
         records: list[FailedCheck] = []
+        last_events: list[Any] = []  # the latest run's events (its execution stream)
         from assets import partitions_name
 
         ep_text = str(EpisodeRanges.of(episodes)) if episodes is not None else ""  # ranges: never expanded here
@@ -413,7 +416,7 @@ def _run_conversion_locked(
             # Re-run only the steps after it, for the batch's sound episodes, so a
             # bad episode fails its own partition and not its neighbours'.
             episode_failures += failed
-            bad = _failed_episodes(instance, summary.runs[-1])
+            bad = _failed_episodes(last_events)
             forget(summary.runs[-1])
             good = [e for e in range(lo, hi + 1) if e in set(selected) and e not in bad]
             for glo, ghi in contiguous_ranges(good, cfg.backfill_batch_size) if bad else []:

@@ -88,37 +88,118 @@ def test_compat_names_work_as_the_code_uses_them() -> None:
 
 
 def test_ephemeral_instance_plans_a_partition_range_in_one_event() -> None:
-    """The CLI's instance (``dagster_compat.ephemeral_instance``) stores one
+    """The CLI's instance (``dagster_compat.ephemeral_instance``) generates one
     materialization-planned event holding the run's partition range, where
-    ``DagsterInstance.ephemeral()`` stores one per partition; every partition
-    is still materialized."""
-    from dagster import DagsterEventType, DagsterInstance, Definitions, StaticPartitionsDefinition, asset, define_asset_job
+    ``DagsterInstance.ephemeral()`` generates one per partition, and stores
+    none of the events of ``UNSTORED_EVENT_TYPES`` (asset and check events,
+    step outputs), which ``DagsterInstance.ephemeral()`` stores; the run's
+    result still reports every partition materialized and every check
+    evaluated, and the run and step events are stored. Its short-cut reads of
+    the (empty) asset tables answer what Dagster's queries answer."""
+    from dagster import (
+        AssetCheckResult,
+        AssetCheckSpec,
+        AssetKey,
+        DagsterEventType,
+        DagsterInstance,
+        Definitions,
+        MaterializeResult,
+        StaticPartitionsDefinition,
+        asset,
+        define_asset_job,
+    )
 
     from pipelines import dagster_compat as dc
 
     parts = StaticPartitionsDefinition([f"p{i}" for i in range(5)])
 
-    @asset(partitions_def=parts)
-    def a(context) -> None:  # noqa: ANN001 (a string annotation cannot name a local import)
+    @asset(partitions_def=parts, check_specs=[AssetCheckSpec("ok", asset="a", blocking=True)])
+    def a(context):  # noqa: ANN001, ANN202 (a string annotation cannot name a local import)
         assert len(context.partition_keys) == 3
+        return MaterializeResult(check_results=[AssetCheckResult(check_name="ok", passed=True)])
 
-    defs = Definitions(assets=[a], jobs=[define_asset_job("j", selection=[a], partitions_def=parts)])
+    @asset(partitions_def=parts, deps=[a])
+    def b() -> None:
+        pass
+
+    defs = Definitions(assets=[a, b], jobs=[define_asset_job("j", selection=[a, b], partitions_def=parts)])
     tags = {dc.ASSET_PARTITION_RANGE_START_TAG: "p1", dc.ASSET_PARTITION_RANGE_END_TAG: "p3"}
-    planned = {}
+    planned, stored = {}, {}
     for name, make in (("compat", dc.ephemeral_instance), ("dagster", DagsterInstance.ephemeral)):
         with make() as instance:
             assert instance.is_ephemeral
+            log = instance.event_log_storage
+            seen: list = []  # every event the instance handed to its event log
+            store = type(log).store_event
+            log.store_event = lambda e, seen=seen, store=store, log=log: (seen.append(e), store(log, e))  # type: ignore[method-assign]
+            reads: list[str] = []  # the asset-table reads the run's steps make (provenance, check targets)
+            for read in ("get_asset_records", "fetch_observations", "fetch_materializations"):
+                method = getattr(log, read)
+                setattr(log, read, lambda *a, read=read, method=method, **kw: (reads.append(read), method(*a, **kw))[1])
             result = defs.resolve_job_def("j").execute_in_process(instance=instance, tags=tags)
             assert result.success
-            mats = instance.get_records_for_run(result.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
-            assert sorted(r.event_log_entry.dagster_event.partition for r in mats) == ["p1", "p2", "p3"]
+            reported = [(e.asset_key.to_user_string(), e.partition) for e in result.get_asset_materialization_events()]
+            assert sorted(reported) == [(k, p) for k in ("a", "b") for p in ("p1", "p2", "p3")]
+            assert [(c.check_name, c.passed) for c in result.get_asset_check_evaluations()] == [("ok", True)]
+            records = instance.get_records_for_run(result.run_id).records
+            stored[name] = {r.event_log_entry.dagster_event.event_type for r in records if r.event_log_entry.dagster_event}
             planned[name] = [
-                r.event_log_entry.dagster_event.event_specific_data
-                for r in instance.get_records_for_run(result.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records
+                e.dagster_event.event_specific_data
+                for e in seen
+                if e.dagster_event and e.dagster_event.event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED
             ]
-    assert len(planned["dagster"]) == 3
-    assert len(planned["compat"]) == 1
-    assert sorted(planned["compat"][0].partitions_subset.get_partition_keys()) == ["p1", "p2", "p3"]
+            assert instance.get_run_by_id(result.run_id).is_success
+            if name == "compat":  # the short-cut reads answer what Dagster's queries on the same tables answer
+                assert {"get_asset_records", "fetch_observations"} <= set(reads), reads  # the names a step still reads through
+                parent = type(log).__mro__[1]
+                keys = [AssetKey("a"), AssetKey("b")]
+                assert parent.get_asset_records(log, keys) == log.get_asset_records(keys) == []
+                assert parent.get_asset_records(log) == log.get_asset_records() == []
+                for fetch in ("fetch_materializations", "fetch_observations"):
+                    for key in keys:
+                        for cursor in (None, parent.fetch_materializations(log, key, 1).cursor):  # no cursor, then a valid one
+                            ours, theirs = getattr(log, fetch)(key, 1, cursor), getattr(parent, fetch)(log, key, 1, cursor)
+                            assert ours.records == theirs.records == [] and (ours.cursor, ours.has_more) == (theirs.cursor, theirs.has_more)
+    assert len(planned["dagster"]) == 6
+    assert len(planned["compat"]) == 2
+    assert all(sorted(p.partitions_subset.get_partition_keys()) == ["p1", "p2", "p3"] for p in planned["compat"])
+    assert dc.UNSTORED_EVENT_TYPES & stored["dagster"] >= {  # Dagster stores them ...
+        DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_MATERIALIZATION_PLANNED, DagsterEventType.STEP_OUTPUT,
+        DagsterEventType.ASSET_CHECK_EVALUATION, DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED,
+    }
+    assert not stored["compat"] & dc.UNSTORED_EVENT_TYPES  # ... the CLI's instance does not
+    assert stored["compat"] == stored["dagster"] - dc.UNSTORED_EVENT_TYPES  # and keeps every other kind
+    assert {DagsterEventType.RUN_START, DagsterEventType.RUN_SUCCESS, DagsterEventType.STEP_SUCCESS} <= stored["compat"]
+
+
+def test_throwaway_event_log_overrides_names_dagster_still_calls() -> None:
+    """``ephemeral_instance``'s event log filters by overriding Dagster 1.13's
+    ``store_event`` / ``store_event_batch``, plans ranges through
+    ``supports_partition_subset_in_asset_materialization_planned_events``, and
+    short-cuts ``get_asset_records`` / ``fetch_materializations`` /
+    ``fetch_observations``: a Dagster that renames one would leave the
+    override dead silently, so each must still be a member of the parent
+    class with the same parameters, ``handle_new_event`` must still store
+    through them (a batch included: ``DAGSTER_EVENT_BATCH_SIZE``). (That a
+    run's provenance reads still go through the short-cut names:
+    ``test_ephemeral_instance_plans_a_partition_range_in_one_event``.)"""
+    import inspect
+
+    from dagster import DagsterEventType, DagsterInstance
+
+    from pipelines import dagster_compat as dc
+
+    with dc.ephemeral_instance() as instance:
+        log_cls = type(instance.event_log_storage)
+    parent = log_cls.__mro__[1]
+    for name in ("store_event", "store_event_batch", "get_asset_records", "fetch_materializations", "fetch_observations"):
+        assert name in log_cls.__dict__ and hasattr(parent, name), name
+        assert list(inspect.signature(getattr(log_cls, name)).parameters) == list(inspect.signature(getattr(parent, name)).parameters), name
+    name = "supports_partition_subset_in_asset_materialization_planned_events"
+    assert name in log_cls.__dict__ and isinstance(inspect.getattr_static(parent, name), property)
+    source = inspect.getsource(DagsterInstance.handle_new_event)
+    assert ".store_event(" in source and ".store_event_batch(" in source
+    assert {e.value for e in dc.UNSTORED_EVENT_TYPES} <= {e.value for e in DagsterEventType}
 
 
 def _module_of(path: Path) -> str:
