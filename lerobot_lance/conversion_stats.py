@@ -87,6 +87,12 @@ def _camera_frames(conv: Conversion, ep: int, skip: Sequence[str] = ()) -> dict[
     return out
 
 
+#: Episodes whose numeric statistics are computed together
+#: (:func:`~lerobot_lance.stats.compute_episodes_stats`): their rows are held
+#: at once (a few MB for a humanoid's state/action columns).
+STATS_BATCH_EPISODES = 64
+
+
 def stage_episode_stats(conv: Conversion, episodes: Sequence[int], on_progress: ProgressCallback | None = None) -> BatchResult:
     """Per-episode statistics (LeRobot's layout, v3.0 quantiles included) of
     every numeric feature, and per camera of a deterministic sample of decoded
@@ -95,43 +101,67 @@ def stage_episode_stats(conv: Conversion, episodes: Sequence[int], on_progress: 
     Reads the checked frames from the source (:meth:`Conversion.read_frames`:
     an episode whose data file changed since ``episode_frames`` fails, named)
     and the staged segments (``stage_episode_videos``); an episode missing
-    either is recorded as failed.
+    either is recorded as failed. Episodes are read (and sampled camera
+    frames decoded) on a thread pool, then the numeric statistics of up to
+    :data:`STATS_BATCH_EPISODES` episodes computed together; a batch that
+    fails is computed again episode by episode, so only the bad episodes fail,
+    each with its own message.
     """
     from lerobot_lance import stats as st
 
     meta, result = conv.meta, BatchResult()
 
-    def one(ep: int) -> tuple[int, Any]:
+    def load(ep: int) -> tuple[int, Any]:
+        """The episode's rows and camera stats, or why it fails."""
         if conv.staging.current(FRAMES, ep, conv.revision) is None:
             return ep, "frames not staged (episode_frames failed or did not run)"
         try:
             frames = conv.read_frames(ep)
             camera_stats = _staged_camera_stats(conv, ep)
-            camera_frames = _camera_frames(conv, ep, skip=list(camera_stats))
-            stats = st.compute_episode_stats(
-                frames, meta, camera_frames, image_sample_size=conv.options.camera_stats_samples, camera_stats=camera_stats
-            )
+            for key, sampled in _camera_frames(conv, ep, skip=list(camera_stats)).items():
+                try:  # computed here, so a batch holds no decoded frames
+                    camera_stats[key] = st.image_stats(sampled)
+                except ValueError as exc:
+                    raise ValueError(f"camera_frames[{key!r}]: {exc}") from exc
         except (ValueError, LeRobotLanceError) as err:
             return ep, f"episode {ep}: statistics failed: {err}"
-        return ep, stats
+        return ep, (frames, camera_stats)
+
+    def compute(loaded: list[tuple[int, Any]]) -> dict[int, Any]:
+        """Episode -> its stats, or why they failed (a failing batch: episode by episode)."""
+        try:
+            stats = st.compute_episodes_stats(
+                [frames for _, (frames, _) in loaded], meta, image_sample_size=conv.options.camera_stats_samples,
+                camera_stats=[camera_stats for _, (_, camera_stats) in loaded],
+            )
+        except (ValueError, LeRobotLanceError) as err:
+            if len(loaded) == 1:
+                return {loaded[0][0]: f"episode {loaded[0][0]}: statistics failed: {err}"}
+            return {ep: compute([(ep, x)])[ep] for ep, x in loaded}
+        return dict(zip([ep for ep, _ in loaded], stats, strict=True))
 
     outcomes = []
-    # Decoding sampled camera frames releases the GIL: run episodes concurrently.
+    # Decoding sampled camera frames releases the GIL: read episodes concurrently.
     with ThreadPoolExecutor(max_workers=max(1, conv.options.workers)) as pool:
-        for ep, stats in pool.map(one, episodes):
-            if isinstance(stats, str):
-                _record_failure(conv, STATS, ep, stats, result)
-                continue
-            cmp = st.compare_stats(stats, meta.episode(ep).declared_stats, episode_index=ep)
-            outcomes.append(_stats_outcome(cmp, f"episode {ep}", ep))
-            conv.staging.write_record(
-                STATS, ep,
-                {"episode_index": ep, "status": "ok", "revision": conv.revision, "stats": st.stats_to_json(stats),
-                 "struct": st.episode_stats_to_struct(stats)},
-            )
-            result.ok.append(ep)
-            if on_progress:
-                on_progress(1)
+        for first in range(0, len(episodes), STATS_BATCH_EPISODES):
+            loaded = list(pool.map(load, episodes[first:first + STATS_BATCH_EPISODES]))
+            good = [(ep, x) for ep, x in loaded if not isinstance(x, str)]
+            computed = compute(good) if good else {}
+            for ep, x in loaded:
+                stats = x if isinstance(x, str) else computed[ep]
+                if isinstance(stats, str):
+                    _record_failure(conv, STATS, ep, stats, result)
+                    continue
+                cmp = st.compare_stats(stats, meta.episode(ep).declared_stats, episode_index=ep)
+                outcomes.append(_stats_outcome(cmp, f"episode {ep}", ep))
+                conv.staging.write_record(
+                    STATS, ep,
+                    {"episode_index": ep, "status": "ok", "revision": conv.revision, "stats": st.stats_to_json(stats),
+                     "struct": st.episode_stats_to_struct(stats)},
+                )
+                result.ok.append(ep)
+                if on_progress:
+                    on_progress(1)
     result.outcomes = outcomes
     return result
 

@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections import OrderedDict
@@ -102,27 +102,31 @@ def staging_name(output: str | os.PathLike[str]) -> str:
 
 
 def write_json_atomic(path: Path, obj: Any, *, indent: int | None = 1) -> None:
-    """Write JSON to ``path`` via a temporary file and an atomic rename.
+    """Write JSON to ``path`` via a temporary file beside it and an atomic rename
+    (readers see the old file or the new one, never a part), creating the
+    folder only when it is missing. The file gets the usual mode (``0o666``
+    less the umask).
 
     ``indent=None`` writes one line with the C encoder (``json.dump`` and any
     ``indent`` take the pure-Python one, ~10x slower): per-episode records."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if indent is None:
+        data = json.dumps(obj, default=_json_default).encode("utf-8")
+    else:
+        data = json.dumps(obj, indent=indent, default=_json_default).encode("utf-8")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            if indent is None:
-                f.write(json.dumps(obj, default=_json_default))
-            else:
-                json.dump(obj, f, indent=indent, default=_json_default)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; readers of meta/ need the usual mode
+        fd = os.open(tmp, flags, 0o666)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, flags, 0o666)
+    try:
+        with open(fd, "wb", closefd=True) as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 def _json_default(o: Any) -> Any:
