@@ -170,6 +170,13 @@ def _convert(args: argparse.Namespace) -> int:
 
     from pipelines.runner import run_conversion
 
+    if _COMMAND_LINE:
+        # Everything imported so far (Dagster, pyarrow, ...) lives until the
+        # process ends: keep the collector from rescanning it on every full
+        # collection during the runs (about 0.3 s for the bundled sample).
+        import gc
+
+        gc.freeze()
     with bars:
         summary = run_conversion(
             args.source, args.output, revision=args.revision, episodes=args.episodes, overwrite=args.overwrite,
