@@ -25,9 +25,9 @@ from lerobot_lance.errors import LeRobotLanceError, OutputExistsError
 from lerobot_lance.formats import TABLE_NAMES
 from lerobot_lance.refusal import FailedCheck, refusal_hint
 from lerobot_lance.staging import partition_key
+from pipelines.builder import build_definitions, default_resources
 from pipelines.config import DatasetConfig
 from pipelines.dagster_compat import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, ephemeral_instance
-from pipelines.definitions import build_definitions, default_resources
 from pipelines.episode_ranges import contiguous_ranges
 from pipelines.jobs import episodes_job_name, publish_job_name, source_job_name
 
@@ -340,7 +340,7 @@ def _run_conversion_locked(
     if overwrite:
         conv.staging.clear()
     res["progress"] = ResourceDefinition.hardcoded_resource(ProgressReporter(progress))
-    defs: Definitions = build_definitions([cfg], res)
+    defs: Definitions = build_definitions([cfg], res, tools=False)
     stage = on_stage or (lambda s, n: None)
     # Dagster's console log (every event, stack traces of failed steps) is for
     # debugging; the summary and ConversionFailed carry what a user acts on,
