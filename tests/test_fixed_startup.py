@@ -72,3 +72,21 @@ def test_shell_conversion_output_is_whole_and_skips_what_it_does_not_use(tmp_pat
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert "pipelines.runner" in imported and "lance" in imported  # the probe saw the conversion's imports
     assert sorted(imported & {"pipelines.definitions", "pipelines.tools_jobs", "lerobot_lance.tools", "upath", "fsspec"}) == []
+
+
+def test_console_script_exits_early_too() -> None:
+    """The installed ``lerobot-lance`` script (``sys.exit(main())`` in its
+    ``__main__``) gets the early exit: the code after it never runs."""
+    import pytest
+
+    script = Path(sys.executable).parent / "lerobot-lance"
+    if not script.exists():
+        pytest.skip(f"{script}: the package's console script is not installed next to this Python")
+    code = (
+        "import runpy, sys\nsys.argv = ['lerobot-lance', 'scan', 'examples/g1_multicam_v30', '--json']\n"
+        f"try:\n    runpy.run_path({str(script)!r}, run_name='__main__')\nexcept SystemExit as e:\n    print('normal exit', e.code)\n"
+        "print('after the script')"
+    )
+    proc = _python("-c", code)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["episodes"] == 2  # stdout is the scan's JSON and nothing else
