@@ -170,6 +170,13 @@ def _convert(args: argparse.Namespace) -> int:
 
     from pipelines.runner import run_conversion
 
+    if _COMMAND_LINE:
+        # Everything imported so far (Dagster, pyarrow, ...) lives until the
+        # process ends: keep the collector from rescanning it on every full
+        # collection during the runs (about 0.3 s for the bundled sample).
+        import gc
+
+        gc.freeze()
     with bars:
         summary = run_conversion(
             args.source, args.output, revision=args.revision, episodes=args.episodes, overwrite=args.overwrite,
@@ -224,8 +231,65 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
+_COMMAND_LINE = False  # set by main() when this process is the ``lerobot-lance`` command itself
+
+
+def _is_the_command(argv: Sequence[str] | None) -> bool:
+    """True when :func:`main` runs as the process's command: the console script
+    (its ``__main__`` imported ``main`` and calls it without arguments) or
+    ``python -m lerobot_lance.cli``; False for a Python caller (tests, the API)."""
+    return argv is None and getattr(sys.modules.get("__main__"), "main", None) is main
+
+
+def _exit_now(code: int) -> None:
+    """End the command's process at once with ``code``, skipping the interpreter's
+    teardown (freeing every module's objects: Dagster, sqlalchemy, pyarrow,
+    Lance; about 0.5-1 s of CPU at the end of a conversion that changes nothing).
+
+    What a normal exit does that matters still happens first: the ``atexit``
+    handlers (logging's flush, ``tempfile``/``weakref.finalize`` clean-up) and
+    the flush of stdout/stderr. Returns without exiting (the normal exit then
+    follows) when a non-daemon thread is still running, which a normal exit
+    would wait for, or when the flush fails (e.g. a closed pipe), which a
+    normal exit reports.
+    """
+    import atexit
+    import os
+    import threading
+
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        return
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``lerobot-lance`` console script; returns the exit code."""
+    """Entry point of the ``lerobot-lance`` console script; returns the exit code.
+
+    Run as the command (console script, ``python -m``) it ends the process
+    itself once done (:func:`_exit_now`); a Python caller gets the code back.
+    """
+    global _COMMAND_LINE
+    _COMMAND_LINE = _is_the_command(argv)
+    if _COMMAND_LINE:
+        # A conversion imports ~250 000 long-lived objects (Dagster, pyarrow,
+        # sqlalchemy) and makes few cycles: collect the young generation every
+        # 20 000 allocations, not 700 (the generations above as usual).
+        import gc
+
+        gc.set_threshold(20_000, 10, 10)
+    code = _main(argv)
+    if _COMMAND_LINE:
+        _exit_now(code)
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "scan":

@@ -25,9 +25,9 @@ from lerobot_lance.errors import LeRobotLanceError, OutputExistsError
 from lerobot_lance.formats import TABLE_NAMES
 from lerobot_lance.refusal import FailedCheck, refusal_hint
 from lerobot_lance.staging import partition_key
+from pipelines.builder import build_definitions, default_resources
 from pipelines.config import DatasetConfig
 from pipelines.dagster_compat import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, ephemeral_instance
-from pipelines.definitions import build_definitions, default_resources
 from pipelines.episode_ranges import contiguous_ranges
 from pipelines.jobs import episodes_job_name, publish_job_name, source_job_name
 
@@ -307,6 +307,11 @@ def _run_conversion_locked(
     if not os.environ.get("DAGSTER_HOME"):
         cfg.options.setdefault("stats_plot", False)  # runs go to a throwaway instance: no UI shows the plot
     res = dict(resources or default_resources())
+    # The assets return MaterializeResult (Nothing outputs): no value goes through an IO
+    # manager, and Dagster's default fs_io_manager costs ~0.1-0.2 s (upath, fsspec's entry points).
+    from dagster import mem_io_manager
+
+    res.setdefault("io_manager", mem_io_manager)
     storage = res.get("lance_storage")
     conv = storage.conversion(cfg) if isinstance(storage, LanceStorageResource) else Conversion.at(output, opts.get("staging_dir"))
     summary = ConversionSummary(output=output)
@@ -341,7 +346,7 @@ def _run_conversion_locked(
     if overwrite:
         conv.staging.clear()
     res["progress"] = ResourceDefinition.hardcoded_resource(ProgressReporter(progress))
-    defs: Definitions = build_definitions([cfg], res)
+    defs: Definitions = build_definitions([cfg], res, tools=False)
     stage = on_stage or (lambda s, n: None)
     # Dagster's console log (every event, stack traces of failed steps) is for
     # debugging; the summary and ConversionFailed carry what a user acts on,
