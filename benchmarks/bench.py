@@ -111,28 +111,64 @@ def build_repeated_v21(dst: Path, repeat: int = 50, src: Path = SHARED / "g1_v21
     return dst
 
 
-def measure(source: Path, out: Path, extra: list[str] | None = None) -> dict[str, float]:
-    """Convert in a child process through the CLI; return wall seconds and peak RSS (MB)."""
+def _status_mb(pid: int) -> tuple[float, float, float] | None:
+    """(VmRSS, RssAnon, RssFile) of a live process in MB, from ``/proc/<pid>/status``."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            d = {k: int(v.split()[0]) / 1024 for k, _, v in (line.partition(":") for line in f) if k in ("VmRSS", "RssAnon", "RssFile")}
+    except (OSError, ValueError):
+        return None
+    return (d["VmRSS"], d["RssAnon"], d["RssFile"]) if len(d) == 3 else None
+
+
+def measure(source: Path, out: Path, extra: list[str] | None = None, rss_sample: bool = False) -> dict[str, float]:
+    """Convert in a child process through the CLI; return wall seconds and peak RSS (MB).
+
+    ``rss_sample``: also read the child's ``/proc/<pid>/status`` every 50 ms and
+    return ``rss_at_peak`` = {``rss_mb``, ``anon_mb``, ``file_mb``, ``at_s``}: the
+    sampled peak split into anonymous memory and file-backed pages (page-cache
+    mmaps of the source or of Lance files), and when it happened (seconds
+    after the start; ``step_seconds`` say which step ran then). Linux only."""
+    import threading
+
     shutil.rmtree(out, ignore_errors=True)
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
     cmd = [sys.executable, "-m", "lerobot_lance.cli", "convert", str(source), "--output", str(out), "--quiet", "--json", *(extra or [])]
     t0 = time.perf_counter()
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     before = r0.ru_maxrss
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    top: list[float] = [0.0, 0.0, 0.0, 0.0]
+
+    def sample() -> None:
+        while child.poll() is None:
+            s = _status_mb(child.pid)
+            if s is not None and s[0] > top[0]:
+                top[:] = [*s, time.perf_counter() - t0]
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True) if rss_sample else None
+    if sampler is not None:
+        sampler.start()
+    stdout, stderr = child.communicate()
     wall = time.perf_counter() - t0
+    if sampler is not None:
+        sampler.join()
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     peak = r1.ru_maxrss
-    if proc.returncode != 0:
-        raise RuntimeError(f"conversion of {source} failed:\n{proc.stderr[-3000:]}")
-    summary = json.loads(proc.stdout)
+    if child.returncode != 0:
+        raise RuntimeError(f"conversion of {source} failed:\n{stderr[-3000:]}")
+    summary = json.loads(stdout)
     steps = summary["step_seconds"]
     # ru_maxrss of children is the max over all children so far: report it only when it grew.
-    return {
+    result = {
         "wall_s": wall, "peak_rss_mb": max(peak, before) / 1024, "grew": peak > before, "runs": len(summary["runs"]),
         "cpu_s": (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime),
         "stats_s": steps.get("episode_stats", 0.0) + steps.get("dataset_stats", 0.0), "steps": steps,
     }
+    if rss_sample:
+        result["rss_at_peak"] = dict(zip(("rss_mb", "anon_mb", "file_mb", "at_s"), top))
+    return result
 
 
 PEER_PYTHON = Path(os.environ.get("LEROBOT_LANCE_PEER_PYTHON", "/work/peer-venv/bin/python"))
@@ -193,7 +229,7 @@ def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def paired_vs_peer(work: Path, repeat: int, pairs: int, extra: list[str]) -> None:
+def paired_vs_peer(work: Path, repeat: int, pairs: int, extra: list[str], rss_sample: bool = False) -> None:
     """``--peer``: paired runs of both layouts against the peer's converter (see module docstring)."""
     big = build_repeated_v21(work / f"g1_v21_x{repeat}", repeat)
     if PEER_PYTHON.is_file():
@@ -211,10 +247,13 @@ def paired_vs_peer(work: Path, repeat: int, pairs: int, extra: list[str]) -> Non
     for i in range(pairs):
         for layout, flags in sides.items():
             out = work / "out" / f"paired_{layout}"
-            r = _isolated(src, out, flags)
+            r = _isolated(src, out, flags, rss_sample)
             r.update(fragments=fragments_per_table(out), out_per_src=tree_bytes(out) / src_bytes)
             runs[layout].append(r)
             line = f"pair {i + 1} {layout:<8} wall {r['wall_s']:7.1f} s  CPU {r['cpu_s']:7.1f} s  RSS {r['peak_rss_mb']:6.0f} MB"
+            if "rss_at_peak" in r:
+                p = r["rss_at_peak"]
+                line += f" (anon {p['anon_mb']:.0f} + file {p['file_mb']:.0f} at {p['at_s']:.1f} s)"
             if peer_ok:
                 pout = work / "out" / "paired_peer"
                 q = _isolated_peer(src, pout)
@@ -350,6 +389,8 @@ def main() -> None:
     ap.add_argument("--read-items", type=int, default=256, help="items read per setting in --lerobot-vs-peer")
     ap.add_argument("--peer", action="store_true",
                     help="instead: paired runs (A B A B) of both layouts against lerobot-lancedb's converter on the v3.0 scale-up")
+    ap.add_argument("--rss-sample", action="store_true",
+                    help="--peer: sample each conversion's RSS every 50 ms; print the peak's anon/file split and when it happened")
     ap.add_argument("--pairs", type=int, default=3, help="pairs per layout in --peer")
     ap.add_argument("--scale", default="", help="instead: linearity, comma-separated repeats (25,50,100 -> 150/300/600 episodes)")
     ap.add_argument("--encodings", action="store_true", help="frames/s of image-to-video and JPEG frames (benchmarks/encodings_bench.py)")
@@ -373,7 +414,7 @@ def main() -> None:
     if args.peer or args.scale:
         work = args.workdir or Path(tempfile.mkdtemp(prefix="lerobot-lance-bench-"))
         if args.peer:
-            paired_vs_peer(work, args.repeat, args.pairs, args.extra)
+            paired_vs_peer(work, args.repeat, args.pairs, args.extra, args.rss_sample)
         if args.scale:
             scale_runs(work, [int(x) for x in args.scale.split(",") if x.strip()], args.extra)
         print(f"(work dir: {work})")
@@ -428,12 +469,12 @@ def main() -> None:
     print(f"(work dir: {work})")
 
 
-def _isolated(source: Path, out: Path, extra: list[str]) -> dict[str, float]:
+def _isolated(source: Path, out: Path, extra: list[str], rss_sample: bool = False) -> dict[str, float]:
     """Run :func:`measure` inside a fresh Python so ``RUSAGE_CHILDREN`` covers one conversion."""
     code = (
         "import json,sys; sys.path.insert(0, %r); from benchmarks.bench import measure; "
-        "from pathlib import Path; print(json.dumps(measure(Path(%r), Path(%r), %r)))"
-    ) % (str(REPO), str(source), str(out), extra)
+        "from pathlib import Path; print(json.dumps(measure(Path(%r), Path(%r), %r, %r)))"
+    ) % (str(REPO), str(source), str(out), extra, rss_sample)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])

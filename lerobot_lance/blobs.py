@@ -15,7 +15,8 @@ bytes); its sha256 is computed over that buffer, in bounded chunks.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 from os import PathLike
 from pathlib import Path
 
@@ -43,15 +44,60 @@ def sha256_buffer(buffer: pa.Buffer, chunk: int = HASH_CHUNK) -> str:
     return h.hexdigest()
 
 
-def read_file_buffer(path: str | PathLike[str]) -> pa.Buffer:
-    """The whole file in one Arrow-allocated buffer (the only copy in memory)."""
+def read_file_buffer(
+    path: str | PathLike[str],
+    on_release: Callable[[], None] | None = None,
+    allocate: Callable[[int], Any] | None = None,
+) -> pa.Buffer:
+    """The whole file in one buffer (the only copy in memory), ``uint8`` bytes
+    of length ``stat().st_size``.
+
+    The memory comes from the C library's ``malloc`` (a NumPy array wrapped
+    by :func:`pyarrow.py_buffer`, not Arrow's mimalloc pool): glibc serves an
+    allocation this large (above its 32 MB mmap threshold) with its own
+    ``mmap`` and unmaps it as soon as the last reference goes, where
+    mimalloc kept freed 180 MB shards mapped. On the 300-episode v3.0
+    benchmark (six ~180 MB shards) the Arrow pool still held 217 MB after the
+    ``videos_table`` step, and a run's peak varied by ~200 MB with it.
+
+    Args:
+        on_release: called once, from whichever thread drops the last
+            reference to the memory (the caller, or Lance releasing the
+            batch it wrote), right after the memory is freed; at once when
+            this function fails before allocating it.
+        allocate: gives a writable one-dimensional ``uint8`` NumPy array of
+            the size asked for (default ``numpy.empty``);
+            :func:`read_files_hashed` passes views of memory it reuses.
+
+    Raises:
+        OSError: the file cannot be read, or it changed size while read.
+    """
+    import weakref
+
+    import numpy as np
+
     p = Path(path)
-    size = p.stat().st_size
-    with pa.OSFile(str(p), "rb") as f:
-        buf = f.read_buffer(size)
-    if buf.size != size:
-        raise OSError(f"{p}: read {buf.size} of {size} bytes (file changed while read)")
-    return buf
+    try:
+        size = p.stat().st_size
+        mem = allocate(size) if allocate is not None else np.empty(size, dtype=np.uint8)  # not zero-filled: every byte is read below
+    except BaseException:
+        if on_release is not None:
+            on_release()
+        raise
+    if on_release is not None:
+        weakref.finalize(mem, on_release)
+    view = memoryview(mem)
+    got = 0
+    with open(p, "rb", buffering=0) as f:
+        while got < size:
+            n = f.readinto(view[got:])
+            if not n:
+                break
+            got += n
+    del view
+    if got != size:
+        raise OSError(f"{p}: read {got} of {size} bytes (file changed while read)")
+    return pa.py_buffer(mem)
 
 
 def blob_array(buffer: pa.Buffer) -> pa.LargeBinaryArray:
@@ -84,17 +130,21 @@ def _version_key(path: str | PathLike[str]) -> tuple[str, int, int, int, int, in
     return (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def read_file_hashed(path: str | PathLike[str]) -> tuple[pa.Buffer, str]:
-    """The whole file in one buffer (:func:`read_file_buffer`) and its hex
-    sha256 (:func:`sha256_buffer`), remembered for :func:`file_sha256` when
-    the file's version (:func:`_version_key`) is the same before the read and
-    after the hash.
+def read_file_hashed(
+    path: str | PathLike[str],
+    on_release: Callable[[], None] | None = None,
+    allocate: Callable[[int], Any] | None = None,
+) -> tuple[pa.Buffer, str]:
+    """The whole file in one buffer (:func:`read_file_buffer`, ``on_release``
+    and ``allocate`` passed on) and its hex sha256 (:func:`sha256_buffer`), remembered for
+    :func:`file_sha256` when the file's version (:func:`_version_key`) is the
+    same before the read and after the hash.
 
     Raises:
         OSError: as :func:`read_file_buffer`.
     """
     before = _version_key(path)
-    buf = read_file_buffer(path)
+    buf = read_file_buffer(path, on_release, allocate)
     digest = sha256_buffer(buf)
     if before is not None and before[3] == buf.size and _version_key(path) == before:
         if len(_DIGESTS) >= _DIGESTS_MAX:
@@ -103,36 +153,125 @@ def read_file_hashed(path: str | PathLike[str]) -> tuple[pa.Buffer, str]:
     return buf, digest
 
 
-def read_files_hashed(paths: Iterable[str | PathLike[str]]) -> Iterator[tuple[pa.Buffer, str]]:
+def release_freed_memory() -> None:
+    """Hand memory that earlier steps freed back to the OS before a step that
+    holds whole files: glibc's ``malloc_trim(0)`` (a no-op elsewhere: the call
+    is skipped when the C library has none) and Arrow's default pool
+    ``release_unused()``. On the 300-episode v3.0 benchmark, before the
+    ``videos_table`` step: RSS 473 -> 419 MB, in ~20 ms."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        trim = None
+    if trim is not None:
+        trim(0)
+    pa.default_memory_pool().release_unused()
+
+
+#: Source files whose buffers :func:`read_files_hashed` lets exist at once by default.
+MAX_FILES_HELD = 2
+
+
+def read_files_hashed(paths: Iterable[str | PathLike[str]], max_held: int = MAX_FILES_HELD) -> Iterator[tuple[pa.Buffer, str]]:
     """:func:`read_file_hashed` of each path, in order, with the next file read
     and hashed in a background thread while the caller writes the current one.
 
     Arrow's file read and ``hashlib`` release the GIL, so the sha256 of file
     *i + 1* overlaps Lance writing file *i* (on the 300-episode scale-up the
     hash, about 2.4 s for 1.06 GB here, was as long as the blob write itself).
-    Memory: the file the caller holds plus the one read ahead. Closing the
-    generator early waits for the read in flight, then stops.
+
+    Memory: at most ``max_held`` file buffers exist at once, counted until
+    their memory is freed (not until the caller drops its reference). Lance
+    frees the batch of file *i* just after it has pulled file *i + 1*, so an
+    unbounded read-ahead of *i + 2* could start first: three ~180 MB shards
+    at once (2 of 6 reads in one run of the 300-episode v3.0 benchmark). The
+    read of a file the caller is waiting for never waits (a caller that keeps
+    every buffer, like ``list()``, still gets them all). A freed buffer's
+    memory is reused for a later file (up to ``max_held`` kept, all of it
+    unmapped when the generator ends): fresh ``malloc`` memory for every
+    file cost 0.5-1.2 s more system CPU for the six shards (page faults),
+    which Arrow's pool avoided by keeping the pages, and the RSS with them.
+    Closing the generator early waits for the read in flight, then stops.
 
     Raises:
         OSError: as :func:`read_file_buffer`, when the caller reaches that file.
     """
+    import threading
+    import weakref
     from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    cond = threading.Condition()
+    spare: list[Any] = []  # memory of freed buffers, pages already faulted in
+    held = 0
+    wanted = -1  # position of the file the caller waits for
+    closing = False
+
+    def freed() -> None:
+        nonlocal held
+        with cond:
+            held -= 1
+            cond.notify_all()
+
+    def recycle(memory: Any) -> None:
+        with cond:
+            if not closing and len(spare) < max_held:
+                spare.append(memory)
+
+    def allocate(size: int) -> Any:
+        with cond:
+            fits = [a for a in spare if a.size >= size]
+            memory = min(fits, key=lambda a: a.size) if fits else None
+            if memory is not None:
+                spare.remove(memory)
+            elif spare:
+                spare.pop()  # too small for this file: unmapped, not kept beside the new one
+        if memory is None:
+            # room for a slightly larger next shard (v3.0 shards of one camera
+            # differ by a few MB); pages never written are never resident
+            memory = np.empty(size + size // 8, dtype=np.uint8)
+        view = memory[:size]
+        weakref.finalize(view, recycle, memory)  # the view dies when Lance frees the batch
+        return view
+
+    def read(k: int, path: str | PathLike[str]) -> tuple[pa.Buffer, str] | None:
+        nonlocal held
+        with cond:
+            cond.wait_for(lambda: held < max_held or wanted >= k or closing)
+            if closing:
+                return None
+            held += 1
+        return read_file_hashed(path, freed, allocate)
 
     it = iter(paths)
     with ThreadPoolExecutor(1, thread_name_prefix="lerobot-lance-read-ahead") as pool:
+        k = 0
         first = next(it, None)
-        ahead = pool.submit(read_file_hashed, first) if first is not None else None
-        while ahead is not None:
-            current = ahead
-            nxt = next(it, None)
-            ahead = pool.submit(read_file_hashed, nxt) if nxt is not None else None
-            try:
-                yield current.result()
-            except GeneratorExit:
-                if ahead is not None:
-                    ahead.cancel()
-                raise
-            del current
+        ahead = pool.submit(read, k, first) if first is not None else None
+        try:
+            while ahead is not None:
+                current = ahead
+                nxt = next(it, None)
+                ahead = pool.submit(read, k + 1, nxt) if nxt is not None else None
+                with cond:
+                    wanted = k
+                    cond.notify_all()
+                result = current.result()
+                del current
+                assert result is not None
+                yield result
+                del result
+                k += 1
+        finally:
+            with cond:
+                closing = True
+                spare.clear()
+                cond.notify_all()
 
 
 def file_sha256(path: str | PathLike[str]) -> str:

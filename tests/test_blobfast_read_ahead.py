@@ -56,3 +56,41 @@ def test_closing_early_stops_the_read_ahead() -> None:
     assert not [t for t in threading.enumerate() if t.name.startswith("lerobot-lance-read-ahead")]
     with pytest.raises(StopIteration):
         next(it)
+
+
+def test_at_most_two_files_live_while_the_caller_keeps_the_previous_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A consumer like Lance's writer (it keeps file *i* while it pulls *i + 1*):
+    no read starts while two buffers are still alive, and every file still comes."""
+    import time
+    import weakref
+
+    live = 0
+    most_at_read = 0
+    lock = threading.Lock()
+    original = blobs.read_file_buffer
+
+    def gone() -> None:
+        nonlocal live
+        with lock:
+            live -= 1
+
+    def counted(path, *args):  # type: ignore[no-untyped-def]
+        nonlocal live, most_at_read
+        with lock:
+            most_at_read = max(most_at_read, live)
+            live += 1
+        buf = original(path, *args)
+        weakref.finalize(buf, gone)
+        return buf
+
+    monkeypatch.setattr(blobs, "read_file_buffer", counted)
+    files = _mp4s()
+    previous = None
+    sizes = []
+    for buf, _digest in blobs.read_files_hashed(files):
+        time.sleep(0.02)  # "writing": the read-ahead has time to start
+        sizes.append(buf.size)
+        previous, buf = buf, None  # noqa: F841 - kept like Lance keeps the batch it writes
+    del previous
+    assert sizes == [f.stat().st_size for f in files]
+    assert most_at_read <= 1, f"a read started with {most_at_read} file buffers alive"
