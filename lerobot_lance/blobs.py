@@ -56,8 +56,8 @@ def read_file_buffer(
     by :func:`pyarrow.py_buffer`, not Arrow's mimalloc pool): glibc serves an
     allocation this large (above its 32 MB mmap threshold) with its own
     ``mmap`` and unmaps it as soon as the last reference goes, where
-    mimalloc kept freed 180 MB shards mapped. On the 300-episode v3.0
-    benchmark (six ~180 MB shards) the Arrow pool still held 217 MB after the
+    mimalloc kept freed ~209 MB shards mapped. On the 300-episode v3.0
+    benchmark (six ~209 MB shards) the Arrow pool still held 217 MB after the
     ``videos_table`` step, and a run's peak varied by ~200 MB with it.
 
     Args:
@@ -187,8 +187,9 @@ def read_files_hashed(paths: Iterable[str | PathLike[str]], max_held: int = MAX_
     Memory: at most ``max_held`` file buffers exist at once, counted until
     their memory is freed (not until the caller drops its reference). Lance
     frees the batch of file *i* just after it has pulled file *i + 1*, so an
-    unbounded read-ahead of *i + 2* could start first: three ~180 MB shards
-    at once (2 of 6 reads in one run of the 300-episode v3.0 benchmark). The
+    unbounded read-ahead of *i + 2* could start first: three ~209 MB shards
+    at once (2 of the 5 read-aheads in one traced run of the 300-episode
+    v3.0 benchmark). The
     read of a file the caller is waiting for never waits (a caller that keeps
     every buffer, like ``list()``, still gets them all). A freed buffer's
     memory is reused for a later file (up to ``max_held`` kept, all of it

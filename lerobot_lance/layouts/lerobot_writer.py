@@ -208,12 +208,16 @@ def write_videos_table(conv: Conversion) -> PendingTable:
     current one (:func:`lerobot_lance.blobs.read_files_hashed`).
 
     Memory: at most two files' buffers at once (``blobs.MAX_FILES_HELD``,
-    counted until Lance frees them), in ``malloc``'d memory unmapped when
-    freed, after :func:`lerobot_lance.blobs.release_freed_memory`. Peak RSS of
+    counted until Lance frees them), in ``malloc``'d memory reused from file
+    to file and unmapped at the end, after
+    :func:`lerobot_lance.blobs.release_freed_memory`. Peak RSS of
     ``convert --layout lerobot`` on the 300-episode v3.0 benchmark (six
-    ~180 MB shards), sampled every 50 ms, 4 runs each: 868-1,028 MB before
-    (a third shard live, Arrow's mimalloc pool keeping freed shards),
-    RESULT_AFTER after; the peak is in this step both times."""
+    ~209 MB shards), sampled every 50 ms: before, 868-908 MB in 8 runs and
+    1,028 MB once (a third shard live, Arrow's mimalloc pool keeping freed
+    shards, 217 MB of them still held after this step); after, 791-838 MB in
+    9 runs, back to ~430 MB when this step ends. The peak is in this step
+    (in three of the runs before, early in ``lance_dataset``, on top of the
+    memory this step left)."""
     from lerobot_lance.episode_stages import source_video_files
 
     from lerobot_lance.episode_stages import publishable_episodes
