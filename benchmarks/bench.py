@@ -10,6 +10,7 @@
     python benchmarks/bench.py --ui-sample --ui-repeat 5 --ui-no-backfill  # reconvert runs only: timeline medians
     python benchmarks/bench.py --lerobot-vs-peer   # --layout lerobot beside lerobot-lancedb's converter
     python benchmarks/bench.py --peer --pairs 3    # paired runs (A B A B) of both layouts against the peer, 300 episodes
+    python benchmarks/bench.py --peer --rss-sample # ... with each peak's anon/file split and time (50 ms samples)
     python benchmarks/bench.py --scale 25,50,100   # linearity: s/episode and peak RSS at 150/300/600 episodes
     python benchmarks/bench.py --ab /tmp/base --pairs 3  # before/after: another checkout (A) vs this one (B), A B A B
 
