@@ -192,8 +192,11 @@ VIDEOS_SCHEMA = pa.schema(
 
 def write_videos_table(conv: Conversion) -> PendingTable | None:
     """Stream each source mp4, verbatim, with its sha256, into pending
-    fragments of ``videos.lance``; one file in memory at a time, read once
-    into the Arrow buffer the batch uses (:mod:`lerobot_lance.blobs`). Under the
+    fragments of ``videos.lance``; each file read once into the buffer the
+    batch uses, the next one read and hashed ahead, at most two held
+    (:func:`lerobot_lance.blobs.read_files_hashed`), after handing the memory
+    earlier steps freed back to the OS
+    (:func:`lerobot_lance.blobs.release_freed_memory`). Under the
     output's writer lock (:func:`writing`).
 
     Returns:
@@ -210,6 +213,7 @@ def write_videos_table(conv: Conversion) -> PendingTable | None:
 def _write_videos_table(conv: Conversion) -> PendingTable:
     from lerobot_lance import blobs
 
+    blobs.release_freed_memory()
     refs = source_video_files(conv)
     root = conv.source.fetch([r.relative_path for r in refs])
 
