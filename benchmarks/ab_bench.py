@@ -7,7 +7,7 @@ before a change), A B A B, each a whole fresh process.
 
 A is the other checkout, B this one (``PYTHONPATH`` set to each in turn, so
 both run in this venv). Per run it prints wall, CPU (user + sys of the
-conversion and its children, Great Expectations' helper included), peak RSS
+conversion and its children), peak RSS
 and the 1-minute load average before the run; then the medians and the B/A
 ratios pair by pair. On a shared machine the load changes between runs: read
 the pairs, not one run. Nothing is asserted.
