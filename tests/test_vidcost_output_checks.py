@@ -158,3 +158,28 @@ def test_card_checks_catch_a_source_changed_in_place_and_a_corrupted_blob(output
     _corrupt_blob(out / "videos.lance", src / SHARD)
     sha = _by_name(check_output(out, meta, src, tag=tag))["videos_sha256"]
     assert not sha.passed and sha.n_offenders == 1 and "file-001.mp4" in sha.offenders[0].file
+
+
+@pytest.mark.parametrize("layout", ["lerobot", "card"])
+def test_blobs_checked_on_threads_list_offenders_in_row_order(outputs: dict[str, Path], tmp_path: Path, layout: str) -> None:
+    """The blobs are read and hashed ``threads`` at a time: two corrupted blobs
+    (rows of ``file-000`` and ``file-002``) are each named once, in the
+    ``videos`` rows' order, the same with 1 thread as with 3."""
+    src = outputs["source"]
+    out = _copy_output(outputs[layout], tmp_path)
+    shards = [SHARD.replace("file-001", f"file-00{i}") for i in (0, 2)]
+    for rel in shards:
+        _corrupt_blob(out / "videos.lance", src / rel)
+    order = lance.dataset(str(out / "videos.lance")).to_table(columns=["relative_path"])["relative_path"].to_pylist()
+    want = sorted(shards, key=order.index)
+    if layout == "lerobot":
+        runs = [_by_name(check_lerobot_output(out, src, threads=t))["reader_videos_sha256"] for t in (1, 3)]
+    else:
+        meta = read_dataset_meta(src)
+        runs = [_by_name(check_output(out, meta, src, threads=t))["videos_sha256"] for t in (1, 3)]
+    for sha in runs:
+        assert not sha.passed and sha.n_offenders == 2
+        assert [o.file for o in sha.offenders] == [f"videos.lance: {rel}" for rel in want]
+        for o, rel in zip(sha.offenders, want):
+            assert o.expected == blobs.sha256_file(src / rel) and f"blob {o.expected}" not in o.found
+    assert [(o.file, o.found) for o in runs[0].offenders] == [(o.file, o.found) for o in runs[1].offenders]

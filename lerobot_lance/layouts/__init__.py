@@ -74,6 +74,7 @@ def _card() -> Layout:
         return check_output(
             conv.output, conv.meta, conv.source.meta_root(), tag=tag, episodes=episodes,
             skip_videos=conv.options.skip_videos, storage_options=conv.options.storage_options, versions=versions,
+            threads=conv.options.workers,
         )
 
     return Layout(

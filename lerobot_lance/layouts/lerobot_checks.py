@@ -32,6 +32,7 @@ import hashlib
 import io
 import json
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -75,6 +76,7 @@ def check_lerobot_output(
     versions: dict[str, int] | None = None,
     meta_dir: str | Path | None = None,
     local_files: Mapping[str, Path] | None = None,
+    threads: int = 2,
 ) -> list[CheckOutcome]:
     """Check a ``lerobot``-layout output against the reader's contract.
 
@@ -91,11 +93,13 @@ def check_lerobot_output(
             ``<output>/meta``); the publish passes the one it prepared.
         local_files: ``relative_path`` -> the file a ``videos`` row must equal
             when it is not a source file (the mp4s encoded from image cameras).
+        threads: blobs read and hashed at a time (the conversion passes its
+            ``workers``); offenders are listed in row order whatever it is.
 
     Returns:
         One :class:`CheckOutcome` per name in :data:`OUTPUT_RULES`, in order.
         Reads the frames ``index``/``episode_index`` columns (16 bytes a frame)
-        and each video blob once (memory: one file).
+        and each video blob once (memory: a few MB per thread).
     """
     import lance
 
@@ -166,16 +170,18 @@ def check_lerobot_output(
         if have.get(k, 0) != 1:
             out["reader_videos_present"].append(Offender("videos.lance", None, f"row for {k}", expected=1, found=have.get(k, 0)))
 
-    # byte index and sha256, one blob at a time, streamed and read once (memory:
-    # a few MB, not the file). A blob whose sha256 equals its source file's
+    # byte index and sha256, each blob streamed and read once (memory: a few MB
+    # per thread, not the file), ``threads`` blobs at a time: the blob reads and
+    # hashlib release the GIL. A blob whose sha256 equals its source file's
     # holds the same bytes, so its keyframe packets are the source's, from the
     # demux the conversion already did (video.keyframe_packets, one per file
     # version); any other blob is demuxed itself.
-    for i, row in enumerate(vcols):
+    def inspect(i: int, row: dict[str, Any]) -> list[tuple[str, Offender]]:
         where = f"videos.lance: {row['relative_path']}"
         src = Path(source_root) / row["relative_path"] if source_root is not None else None
         if local_files and row["relative_path"] in local_files:
             src = Path(local_files[row["relative_path"]])
+        found: list[tuple[str, Offender]] = []
         blob = vt.take_blobs(L.VIDEO_BLOB_COLUMN, indices=[i])[0]
         kf_i = kf_p = None
         with blob as f:
@@ -197,19 +203,25 @@ def check_lerobot_output(
                     kf_i, kf_p = blob_byte_index(f)
             except Exception as exc:  # noqa: BLE001 - an unreadable blob is this check's finding
                 kf_i = kf_p = None
-                out["reader_byte_index"].append(Offender(where, None, f"blob does not demux: {exc}"))
+                found.append(("reader_byte_index", Offender(where, None, f"blob does not demux: {exc}")))
         if row["file_size"] != size:
-            out["reader_byte_index"].append(Offender(where, None, "file_size", expected=size, found=row["file_size"]))
+            found.append(("reader_byte_index", Offender(where, None, "file_size", expected=size, found=row["file_size"])))
         if len(box) < 8 or box[4:8] != b"moov" or int.from_bytes(box[:4], "big") not in (row["moov_size"], 1):
-            out["reader_byte_index"].append(Offender(where, None, f"no moov box of {row['moov_size']} bytes at offset {row['moov_offset']}",
-                                                     expected="moov", found=box[4:8]))
+            found.append(("reader_byte_index", Offender(where, None, f"no moov box of {row['moov_size']} bytes at offset {row['moov_offset']}",
+                                                        expected="moov", found=box[4:8])))
         if kf_p is not None and (kf_p != list(row["kf_positions"]) or kf_i != list(row["kf_indices"])):
             diff = sorted(set(row["kf_positions"]) ^ set(kf_p))[:5]
-            out["reader_byte_index"].append(Offender(where, None, "kf_indices/kf_positions are not the keyframe packets",
-                                                     expected=f"{len(kf_p)} keyframes", found=f"{len(row['kf_positions'])} listed, differing offsets {diff}"))
+            found.append(("reader_byte_index", Offender(where, None, "kf_indices/kf_positions are not the keyframe packets",
+                                                        expected=f"{len(kf_p)} keyframes", found=f"{len(row['kf_positions'])} listed, differing offsets {diff}")))
         if not (row["sha256"] == stored == source_sha):
-            out["reader_videos_sha256"].append(Offender(where, None, "sha256 of column, blob and source differ",
-                                                        expected=source_sha, found=f"column {row['sha256']}, blob {stored}"))
+            found.append(("reader_videos_sha256", Offender(where, None, "sha256 of column, blob and source differ",
+                                                           expected=source_sha, found=f"column {row['sha256']}, blob {stored}")))
+        return found
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        for found in pool.map(inspect, range(len(vcols)), vcols):  # results in row order
+            for rule, offender in found:
+                out[rule].append(offender)
 
     # meta table
     mt = tables[L.META_TABLE].to_table().to_pylist()
@@ -248,4 +260,5 @@ def check_conversion_output(
     return check_lerobot_output(
         conv.output, conv.source.meta_root(), tag=tag, expected_frames=expected, storage_options=conv.options.storage_options,
         versions=versions, meta_dir=meta_dir, local_files={r.relative_path: p for r, p in encoded_video_files(conv, episodes)},
+        threads=conv.options.workers,
     )
