@@ -1136,9 +1136,14 @@ def plot_mean_std_png(stats: EpisodeStats, keys: Sequence[str], path: str | Path
     missing = [k for k in keys if k not in stats]
     if missing:
         raise KeyError(f"no stats for {missing}; have {list(stats)}")
-    fig = Figure(figsize=(max(6.0, 0.35 * max(np.asarray(stats[k]["mean"]).size for k in keys)), 2.6 * len(keys)))
+    width, height = max(6.0, 0.35 * max(np.asarray(stats[k]["mean"]).size for k in keys)), 2.6 * len(keys)
+    fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
-    axes = fig.subplots(len(keys), 1, squeeze=False)[:, 0]
+    # fixed margins in inches (title above, x label below each subplot) rather
+    # than tight_layout, which draws the whole figure once more to measure it
+    axes = fig.subplots(len(keys), 1, squeeze=False, gridspec_kw={
+        "left": 0.75 / width, "right": 1 - 0.15 / width, "top": 1 - 0.3 / height, "bottom": 0.45 / height,
+        "hspace": 0.75 / ((height - 0.75 - 0.75 * (len(keys) - 1)) / len(keys))})[:, 0]
     for ax, key in zip(axes, keys):
         s = stats[key]
         mean = np.asarray(s["mean"], dtype=np.float64).ravel()
@@ -1153,7 +1158,6 @@ def plot_mean_std_png(stats: EpisodeStats, keys: Sequence[str], path: str | Path
         ax.set_xlabel("dimension", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
     fig.savefig(Path(path), format="png", dpi=100)
 
 
