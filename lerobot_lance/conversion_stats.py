@@ -102,10 +102,12 @@ def stage_episode_stats(conv: Conversion, episodes: Sequence[int], on_progress: 
     an episode whose data file changed since ``episode_frames`` fails, named)
     and the staged segments (``stage_episode_videos``); an episode missing
     either is recorded as failed. Episodes are read (and sampled camera
-    frames decoded) on a thread pool, then the numeric statistics of up to
-    :data:`STATS_BATCH_EPISODES` episodes computed together; a batch that
-    fails is computed again episode by episode, so only the bad episodes fail,
-    each with its own message.
+    frames decoded) on a thread pool of ``options.workers`` threads, then the
+    numeric statistics of up to :data:`STATS_BATCH_EPISODES` episodes computed
+    together while the pool reads the next batch; a batch that fails is
+    computed again episode by episode, so only the bad episodes fail, each
+    with its own message. Each episode's comparison with its declared stats
+    and its record are done on the pool too; outcomes keep episode order.
     """
     from lerobot_lance import stats as st
 
@@ -140,25 +142,38 @@ def stage_episode_stats(conv: Conversion, episodes: Sequence[int], on_progress: 
             return {ep: compute([(ep, x)])[ep] for ep, x in loaded}
         return dict(zip([ep for ep, _ in loaded], stats, strict=True))
 
+    def finish(ep: int, stats: dict[str, Any]) -> Any:
+        """Compare the episode's stats with the declared ones and write its record; the outcome."""
+        cmp = st.compare_stats(stats, meta.episode(ep).declared_stats, episode_index=ep)
+        conv.staging.write_record(
+            STATS, ep,
+            {"episode_index": ep, "status": "ok", "revision": revision, "stats": st.stats_to_json(stats),
+             "struct": st.episode_stats_to_struct(stats)},
+        )
+        return _stats_outcome(cmp, f"episode {ep}", ep)
+
+    revision = conv.revision
     outcomes = []
-    # Decoding sampled camera frames releases the GIL: read episodes concurrently.
+    batches = [list(episodes[first:first + STATS_BATCH_EPISODES]) for first in range(0, len(episodes), STATS_BATCH_EPISODES)]
+    # Decoding sampled camera frames, reading parquet and writing records release
+    # the GIL: the pool reads the next batch while this thread computes the
+    # current one, then compares and writes its records.
     with ThreadPoolExecutor(max_workers=max(1, conv.options.workers)) as pool:
-        for first in range(0, len(episodes), STATS_BATCH_EPISODES):
-            loaded = list(pool.map(load, episodes[first:first + STATS_BATCH_EPISODES]))
+        reading = [pool.submit(load, ep) for ep in batches[0]] if batches else []
+        for k in range(len(batches)):
+            loaded = [f.result() for f in reading]
+            reading = [pool.submit(load, ep) for ep in batches[k + 1]] if k + 1 < len(batches) else []
             good = [(ep, x) for ep, x in loaded if not isinstance(x, str)]
             computed = compute(good) if good else {}
+            finishing = []
             for ep, x in loaded:
                 stats = x if isinstance(x, str) else computed[ep]
                 if isinstance(stats, str):
                     _record_failure(conv, STATS, ep, stats, result)
                     continue
-                cmp = st.compare_stats(stats, meta.episode(ep).declared_stats, episode_index=ep)
-                outcomes.append(_stats_outcome(cmp, f"episode {ep}", ep))
-                conv.staging.write_record(
-                    STATS, ep,
-                    {"episode_index": ep, "status": "ok", "revision": conv.revision, "stats": st.stats_to_json(stats),
-                     "struct": st.episode_stats_to_struct(stats)},
-                )
+                finishing.append((ep, pool.submit(finish, ep, stats)))
+            for ep, done in finishing:
+                outcomes.append(done.result())
                 result.ok.append(ep)
                 if on_progress:
                     on_progress(1)
