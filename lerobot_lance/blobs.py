@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 from os import PathLike
 from pathlib import Path
 
@@ -26,13 +26,22 @@ import pyarrow as pa
 HASH_CHUNK = 8 << 20
 
 
+def sha256_stream(f: BinaryIO, chunk: int = HASH_CHUNK) -> tuple[str, int]:
+    """Hex sha256 of what a binary file object holds from its position to its
+    end (an open file, a Lance ``BlobFile``), read ``chunk`` bytes at a time
+    (memory: one chunk), and the number of bytes read."""
+    h = hashlib.sha256()
+    size = 0
+    while block := f.read(chunk):
+        h.update(block)
+        size += len(block)
+    return h.hexdigest(), size
+
+
 def sha256_file(path: str | PathLike[str], chunk: int = HASH_CHUNK) -> str:
     """Hex sha256 of a file, read ``chunk`` bytes at a time (memory: one chunk)."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+        return sha256_stream(f, chunk)[0]
 
 
 def sha256_buffer(buffer: pa.Buffer, chunk: int = HASH_CHUNK) -> str:

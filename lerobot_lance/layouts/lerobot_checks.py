@@ -28,7 +28,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from collections.abc import Mapping, Sequence
@@ -103,7 +102,7 @@ def check_lerobot_output(
     """
     import lance
 
-    from lerobot_lance.blobs import file_sha256
+    from lerobot_lance.blobs import file_sha256, sha256_stream
     from lerobot_lance.layouts.lerobot_writer import keyframe_index
     from lerobot_lance.lance_io import table_uri
     from lerobot_lance.quality.output_rules import tag_offenders
@@ -185,14 +184,9 @@ def check_lerobot_output(
         blob = vt.take_blobs(L.VIDEO_BLOB_COLUMN, indices=[i])[0]
         kf_i = kf_p = None
         with blob as f:
-            h = hashlib.sha256()
-            size = 0
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                h.update(chunk)
-                size += len(chunk)
+            stored, size = sha256_stream(f)
             f.seek(row["moov_offset"])
             box = f.read(8) if 0 <= row["moov_offset"] < size else b""
-            stored = h.hexdigest()
             source_sha = (file_sha256(src) if src.is_file() else "missing") if src is not None else stored
             same_bytes = src is not None and stored == source_sha
             try:
