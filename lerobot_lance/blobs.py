@@ -57,9 +57,14 @@ def read_file_buffer(
     path: str | PathLike[str],
     on_release: Callable[[], None] | None = None,
     allocate: Callable[[int], Any] | None = None,
+    *,
+    prefix: bytes = b"",
+    byte_range: tuple[int, int] | None = None,
 ) -> pa.Buffer:
     """The whole file in one buffer (the only copy in memory), ``uint8`` bytes
-    of length ``stat().st_size``.
+    of length ``stat().st_size``; or ``prefix`` followed by ``byte_range``
+    (offset, length in bytes) of the file (a segment kept in its shard:
+    :func:`lerobot_lance.episode_stages.segment_buffer`).
 
     The memory comes from the C library's ``malloc`` (a NumPy array wrapped
     by :func:`pyarrow.py_buffer`, not Arrow's mimalloc pool): glibc serves an
@@ -79,7 +84,8 @@ def read_file_buffer(
             :func:`read_files_hashed` passes views of memory it reuses.
 
     Raises:
-        OSError: the file cannot be read, or it changed size while read.
+        OSError: the file cannot be read, or it changed size while read (or
+            ends inside ``byte_range``).
     """
     import weakref
 
@@ -87,8 +93,9 @@ def read_file_buffer(
 
     p = Path(path)
     try:
-        size = p.stat().st_size
-        mem = allocate(size) if allocate is not None else np.empty(size, dtype=np.uint8)  # not zero-filled: every byte is read below
+        offset, size = byte_range if byte_range is not None else (0, p.stat().st_size)
+        head = len(prefix)
+        mem = allocate(head + size) if allocate is not None else np.empty(head + size, dtype=np.uint8)  # not zero-filled: every byte is set below
     except BaseException:
         if on_release is not None:
             on_release()
@@ -96,16 +103,19 @@ def read_file_buffer(
     if on_release is not None:
         weakref.finalize(mem, on_release)
     view = memoryview(mem)
+    view[:head] = prefix
     got = 0
     with open(p, "rb", buffering=0) as f:
+        if offset:
+            f.seek(offset)
         while got < size:
-            n = f.readinto(view[got:])
+            n = f.readinto(view[head + got :])
             if not n:
                 break
             got += n
     del view
     if got != size:
-        raise OSError(f"{p}: read {got} of {size} bytes (file changed while read)")
+        raise OSError(f"{p}: read {got} of {size} bytes" + (f" from byte {offset}" if byte_range else " (file changed while read)"))
     return pa.py_buffer(mem)
 
 

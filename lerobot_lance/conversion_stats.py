@@ -24,6 +24,7 @@ from lerobot_lance.episode_stages import (
     _stats_samples,
     camera_file,
     coverage,
+    segment_in_source,
 )
 from lerobot_lance.errors import LeRobotLanceError, SourceDataError
 from lerobot_lance.staging import FRAMES, STATS, VIDEOS, read_json
@@ -74,10 +75,11 @@ def _camera_frames(conv: Conversion, ep: int, skip: Sequence[str] = ()) -> dict[
     for key, cam in rec["cameras"].items():
         if key in skip:
             continue
-        if cam.get("method") in ("reencode", "window"):
+        if cam.get("method") == "reencode" or segment_in_source(cam):
             # A re-encoded segment has few keyframes (each sample would decode
             # from far back); its frames equal the source window's pixel for
             # pixel (lossless), whose keyframes are where the source put them.
+            # A window, or a segment kept in its shard, is that window.
             root = conv.source.fetch([cam["source_path"]])
             frames = video.sample_frames_rgb(root / cam["source_path"], samples, cam["from_timestamp"], cam["to_timestamp"])
         else:

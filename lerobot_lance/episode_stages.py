@@ -159,6 +159,15 @@ def _stage_one_episode_videos(conv: Conversion, e: EpisodeMeta) -> tuple[dict[st
     camera statistics sampled in the same pass (one open and one demux of the
     window per camera).
 
+    A cut whose video data are a run of the shard's bytes (a stream copy of a
+    LeRobot v3.0 shard) stages only the segment's mp4 header
+    (:meth:`~lerobot_lance.staging.Staging.segment_header_path`); its record
+    names the shard (``path``), the byte range (``source_range``: offset,
+    length) and the shard's identity when it was cut (``source_identity``,
+    as :func:`lerobot_lance.source_frames.data_file_ids` gives it), which
+    :func:`segment_buffer` checks when the ``episodes`` table is written. A
+    re-encoded segment is staged whole.
+
     Returns:
         (camera key -> the record of its segment, with ``camera_stats`` when
         they were computed; camera key -> ``(first_s, last_s)`` of the decoded
@@ -170,11 +179,14 @@ def _stage_one_episode_videos(conv: Conversion, e: EpisodeMeta) -> tuple[dict[st
             one error names every camera and file.
     """
     from lerobot_lance import video
+    from lerobot_lance.source_frames import data_file_ids
+    from lerobot_lance.staging import write_bytes_atomic
     from lerobot_lance.stats import image_stats, stats_to_json
 
     meta = conv.meta
     root = conv.source.fetch([r.relative_path for r in e.videos.values()], missing_ok=True)
     cams: dict[str, Any] = {}
+    kept: dict[str, dict[str, Any]] = {}  # segments kept in their shard: header, byte range, shard identity
     endpoints: dict[str, Any] = {}
     errors: list[tuple[str, LeRobotLanceError]] = []
     samples = _stats_samples(conv, e.length)
@@ -202,14 +214,28 @@ def _stage_one_episode_videos(conv: Conversion, e: EpisodeMeta) -> tuple[dict[st
                     )
                 path, method, size = src, "window", 0
             else:
-                dst = conv.staging.segment_path(meta.features[key].column, e.episode_index)
-                dst.parent.mkdir(parents=True, exist_ok=True)
+                column = meta.features[key].column
+                dst = conv.staging.segment_path(column, e.episode_index)
+                header = conv.staging.segment_header_path(column, e.episode_index)
                 # one demux of the window: cut, counted, endpoints and stats sample
                 # (a re-encoded segment's from the source window, as _camera_frames does)
                 staged = video.stage_window(src, lo, hi, e.length, dst, sample_frames=samples, reencode=conv.options.reencode,
-                                            crf_or_qp=conv.options.reencode_crf, preset=conv.options.reencode_preset)
+                                            crf_or_qp=conv.options.reencode_crf, preset=conv.options.reencode_preset,
+                                            in_source=True)
                 seg, facts = staged.segment, staged.facts
-                path, method, frames, size = dst, seg.method, seg.frame_count, seg.size_bytes
+                method, frames, size = seg.method, seg.frame_count, seg.size_bytes
+                if seg.source_range is None:  # written to dst
+                    path = dst
+                    header.unlink(missing_ok=True)
+                else:  # the shard's bytes: stage the header, locate the rest
+                    path = src
+                    write_bytes_atomic(header, seg.source_range.header)
+                    dst.unlink(missing_ok=True)  # a segment an earlier conversion staged
+                    kept[key] = {
+                        "header": str(header),
+                        "source_range": [seg.source_range.offset, seg.source_range.length],
+                        "source_identity": data_file_ids(conv.source, root, [ref.relative_path])[ref.relative_path],
+                    }
         except LeRobotLanceError as err:  # go on: the error names every camera that fails
             errors.append((key, err))
             continue
@@ -222,8 +248,11 @@ def _stage_one_episode_videos(conv: Conversion, e: EpisodeMeta) -> tuple[dict[st
             "method": method,
             "frame_count": frames,
             "size_bytes": size,
+            **kept.get(key, {}),
         }
         endpoints[key] = facts.endpoints if facts.endpoint_error is None else facts.endpoint_error
+        if key in kept and facts.endpoint_error is None:  # checked as the shard's window: on its timeline
+            endpoints[key] = (facts.endpoints[0] + lo, facts.endpoints[1] + lo)
         if facts.sample is not None and len(facts.sample):
             cams[key]["camera_stats"] = stats_to_json({key: image_stats(facts.sample)})[key]
             cams[key]["camera_stats_samples"] = samples
@@ -276,7 +305,7 @@ def stage_episode_videos(conv: Conversion, episodes: Sequence[int], on_progress:
             return e.episode_index, f"segment_frame_count: {text}", [CheckOutcome.from_offenders("segment_frame_count", [off])]
         outcomes = check_episode_video(
             e, {k: c["path"] for k, c in cams.items()}, meta.fps, deep=conv.options.deep_video_check,
-            windows={k: (c["from_timestamp"], c["to_timestamp"]) for k, c in cams.items() if c["method"] == "window"} or None,
+            windows={k: (c["from_timestamp"], c["to_timestamp"]) for k, c in cams.items() if segment_in_source(c)} or None,
             files={k: c["source_path"] for k, c in cams.items()}, frame_counts={k: c["frame_count"] for k, c in cams.items()},
             endpoints=endpoints,
         ) if cams else []
@@ -297,7 +326,7 @@ def stage_episode_videos(conv: Conversion, episodes: Sequence[int], on_progress:
                 on_progress(1)
             result.ok.append(ep)
             result.rows += len(out)
-            result.bytes += sum(c["size_bytes"] for c in out.values())
+            result.bytes += sum(c["size_bytes"] - (c["source_range"][1] if "source_range" in c else 0) for c in out.values())
     result.outcomes = merge_outcomes(all_outcomes)
     return result
 
@@ -375,6 +404,45 @@ def publishable_episodes(conv: Conversion) -> Coverage:
             expected=">= 1 episode", found=0,
         )
     return cov
+
+
+def segment_in_source(cam: Mapping[str, Any]) -> bool:
+    """Whether a camera's entry in a videos record names a window of a source
+    file (its ``path``) rather than a staged segment file: the lerobot
+    layout's ``"window"``, or a segment kept in its shard (``source_range``)."""
+    return cam.get("method") == "window" or "source_range" in cam
+
+
+def segment_buffer(conv: Conversion, episode_index: int, cam: Mapping[str, Any]) -> pa.Buffer:
+    """The bytes of a camera's segment (card layout), in one buffer: the staged
+    file (:func:`camera_file`), or for a segment kept in its shard the staged
+    header followed by the shard's byte range (:func:`lerobot_lance.blobs.read_file_buffer`).
+
+    Raises:
+        SourceDataError: the shard's identity is not the one recorded when
+            ``episode_videos`` cut it (the file changed: naming the file, the
+            episode, both identities), or it cannot be read.
+    """
+    from lerobot_lance import blobs
+
+    if "source_range" not in cam:
+        return blobs.read_file_buffer(camera_file(conv, cam))
+    from lerobot_lance.source_frames import data_file_ids
+
+    rel = cam["source_path"]
+    root = conv.source.fetch([rel])
+    now = data_file_ids(conv.source, root, [rel])[rel]
+    if now != cam["source_identity"]:
+        raise SourceDataError(
+            rel, "changed since episode_videos cut it; rerun episode_videos", episode_index=episode_index,
+            expected=f"the file as cut (identity {cam['source_identity']})", found=f"identity {now}",
+        )
+    header = conv.staging.local_file(cam["header"]).read_bytes()
+    offset, length = cam["source_range"]
+    try:
+        return blobs.read_file_buffer(root / rel, prefix=header, byte_range=(offset, length))
+    except OSError as exc:
+        raise SourceDataError(rel, f"cannot read the segment's video data: {exc}", episode_index=episode_index) from exc
 
 
 def camera_file(conv: Conversion, cam: Mapping[str, Any]) -> Path:

@@ -8,15 +8,22 @@ Layout under ``<staging>`` (outside the output; by default
                                     the source data file checked, or the error
     frames/episode_000012.jpeg.arrow  frames_format="jpeg" only: the JPEG columns
     videos/episode_000012.json      per camera: segment path, window, method, frames
-    videos/<camera>/episode_000012.mp4   v3.0 segments cut from their shard
+    videos/<camera>/episode_000012.mp4.header  a v3.0 segment stream-copied from its shard:
+                                    its mp4 header only (the video data are the
+                                    shard's bytes, which the record locates)
+    videos/<camera>/episode_000012.mp4   a v3.0 segment re-encoded (or whose data
+                                    are not a run of the shard's bytes)
     stats/episode_000012.json       per-episode statistics
     pending/<table>.json            fragments written for a table, not yet committed
 
-Staging holds only what the conversion derives (records, segments, JPEG
-columns), never a copy of the source's rows: every reader of an episode's
-frames reads them from the source again, after checking that the data file
-is still the one ``episode_frames`` checked
-(:func:`lerobot_lance.source_frames.read_frames`).
+Staging holds only what the conversion derives (records, re-encoded
+segments, segment headers, JPEG columns), never a copy of the source's rows
+or video bytes: every reader of an episode's frames reads them from the
+source again, after checking that the data file is still the one
+``episode_frames`` checked (:func:`lerobot_lance.source_frames.read_frames`),
+and the ``episodes`` table reads a stream-copied segment's video data from
+its shard, after the same check against the identity ``episode_videos``
+recorded (:func:`lerobot_lance.episode_stages.segment_buffer`).
 
 Every file is written to a temporary name and renamed into place
 (``os.replace``), so a killed partition leaves either the previous file or the
@@ -102,10 +109,7 @@ def staging_name(output: str | os.PathLike[str]) -> str:
 
 
 def write_json_atomic(path: Path, obj: Any, *, indent: int | None = 1) -> None:
-    """Write JSON to ``path`` via a temporary file beside it and an atomic rename
-    (readers see the old file or the new one, never a part), creating the
-    folder only when it is missing. The file gets the usual mode (``0o666``
-    less the umask).
+    """Write JSON to ``path`` atomically (:func:`write_bytes_atomic`).
 
     ``indent=None`` writes one line with the C encoder (``json.dump`` and any
     ``indent`` take the pure-Python one, ~10x slower): per-episode records."""
@@ -113,6 +117,14 @@ def write_json_atomic(path: Path, obj: Any, *, indent: int | None = 1) -> None:
         data = json.dumps(obj, default=_json_default).encode("utf-8")
     else:
         data = json.dumps(obj, indent=indent, default=_json_default).encode("utf-8")
+    write_bytes_atomic(path, data)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file beside it and an atomic
+    rename (readers see the old file or the new one, never a part), creating
+    the folder only when it is missing. The file gets the usual mode
+    (``0o666`` less the umask)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     try:
@@ -225,6 +237,12 @@ class Staging:
 
     def segment_path(self, camera_column: str, episode_index: int) -> Path:
         return self.root / VIDEOS / camera_column / f"{episode_stem(episode_index)}.mp4"
+
+    def segment_header_path(self, camera_column: str, episode_index: int) -> Path:
+        """Where the header of a segment kept in its source is staged
+        (:class:`lerobot_lance.video.SourceRange`): beside where the segment
+        itself would be, ``.mp4.header``."""
+        return self.root / VIDEOS / camera_column / f"{episode_stem(episode_index)}.mp4.header"
 
     def _rel(self, kind: str, episode_index: int) -> str:
         return f"{kind}/{episode_stem(episode_index)}.json"

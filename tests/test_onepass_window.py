@@ -1,9 +1,10 @@
 """Each episode window demuxed once in ``episode_videos`` (issue 11): per
 camera, ``_stage_one_episode_videos`` opens the source file once and demuxes
 it once (cut, count, endpoints and camera-statistics sample from the same
-packets); the written segment is opened for its header only (no demux, no
-decode). The segments are the ones ``main`` wrote before the one-pass change:
-the same bytes for stream copy, the same decoded pixels for the re-encode."""
+packets); the segment is opened for its header only (no demux, no decode).
+The segments are the ones ``main`` wrote before the one-pass change: the same
+bytes for stream copy (now the staged header followed by the shard's bytes,
+nothing else staged), the same decoded pixels for the re-encode."""
 
 from __future__ import annotations
 
@@ -106,24 +107,40 @@ def test_each_window_demuxed_once_and_segments_equal_main(name: str, episodes: A
         (key, ref), = e.videos.items()
         cam = cams[key]
         src = str(Path(conv.source.fetch([ref.relative_path])) / ref.relative_path)
-        seg = cam["path"]
-        # the source: one open, one demux; the segment (written under a
-        # temporary name, then renamed): its header, nothing demuxed or decoded
+        # the source: one open, one demux; the segment (a stream copy muxed in
+        # memory, a re-encode written under a temporary name, then renamed):
+        # opened for its header, nothing demuxed or decoded
         assert counted_opens[(src, "open")] == 1, (e.episode_index, dict(counted_opens))
         assert counted_opens[(src, "demux")] == 1, (e.episode_index, dict(counted_opens))
         assert counted_opens[(src, "decode")] == 0, dict(counted_opens)
         written = {p for p, _ in counted_opens} - {src}
-        assert all(Path(p).parent == Path(seg).parent and Path(p).name.startswith(f".{Path(seg).name}.tmp-") for p in written), written
         assert len(written) <= 1 and sum(counted_opens[(p, "open")] for p in written) <= 1, dict(counted_opens)
         assert not any(counted_opens[(p, k)] for p in written for k in ("demux", "decode")), dict(counted_opens)
         counted_opens.clear()
 
         method, want = MAIN_SEGMENTS[(name, e.episode_index)]
-        assert cam["method"] == method and cam["frame_count"] == e.length == video.probe_video(seg).frame_count
-        assert endpoints[key] == pytest.approx((0.0, (e.length - 1) / meta.fps), abs=0.5 / meta.fps)
+        staged_mp4 = conv.staging.segment_path(meta.features[key].column, e.episode_index)
         if method == "stream_copy":
-            assert video.sha256_file(seg) == want, e.episode_index
+            # kept in the shard: the staged header + the shard's bytes are the segment main wrote
+            assert cam["path"] == src and not staged_mp4.exists()
+            assert all(p.startswith("<_io.BytesIO") for p in written), written
+            offset, length = cam["source_range"]
+            with open(src, "rb") as f:
+                f.seek(offset)
+                data = Path(cam["header"]).read_bytes() + f.read(length)
+            assert len(data) == cam["size_bytes"] and hashlib.sha256(data).hexdigest() == want, e.episode_index
+            assert cam["source_identity"] == f"{Path(src).stat().st_size}:{Path(src).stat().st_mtime_ns}"
+            seg = tmp_path / f"segment_{e.episode_index}.mp4"
+            seg.write_bytes(data)
+            lo, _ = ref.window(e.length, meta.fps)  # endpoints on the shard's timeline
         else:
+            seg = Path(cam["path"])
+            assert seg == staged_mp4 and "source_range" not in cam
+            assert all(Path(p).parent == seg.parent and Path(p).name.startswith(f".{seg.name}.tmp-") for p in written), written
+            lo = 0.0
+        assert cam["method"] == method and cam["frame_count"] == e.length == video.probe_video(seg).frame_count
+        assert endpoints[key] == pytest.approx((lo, lo + (e.length - 1) / meta.fps), abs=0.5 / meta.fps)
+        if method != "stream_copy":
             pixels = b"".join(f.tobytes() for f in video.iter_frames_rgb(seg))
             assert hashlib.sha256(pixels).hexdigest() == want, e.episode_index
             lo, hi = ref.window(e.length, meta.fps)

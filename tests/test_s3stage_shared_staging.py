@@ -122,12 +122,14 @@ def test_staging_lives_next_to_the_output_never_inside_it(s3: dict[str, Any], tw
     staged = [k for k in _keys(s3, staging.split(f"s3://{BUCKET}/", 1)[1]) if not k.endswith("/")]
     records = sorted(k for k in staged if k.endswith(".json") and k.count("/") == 1)
     assert records == sorted(f"{kind}/episode_{ep:06d}.json" for kind in ("frames", "videos", "stats") for ep in range(6))
-    # one content-named object per staged data file: 6 segments per video camera, no copy of the frames rows
+    # one content-named object per staged data file: 6 segment headers per video camera (the
+    # video data stay in the source's shards), no copy of the frames rows
     info = json.loads((sample(SAMPLE) / "meta" / "info.json").read_text())
     cameras = [k for k, f in info["features"].items() if f["dtype"] == "video"]
     assert [k for k in staged if k.startswith("frames/") and not k.endswith(".json")] == []
-    mp4s = [k for k in staged if k.startswith("videos/") and ".mp4." in k]
-    assert len(cameras) >= 1 and len(mp4s) == 6 * len(cameras), mp4s
+    headers = [k for k in staged if k.startswith("videos/") and ".mp4.header." in k]
+    assert len(cameras) >= 1 and len(headers) == 6 * len(cameras), headers
+    assert [k for k in staged if k.startswith("videos/") and ".mp4." in k and ".mp4.header." not in k] == []
     assert "source.json" in staged and "dataset_stats.json" in staged
     assert not [k for k in staged if k.startswith("pending/")], "a publish removes the pending records it committed"
 
@@ -148,17 +150,21 @@ def test_a_staged_object_that_differs_from_its_record_is_refused_by_name(
     full = conv.staging.shared.uri.split(f"s3://{BUCKET}/", 1)[1] + "/" + key
     good = s3["client"].get_object(Bucket=BUCKET, Key=full)["Body"].read()
     s3["client"].put_object(Bucket=BUCKET, Key=full, Body=good[:-10])
-    segment = conv.staging.record(VIDEOS, 2)["cameras"][cam]["path"]
+    record = conv.staging.record(VIDEOS, 2)["cameras"][cam]
+    header = record["header"]  # the staged file of a segment kept in its shard
     try:
         with pytest.raises(LeRobotLanceError) as err:
-            conv.staging.local_file(segment, (VIDEOS, 2))
+            conv.staging.local_file(header, (VIDEOS, 2))
         msg = str(err.value)
-        assert key in msg and f"does not match its record videos/{column}/episode_000002.mp4" in msg
+        assert key in msg and f"does not match its record videos/{column}/episode_000002.mp4.header" in msg
         assert f"expected {len(good)} bytes" in msg and f"found {len(good) - 10} bytes" in msg
-        assert not (tmp_path / "machine_d" / "videos" / column / "episode_000002.mp4").exists()  # nothing half-fetched kept
+        assert not (tmp_path / "machine_d" / "videos" / column / "episode_000002.mp4.header").exists()  # nothing half-fetched kept
     finally:
         s3["client"].put_object(Bucket=BUCKET, Key=full, Body=good)
-    assert video.probe_video(conv.staging.local_file(segment, (VIDEOS, 2))).frame_count == conv.meta.episode(2).length
+    from lerobot_lance.episode_stages import segment_buffer
+
+    (tmp_path / "segment.mp4").write_bytes(segment_buffer(conv, 2, record).to_pybytes())  # header fetched, data from the shard
+    assert video.probe_video(tmp_path / "segment.mp4").frame_count == conv.meta.episode(2).length
     assert conv.read_frames(2).num_rows == conv.meta.episode(2).length  # the rows come from the source
 
 

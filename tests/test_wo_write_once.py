@@ -1,18 +1,28 @@
-"""Every frame written once: staging holds no copy of the source's rows (issue #11, target 6).
+"""Every frame and segment byte written once: staging holds no copy of the
+source's rows or video data (issue #11, target 6).
 
 ``episode_frames`` checks each episode's rows and records the identity of the
 data file it read; the frames table is then written from the source itself
-(:func:`lerobot_lance.source_frames.read_frames`). On a copy of ``g1_v30``
-(one parquet for all six episodes) and of ``g1_v21`` (one per episode),
-converted once per module:
+(:func:`lerobot_lance.source_frames.read_frames`). ``episode_videos`` cuts
+each v3.0 window by stream copy in memory and stages only the segment's mp4
+header, with the shard's byte range and identity; the ``episodes`` table
+then reads the video data from the shard
+(:func:`lerobot_lance.episode_stages.segment_buffer`). On a copy of ``g1_v30``
+(one parquet for all six episodes, three shards) and of ``g1_v21`` (one
+parquet and one mp4 per episode), converted once per module:
 
-- the staging area holds records, segments and stats, no frames data file,
-  and each frames record names its data file with the file's size and mtime;
-- ``frames.lance`` equals the source parquet rows, value for value;
-- a data file rewritten after ``episode_frames`` checked it (between the
-  episode runs and the publish run of the runner) stops the publish with a
-  located message naming the file and the episode, no traceback, and the
-  output keeps its tables, versions and tag.
+- the staging area holds records, segment headers and stats, no frames data
+  file and no mp4, and each frames record names its data file with the
+  file's size and mtime;
+- ``frames.lance`` equals the source parquet rows, value for value, and each
+  segment blob of ``episodes.lance`` has the sha256 of the mp4
+  :func:`lerobot_lance.video.cut_segment` writes for its window (v2.x: of
+  the episode's file);
+- a data file rewritten after ``episode_frames`` checked it, or a shard
+  rewritten after ``episode_videos`` cut it (between the episode runs and the
+  publish run of the runner), stops the publish with a located message
+  naming the file and the episode, no traceback, and the output keeps its
+  tables, versions and tag.
 """
 
 from __future__ import annotations
@@ -85,6 +95,78 @@ def test_staging_holds_no_copy_of_the_frames_rows(converted_copy: dict[str, Any]
     assert len(keys) >= 6
     for key in keys:
         assert frames[key.replace(".", "_")].to_pylist() == source[key].to_pylist(), key
+
+
+def test_staging_holds_no_copy_of_the_video_data(converted_copy: dict[str, Any], tmp_path: Path) -> None:
+    import hashlib
+
+    import lance
+
+    from lerobot_lance import video
+    from lerobot_lance.readers import read_dataset_meta
+
+    staging, src = converted_copy["staging"], converted_copy["src"]
+    files = [p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file()]
+    assert [f for f in files if f.endswith(".mp4")] == [], files
+    meta = read_dataset_meta(src)
+    (key,) = meta.video_keys
+    column = meta.features[key].column
+    headers = sorted(f for f in files if f.endswith(".mp4.header"))
+    if meta.one_file_per_episode:  # v2.x: the episode's file is the segment, nothing staged
+        assert headers == []
+    else:
+        assert headers == [f"videos/{column}/episode_{ep:06d}.mp4.header" for ep in meta.episode_indices]
+    ds = lance.dataset(str(converted_copy["out"] / "episodes.lance"))
+    order = ds.to_table(columns=["episode_index"])["episode_index"].to_pylist()
+    assert sorted(order) == meta.episode_indices
+    for i, blob in enumerate(ds.take_blobs(f"{column}_video_blob", indices=list(range(len(order))))):
+        e = meta.episode(order[i])
+        ref = e.videos[key]
+        if meta.one_file_per_episode:
+            want = video.sha256_file(src / ref.relative_path)
+        else:
+            lo, hi = ref.window(e.length, meta.fps)
+            cut = video.cut_segment(src / ref.relative_path, lo, hi, e.length, tmp_path / f"{e.episode_index}.mp4")
+            assert cut.method == "stream_copy"
+            want = video.sha256_file(tmp_path / f"{e.episode_index}.mp4")
+            rec = json.loads((staging / "videos" / f"episode_{e.episode_index:06d}.json").read_text())["cameras"][key]
+            assert rec["size_bytes"] == cut.size_bytes == (staging / rec["header"]).stat().st_size + rec["source_range"][1]
+        with blob as f:
+            assert hashlib.sha256(f.read()).hexdigest() == want, e.episode_index
+
+
+@pytest.mark.parametrize("converted_copy", ["g1_v30"], indirect=True)
+def test_a_shard_changed_after_episode_videos_stops_the_publish(converted_copy: dict[str, Any]) -> None:
+    from pipelines.runner import ConversionFailed, run_conversion
+
+    src, out, staging = converted_copy["src"], converted_copy["out"], converted_copy["staging"]
+    before = _state(out)
+    rel = "videos/observation.images.cam_high/chunk-000/file-001.mp4"  # episodes 2 and 3
+    path = src / rel
+    original = path.read_bytes()
+    st = path.stat()
+
+    def rewrite(stage: str, total: int) -> None:
+        if stage != "frames_table":  # the episode runs are done: their windows were cut
+            return
+        cam = json.loads((staging / "videos" / "episode_000003.json").read_text())["cameras"]["observation.images.cam_high"]
+        offset, length = cam["source_range"]
+        data = bytearray(original)
+        data[offset + length // 2] ^= 0xFF  # one byte of episode 3's video data, same size
+        path.unlink()  # a hard link to the shared sample: replace, never edit
+        path.write_bytes(bytes(data))
+
+    try:
+        with pytest.raises(ConversionFailed) as err:
+            run_conversion(str(src), str(out), staging_dir=str(staging), overwrite=True, on_stage=rewrite)
+        text = "\n".join(err.value.failures)
+        assert f"{rel} (episode 2): changed since episode_videos cut it; rerun episode_videos" in text, text
+        assert "Traceback" not in text and "File \"" not in text, text
+        assert _state(out) == before  # nothing committed, no tag moved, meta/ untouched
+    finally:
+        path.unlink()
+        path.write_bytes(original)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 def test_a_data_file_changed_after_episode_frames_stops_the_publish(converted_copy: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from lerobot_lance import formats
 from lerobot_lance.column_names import OUTCOME_COLUMNS, camera_columns, episode_sequence_columns
 from lerobot_lance.conversion import Conversion, writing
-from lerobot_lance.episode_stages import camera_file, publishable_episodes, source_video_files
+from lerobot_lance.episode_stages import publishable_episodes, segment_buffer, source_video_files
 from lerobot_lance.errors import LeRobotLanceError
 from lerobot_lance.frames import frames_schema
 from lerobot_lance.lance_io import PendingTable, blob_field, discard_pending, write_pending
@@ -135,7 +135,7 @@ def _episode_row(conv: Conversion, ep: int, schema: pa.Schema, with_videos: bool
                     f"{conv.staging.root}: episode {ep} camera {key!r} was staged for the lerobot layout (no segment); "
                     "re-materialize episode_videos for the card layout"
                 )
-            arrays[blob] = blobs.blob_array(blobs.read_file_buffer(camera_file(conv, cam)))  # one copy in memory
+            arrays[blob] = blobs.blob_array(segment_buffer(conv, ep, cam))  # one copy in memory
             values[lo] = [float(cam["from_timestamp"])]
             values[hi] = [float(cam["to_timestamp"])]
     columns = [arrays[n] if n in arrays else pa.array(values[n], type=schema.field(n).type) for n in schema.names]
@@ -159,8 +159,11 @@ def episodes_stats_type(conv: Conversion) -> pa.DataType | None:
 def write_episodes_table(conv: Conversion) -> PendingTable:
     """Stream one row per publishable episode into pending fragments of
     ``episodes.lance``. One episode's segments in memory at a time; row
-    groups of 8 rows bound Lance's buffer to a few segments. Under the
-    output's writer lock (:func:`writing`)."""
+    groups of 8 rows bound Lance's buffer to a few segments. A segment kept
+    in its shard is its staged header and the shard's bytes, read here
+    (:func:`lerobot_lance.episode_stages.segment_buffer`: a shard that
+    changed since ``episode_videos`` cut it raises ``SourceDataError``, and
+    nothing is committed). Under the output's writer lock (:func:`writing`)."""
     with writing(conv):
         cov = publishable_episodes(conv)
         with_videos = not conv.options.skip_videos

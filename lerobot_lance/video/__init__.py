@@ -44,7 +44,7 @@ The public names below are importable from the package itself.
 
 from __future__ import annotations
 
-from lerobot_lance.video.cut import Segment, cut_segment
+from lerobot_lance.video.cut import Segment, SourceRange, cut_segment
 from lerobot_lance.video.decode import first_last_frames_decode, iter_frames_rgb
 from lerobot_lance.video.probe import KeyframePackets, VideoProbe, keyframe_packets, probe_video, sha256_file
 from lerobot_lance.video.sample import WindowFacts, inspect_window, sample_frames_rgb
@@ -54,6 +54,7 @@ from lerobot_lance.video.window import window_packet_count
 __all__ = [
     "KeyframePackets",
     "Segment",
+    "SourceRange",
     "StagedWindow",
     "VideoProbe",
     "WindowFacts",

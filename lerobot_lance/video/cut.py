@@ -3,8 +3,10 @@ starts on a keyframe, else a re-encode (:func:`cut_segment`)."""
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
+import struct
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -39,6 +41,32 @@ _REENCODE_MODES = ("auto", "always", "never")
 
 
 @dataclass(frozen=True)
+class SourceRange:
+    """A segment whose video data are a run of its source file's bytes: the
+    segment is ``header`` followed by the ``length`` bytes of the source from
+    byte ``offset`` (a stream copy of a window whose packets lie back to back
+    in the source, as in LeRobot v3.0 shards; or the whole source file, with
+    an empty header).
+
+    Attributes:
+        header: the segment's bytes before its video data: the mp4 boxes
+            ``ftyp`` and ``moov`` and the ``mdat`` box header (a few KB:
+            about 8 bytes per frame).
+        offset: byte offset in the source file of the window's first packet.
+        length: bytes of video data (the ``mdat`` payload).
+    """
+
+    header: bytes
+    offset: int
+    length: int
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of the whole segment."""
+        return len(self.header) + self.length
+
+
+@dataclass(frozen=True)
 class Segment:
     """The result of :func:`cut_segment`.
 
@@ -49,12 +77,17 @@ class Segment:
             libx264; lossless when ``crf_or_qp == 0``).
         frame_count: number of video packets (== frames) written to the file
             (counted while muxing; the file's own index must list as many).
-        size_bytes: size of the written file in bytes.
+        size_bytes: size of the segment in bytes.
+        source_range: when the cut was asked to keep a stream copy in its
+            source (``in_source=True``) and its video data are bytes of the
+            source: where; nothing was written then. ``None`` when the
+            segment was written to its file.
     """
 
     method: str
     frame_count: int
     size_bytes: int
+    source_range: SourceRange | None = None
 
 
 def _tmp_name(dst: Path) -> Path:
@@ -68,14 +101,50 @@ def _unlink_quiet(p: Path) -> None:
         pass
 
 
-def _remux(stream: VideoStream, scan: _Scan, tmp: Path) -> int:
-    """Mux the window's packets (``scan.packets``, decode order) into ``tmp``
-    without decoding, timestamps rebased to the first frame. Returns the
-    number of packets muxed. The packets are rebased in place: decode them
-    before, not after."""
+class _ReadBack:
+    """A second, read-only handle on the muxer's in-memory output: the mp4
+    muxer re-opens what it wrote (through ``io_open``) to move ``moov`` in
+    front of the data (``movflags=faststart``), reading ahead of where it
+    writes, as it would with the file opened twice."""
+
+    def __init__(self, buf: io.BytesIO) -> None:
+        self._buf, self._pos = buf, 0
+
+    def read(self, n: int) -> bytes:
+        view = self._buf.getbuffer()
+        try:
+            out = bytes(view[self._pos : self._pos + n])
+        finally:
+            view.release()  # an exported buffer would stop the muxer's writes from growing it
+        self._pos += len(out)
+        return out
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._buf.getbuffer().nbytes}[whence]
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def close(self) -> None:
+        pass
+
+
+def _remux(stream: VideoStream, scan: _Scan) -> tuple[bytes, int]:
+    """Mux the window's packets (``scan.packets``, decode order) into an mp4
+    in memory, without decoding, timestamps rebased to the first frame: the
+    same bytes the mp4 muxer writes to a file with the same options. Returns
+    (the mp4's bytes, the number of packets muxed). The packets are rebased
+    in place: decode them before, not after."""
     offset = scan.pts[0]
     n = 0
-    with av.open(str(tmp), mode="w", format="mp4", options=dict(_MP4_OPTIONS)) as out:
+    buf = io.BytesIO()
+
+    def read_back(url: str, flags: int, options: dict[str, str]) -> _ReadBack:
+        return _ReadBack(buf)
+
+    with av.open(buf, mode="w", format="mp4", options=dict(_MP4_OPTIONS), io_open=read_back) as out:
         # opaque=True: copy codec parameters as they are. Without it PyAV looks
         # for an *encoder* named like the decoder (UnknownCodecError: libdav1d).
         ostream = out.add_stream_from_template(stream, opaque=True)
@@ -87,7 +156,46 @@ def _remux(stream: VideoStream, scan: _Scan, tmp: Path) -> int:
             pkt.stream = ostream
             out.mux(pkt)
             n += 1
-    return n
+    return buf.getvalue(), n
+
+
+def _mdat_payload_start(data: bytes) -> int | None:
+    """Offset in ``data`` (an mp4) of the payload of its last top-level box
+    when that box is ``mdat``, else ``None``. Box header per ISO/IEC 14496-12
+    section 4.2: a 32-bit big-endian size and a four-character type; size 1
+    means a 64-bit size follows, size 0 means "to the end of the file"."""
+    i, n = 0, len(data)
+    while i + 8 <= n:
+        size, kind = struct.unpack_from(">I4s", data, i)
+        head = 8
+        if size == 1:
+            if i + 16 > n:
+                return None
+            size, head = struct.unpack_from(">Q", data, i + 8)[0], 16
+        elif size == 0:
+            size = n - i
+        if size < head or i + size > n:
+            return None
+        if i + size == n:
+            return i + head if kind == b"mdat" else None
+        i += size
+    return None
+
+
+def _source_range(data: bytes, src_p: Path, first_packet_pos: int | None) -> SourceRange | None:
+    """Where the video data of the muxed segment ``data`` lie in ``src_p``:
+    its ``mdat`` payload compared byte for byte with the source's bytes from
+    the window's first packet (``first_packet_pos``, from the demuxer).
+    ``None`` when they differ (packets not back to back in the source, or
+    changed by the muxer) or the position is unknown."""
+    start = _mdat_payload_start(data)
+    if start is None or first_packet_pos is None or first_packet_pos < 0:
+        return None
+    length = len(data) - start
+    with open(src_p, "rb") as f:
+        f.seek(first_packet_pos)
+        same = f.read(length) == memoryview(data)[start:]
+    return SourceRange(data[:start], first_packet_pos, length) if same else None
 
 
 class _RunIncomplete(Exception):
@@ -250,7 +358,7 @@ def cut_segment(
         SourceDataError: ``src`` is missing, empty, unreadable or has no video
             stream; the window holds a number of frames other than
             ``expected_frames`` (checked before writing, then on the packets
-            muxed and on the written file's index, the file then deleted); with
+            muxed and on the segment's index, nothing then left at ``dst``); with
             ``reencode="never"``, the window does not start on a keyframe;
             decoding fails while re-encoding.
     """
@@ -346,26 +454,38 @@ def _write_segment(
     crf_or_qp: int,
     preset: str,
     on_frame: Callable[[VideoFrame], None] | None = None,
+    *,
+    in_source: bool = False,
 ) -> Segment:
     """Write the scanned window to ``dst_p`` by ``method`` from the packets the
     scan kept (the re-encode decodes them; only a window whose frames do not
     all come out of them is decoded again from ``src_p`` by the seeking
-    decoder), check the written file's header, and rename it into place.
+    decoder), check the segment's header, and rename it into place.
     ``on_frame`` sees each decoded frame of a re-encode.
 
+    ``in_source``: a copy, or a stream copy whose video data are bytes of
+    ``src_p`` (:class:`SourceRange`), is not written at all: the returned
+    segment says where its bytes are. A stream copy is muxed in memory first
+    either way (its header checked there), so both give the same bytes.
+
     Raises:
-        SourceDataError: writing fails, or the written file's index does not
+        SourceDataError: writing fails, or the segment's index does not
             list the frames muxed, or it does not start at timestamp 0.
     """
+    if method == "copy" and in_source:
+        size = src_p.stat().st_size
+        return Segment(method, len(scan.pts), size, SourceRange(b"", 0, size))
     dst_p.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(dst_p)
+    data: bytes | None = None
     try:
         try:
             if method == "copy":
                 shutil.copyfile(src_p, tmp)
                 written = len(scan.pts)
             elif method == "stream_copy":
-                written = _remux(stream, scan, tmp)
+                first_pos = scan.packets[0].pos if scan.packets else None
+                data, written = _remux(stream, scan)
             else:
                 scan.packets.clear()
                 try:
@@ -385,7 +505,13 @@ def _write_segment(
                 expected=expected_frames,
                 found=written,
             )
-        _check_header(tmp, src_p, window, method, written)
+        _check_header(data if data is not None else tmp, src_p, window, method, written)
+        if data is not None:
+            kept = _source_range(data, src_p, first_pos) if in_source else None
+            if kept is not None:
+                return Segment(method, written, len(data), kept)
+            with open(tmp, "wb") as f:
+                f.write(data)
         os.replace(tmp, dst_p)
     except BaseException:
         _unlink_quiet(tmp)
@@ -393,24 +519,33 @@ def _write_segment(
     return Segment(method=method, frame_count=written, size_bytes=dst_p.stat().st_size)
 
 
-def _check_header(tmp: Path, src_p: Path, window: str, method: str, written: int) -> None:
-    """The written segment reopened, its header only (the mp4 index, read
-    when the file is opened; no packet is demuxed): it must list the
-    ``written`` frames muxed and start at timestamp 0.
+def _check_header(segment: Path | bytes, src_p: Path, window: str, method: str, written: int) -> None:
+    """The segment (its file, or its bytes) reopened, its header only (the
+    mp4 index, read when the file is opened; no packet is demuxed): it must
+    list the ``written`` frames muxed and start at timestamp 0.
 
     Raises:
-        SourceDataError: the file does not open, lists another number of
+        SourceDataError: the segment does not open, lists another number of
             frames, or its stream starts elsewhere than 0.
     """
-    with _open(tmp) as container:
-        stream = _video_stream(container, tmp)
+    if isinstance(segment, bytes):
+        try:
+            container = av.open(io.BytesIO(segment), mode="r", format="mp4")
+        except av.error.FFmpegError as exc:
+            raise SourceDataError(
+                str(src_p), f"segment cut from video window {window} ({method}) does not open: {exc.strerror or exc}"
+            ) from exc
+    else:
+        container = _open(segment)
+    with container:
+        stream = _video_stream(container, src_p)
         listed, start = stream.frames, stream.start_time
     if listed != written:
         raise SourceDataError(
             str(src_p),
             f"segment cut from video window {window} ({method}) holds the wrong number of frames",
             expected=f"{written} frames (muxed)",
-            found=f"{listed} frames (the written file's index)",
+            found=f"{listed} frames (the segment's index)",
         )
     if start != 0:
         raise SourceDataError(

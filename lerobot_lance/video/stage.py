@@ -49,6 +49,7 @@ def stage_window(
     reencode: str = "auto",
     crf_or_qp: int = 0,
     preset: str = _DEFAULT_PRESET,
+    in_source: bool = False,
 ) -> StagedWindow:
     """Cut a window into ``dst`` as :func:`cut_segment` does (same method,
     same bytes), and give what :func:`inspect_window` gives on the window,
@@ -67,13 +68,23 @@ def stage_window(
       (:func:`lerobot_lance.encodings.reencode.check_reencoded`), which
       samples its first and last frames.
 
-    The count comes from the packets muxed; the written file is reopened for
-    its header only (its index must list as many frames, starting at 0).
+    The count comes from the packets muxed; the segment is reopened for its
+    header only (its index must list as many frames, starting at 0). A
+    stream copy is muxed in memory (the segment's bytes held once, e.g.
+    3.3 MB for 343 frames of the 640x480 AV1 sample), then written.
+
+    ``in_source=True``: a copy, or a stream copy whose video data are a run
+    of the source's bytes (checked byte for byte), is not written:
+    ``segment.source_range`` says where its bytes are (the header, and the
+    source byte range), and nothing is left at ``dst``. A re-encode, or a
+    stream copy whose data are not the source's bytes, is written as without
+    it.
 
     Args:
         src, from_timestamp, to_timestamp, expected_frames, dst, reencode,
             crf_or_qp, preset: as :func:`cut_segment`.
         sample_frames: frames to sample for camera statistics (0: none).
+        in_source: keep a copy or stream copy in its source (see above).
 
     Returns:
         A :class:`StagedWindow`.
@@ -88,7 +99,8 @@ def stage_window(
         origin = scan.pts[0]
         if method != "reencode":
             facts = _window_facts(stream, scan, src_p, sample_frames, window, origin=origin)
-            segment = _write_segment(stream, scan, src_p, Path(dst), window, method, expected_frames, crf_or_qp, preset)
+            segment = _write_segment(stream, scan, src_p, Path(dst), window, method, expected_frames, crf_or_qp, preset,
+                                     in_source=in_source)
             scan.packets.clear()
             scan.run.clear()
             return StagedWindow(segment, facts)
