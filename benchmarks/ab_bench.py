@@ -32,7 +32,10 @@ def _run(code: Path, source: Path, out: Path, extra: list[str]) -> dict[str, flo
         "from pathlib import Path; print(json.dumps(measure(Path(%r), Path(%r), %r)))"
     ) % (str(REPO), str(source), str(out), extra)
     env = {**os.environ, "PYTHONPATH": str(code)}
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    # cwd=code: measure() starts the CLI with ``python -m``, which puts the
+    # working directory first on sys.path, ahead of PYTHONPATH (run from this
+    # checkout's root, both A and B would run this checkout's code)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=str(code))
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
