@@ -135,32 +135,30 @@ def test_staging_holds_no_copy_of_the_video_data(converted_copy: dict[str, Any],
             assert hashlib.sha256(f.read()).hexdigest() == want, e.episode_index
 
 
-@pytest.mark.parametrize("converted_copy", ["g1_v30"], indirect=True)
-def test_a_shard_changed_after_episode_videos_stops_the_publish(converted_copy: dict[str, Any]) -> None:
+def _publish_refused(converted_copy: dict[str, Any], rel: str, rewrite: Any, message: str) -> None:
+    """Convert again, replacing the source file ``rel`` with ``rewrite(path)``
+    once the episode runs are done (before the table steps): the publish must
+    fail with ``message`` (located, no traceback) and leave the output as it
+    was. The file is put back afterwards."""
     from pipelines.runner import ConversionFailed, run_conversion
 
-    src, out, staging = converted_copy["src"], converted_copy["out"], converted_copy["staging"]
+    src, out = converted_copy["src"], converted_copy["out"]
     before = _state(out)
-    rel = "videos/observation.images.cam_high/chunk-000/file-001.mp4"  # episodes 2 and 3
     path = src / rel
     original = path.read_bytes()
     st = path.stat()
 
-    def rewrite(stage: str, total: int) -> None:
-        if stage != "frames_table":  # the episode runs are done: their windows were cut
-            return
-        cam = json.loads((staging / "videos" / "episode_000003.json").read_text())["cameras"]["observation.images.cam_high"]
-        offset, length = cam["source_range"]
-        data = bytearray(original)
-        data[offset + length // 2] ^= 0xFF  # one byte of episode 3's video data, same size
-        path.unlink()  # a hard link to the shared sample: replace, never edit
-        path.write_bytes(bytes(data))
+    def on_stage(stage: str, total: int) -> None:
+        if stage == "frames_table":  # the episode runs are done: their rows checked, their windows cut
+            data = rewrite(path)
+            path.unlink()  # a hard link to the shared sample: replace, never edit
+            path.write_bytes(data)
 
     try:
         with pytest.raises(ConversionFailed) as err:
-            run_conversion(str(src), str(out), staging_dir=str(staging), overwrite=True, on_stage=rewrite)
+            run_conversion(str(src), str(out), staging_dir=str(converted_copy["staging"]), overwrite=True, on_stage=on_stage)
         text = "\n".join(err.value.failures)
-        assert f"{rel} (episode 2): changed since episode_videos cut it; rerun episode_videos" in text, text
+        assert message in text, text
         assert "Traceback" not in text and "File \"" not in text, text
         assert _state(out) == before  # nothing committed, no tag moved, meta/ untouched
     finally:
@@ -169,40 +167,40 @@ def test_a_shard_changed_after_episode_videos_stops_the_publish(converted_copy: 
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
+@pytest.mark.parametrize("converted_copy", ["g1_v30"], indirect=True)
+def test_a_shard_changed_after_episode_videos_stops_the_publish(converted_copy: dict[str, Any]) -> None:
+    rel = "videos/observation.images.cam_high/chunk-000/file-001.mp4"  # episodes 2 and 3
+    staging = converted_copy["staging"]
+
+    def flip_a_byte(path: Path) -> bytes:
+        cam = json.loads((staging / "videos" / "episode_000003.json").read_text())["cameras"]["observation.images.cam_high"]
+        offset, length = cam["source_range"]
+        data = bytearray(path.read_bytes())
+        data[offset + length // 2] ^= 0xFF  # one byte of episode 3's video data, same size
+        return bytes(data)
+
+    _publish_refused(converted_copy, rel, flip_a_byte,
+                     f"{rel} (episode 2): changed since episode_videos cut it; rerun episode_videos")
+
+
 def test_a_data_file_changed_after_episode_frames_stops_the_publish(converted_copy: dict[str, Any]) -> None:
-    from pipelines.runner import ConversionFailed, run_conversion
+    import io
 
-    src, out = converted_copy["src"], converted_copy["out"]
-    before = _state(out)
     rel = "data/chunk-000/file-000.parquet" if converted_copy["name"] == "g1_v30" else "data/chunk-000/episode_000001.parquet"
-    path = src / rel
-    original = path.read_bytes()
-    st = path.stat()
 
-    def rewrite(stage: str, total: int) -> None:
-        if stage != "frames_table":  # the episode runs are done: their rows were checked
-            return
+    def move_actions(path: Path) -> bytes:
         t = pq.read_table(path)
         action = t["action"].combine_chunks()
         flat = pc.add(action.flatten(), pa.scalar(1.0, action.type.value_type))  # every action moved by 1
         moved = type(action).from_arrays(flat, action.type.list_size) if pa.types.is_fixed_size_list(action.type) else \
             pa.ListArray.from_arrays(action.offsets, flat)
-        t = t.set_column(t.column_names.index("action"), "action", moved)
-        path.unlink()  # a hard link to the shared sample: replace, never edit
-        pq.write_table(t, path)
+        sink = io.BytesIO()
+        pq.write_table(t.set_column(t.column_names.index("action"), "action", moved), sink)
+        return sink.getvalue()
 
-    try:
-        with pytest.raises(ConversionFailed) as err:
-            run_conversion(str(src), str(out), staging_dir=str(converted_copy["staging"]), overwrite=True, on_stage=rewrite)
-        text = "\n".join(err.value.failures)
-        episode = 0 if converted_copy["name"] == "g1_v30" else 1
-        assert f"{rel} (episode {episode}): changed since episode_frames checked it; rerun episode_frames" in text, text
-        assert "Traceback" not in text and "File \"" not in text, text
-        assert _state(out) == before  # nothing committed, no tag moved, meta/ untouched
-    finally:
-        path.unlink()
-        path.write_bytes(original)
-        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    episode = 0 if converted_copy["name"] == "g1_v30" else 1
+    _publish_refused(converted_copy, rel, move_actions,
+                     f"{rel} (episode {episode}): changed since episode_frames checked it; rerun episode_frames")
 
 
 def test_a_frames_record_without_source_files_is_staged_again(tmp_path: Path) -> None:
