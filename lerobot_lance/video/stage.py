@@ -76,7 +76,7 @@ def stage_window(
     ``in_source=True``: a copy, or a stream copy whose video data are a run
     of the source's bytes (checked byte for byte), is not written:
     ``segment.source_range`` says where its bytes are (the header, and the
-    source byte range), and nothing is left at ``dst``. A re-encode, or a
+    source byte range), and nothing is written at ``dst``. A re-encode, or a
     stream copy whose data are not the source's bytes, is written as without
     it.
 
