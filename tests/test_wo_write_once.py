@@ -222,3 +222,47 @@ def test_a_frames_record_without_source_files_is_staged_again(tmp_path: Path) ->
     staging.write_record(VIDEOS, 0, {"episode_index": 0, "status": "ok", "revision": "r1"})
     assert staging.is_current(VIDEOS, 0, "r1") is True
     assert staging.current(VIDEOS, 0, "r1") is not None
+
+
+def test_a_stream_copy_is_kept_in_its_shard_only_when_every_byte_matches(tmp_path: Path) -> None:
+    """The byte comparison behind ``source_range`` (``video.cut._source_range``),
+    on a real v3.0 window: the kept segment (header + shard range) is the
+    segment ``cut_segment`` writes; the same segment against a copy of the shard
+    with one byte changed at either end of the range, or cut short inside
+    it, is not kept."""
+    import shutil
+
+    from lerobot_lance import video
+    from lerobot_lance.readers import read_dataset_meta
+    from lerobot_lance.video.cut import _source_range
+    from tests.faults import SHARED
+
+    src = SHARED / "g1_v30"
+    meta = read_dataset_meta(src)
+    (key,) = meta.video_keys
+    e = meta.episode(1)  # the second window of file-000.mp4: its data start inside the shard
+    shard = src / e.videos[key].relative_path
+    lo, hi = e.videos[key].window(e.length, meta.fps)
+    staged = video.stage_window(shard, lo, hi, e.length, tmp_path / "kept.mp4", in_source=True)
+    kept = staged.segment.source_range
+    assert kept is not None and not (tmp_path / "kept.mp4").exists()
+    assert kept.offset > 0 and kept.offset + kept.length <= shard.stat().st_size
+    with open(shard, "rb") as f:
+        f.seek(kept.offset)
+        data = kept.header + f.read(kept.length)
+    video.cut_segment(shard, lo, hi, e.length, tmp_path / "cut.mp4")
+    assert data == (tmp_path / "cut.mp4").read_bytes()
+
+    assert _source_range(data, shard, kept.offset) == kept
+    whole = shard.read_bytes()
+    for name, changed in {
+        "first byte": whole[: kept.offset] + bytes([whole[kept.offset] ^ 1]) + whole[kept.offset + 1 :],
+        "last byte": whole[: kept.offset + kept.length - 1] + bytes([whole[kept.offset + kept.length - 1] ^ 1])
+        + whole[kept.offset + kept.length :],
+        "cut short": whole[: kept.offset + kept.length - 1],
+    }.items():
+        other = tmp_path / f"{name}.mp4"
+        other.write_bytes(changed)
+        assert _source_range(data, other, kept.offset) is None, name
+    shutil.copyfile(shard, tmp_path / "same.mp4")
+    assert _source_range(data, tmp_path / "same.mp4", kept.offset) == kept
